@@ -1,0 +1,22 @@
+"""fmnist: Fashion-MNIST, and any MNIST-format (IDX) dataset, into numpy, fast and verified.
+
+The heavy lifting (gzip inflation, IDX parsing, MD5/SHA-256) is done in Rust with the GIL
+released; see ``fmnist.reference`` for the pure-Python specification it is tested against.
+"""
+
+from __future__ import annotations
+
+from gzip import BadGzipFile
+
+from ._core import ChecksumError, IdxFormatError, __version__
+from .idx import read_idx, read_idx_many, write_idx
+
+__all__ = [
+    "BadGzipFile",
+    "ChecksumError",
+    "IdxFormatError",
+    "__version__",
+    "read_idx",
+    "read_idx_many",
+    "write_idx",
+]

@@ -1,0 +1,147 @@
+"""read_idx, read_idx_many and write_idx: the typed Python face of the Rust engine."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import IO, Any, Optional, Sequence, Union
+
+import numpy as np
+import numpy.typing as npt
+
+from . import _core
+
+Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview]
+Dest = Union[str, "os.PathLike[str]", IO[bytes]]
+
+#: The dtypes IDX can hold (native byte order), by IDX type code.
+IDX_DTYPES = {
+    0x08: np.dtype(np.uint8),
+    0x09: np.dtype(np.int8),
+    0x0B: np.dtype(np.int16),
+    0x0C: np.dtype(np.int32),
+    0x0D: np.dtype(np.float32),
+    0x0E: np.dtype(np.float64),
+}
+
+
+def _source(source: Any) -> Union[str, bytes]:
+    """A path becomes str, any bytes-like object becomes bytes (gzip is told by its magic bytes)."""
+    if isinstance(source, (str, os.PathLike)):
+        return os.fsdecode(os.fspath(source))
+    if isinstance(source, bytes):
+        return source
+    try:
+        return memoryview(source).tobytes()
+    except TypeError:
+        raise TypeError(f"source must be a path or a bytes-like object, not {type(source).__name__}") from None
+
+
+def _max_bytes(max_bytes: Optional[int]) -> Optional[int]:
+    if max_bytes is None:
+        return None
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0:
+        raise ValueError(f"max_bytes must be a non-negative int or None, not {max_bytes!r}")
+    return max_bytes
+
+
+def read_idx(
+    source: Source,
+    *,
+    md5: Optional[str] = None,
+    sha256: Optional[str] = None,
+    content_md5: Optional[str] = None,
+    content_sha256: Optional[str] = None,
+    max_bytes: Optional[int] = None,
+) -> npt.NDArray[Any]:
+    """Read an IDX file, raw or gzip-compressed, into a numpy array.
+
+    ``source`` is a path or a bytes-like object. ``md5``/``sha256`` are hex digests of the bytes
+    as stored (the .gz file itself when compressed); ``content_md5``/``content_sha256`` of the
+    decompressed IDX bytes. Each one given must match, else ``ChecksumError``. ``max_bytes``
+    refuses a larger payload before allocating it.
+
+    Returns a C-contiguous, writeable, native-byte-order array with the IDX shape and dtype,
+    whose memory belongs to it alone. Raises ``IdxFormatError`` for malformed IDX,
+    ``gzip.BadGzipFile`` for corrupt gzip, and the OS's own ``OSError`` subclasses.
+    """
+    return _core.read_idx(_source(source), md5, sha256, content_md5, content_sha256, _max_bytes(max_bytes))
+
+
+def read_idx_many(
+    sources: Sequence[Source],
+    *,
+    md5: Optional[Sequence[Optional[str]]] = None,
+    sha256: Optional[Sequence[Optional[str]]] = None,
+    content_md5: Optional[Sequence[Optional[str]]] = None,
+    content_sha256: Optional[Sequence[Optional[str]]] = None,
+    max_bytes: Optional[int] = None,
+) -> list[npt.NDArray[Any]]:
+    """Read several IDX files at once, spread over the machine's cores (largest first).
+
+    Each digest argument, when given, is a sequence aligned with ``sources`` (entries may be
+    None). Returns the arrays in the order of ``sources``; if any source fails, raises the error
+    of the first failing one, exactly as ``read_idx`` would have.
+    """
+    srcs = [_source(s) for s in sources]
+    columns = []
+    for label, given in (("md5", md5), ("sha256", sha256), ("content_md5", content_md5), ("content_sha256", content_sha256)):
+        column = [None] * len(srcs) if given is None else list(given)
+        if len(column) != len(srcs):
+            raise ValueError(f"{label} has {len(column)} entries for {len(srcs)} sources")
+        columns.append(column)
+    return _core.read_idx_many(srcs, list(zip(*columns)), _max_bytes(max_bytes))
+
+
+def _level(compress: Union[bool, int]) -> Optional[int]:
+    if compress is False:
+        return None
+    if compress is True:
+        return 6
+    if isinstance(compress, int) and 0 <= compress <= 9:
+        return compress
+    raise ValueError(f"compress must be a bool or a gzip level 0-9, not {compress!r}")
+
+
+def _native_idx_array(array: npt.ArrayLike) -> npt.NDArray[Any]:
+    a = np.asarray(array)
+    native = a.dtype.newbyteorder("=") if a.dtype.byteorder not in ("=", "|") else a.dtype
+    if native not in IDX_DTYPES.values():
+        raise TypeError(
+            f"IDX cannot hold an array of dtype {a.dtype}: use uint8, int8, int16, int32, float32 or float64"
+        )
+    return a.astype(native, copy=False)
+
+
+def write_idx(dest: Dest, array: npt.ArrayLike, *, compress: Union[bool, int] = False) -> None:
+    """Write ``array`` as an IDX file (C order, big-endian), gzip-compressed when ``compress`` is
+    True or a gzip level 0-9.
+
+    ``dest`` is a path or a binary file object. A path is written to a temporary file beside it
+    and renamed into place, so it never holds a partial file. A dtype IDX cannot hold raises
+    ``TypeError``.
+    """
+    level = _level(compress)
+    data = _core.encode_idx(_native_idx_array(array), level)
+    if not isinstance(dest, (str, os.PathLike)):
+        dest.write(data)
+        return
+    atomic_write(os.fspath(dest), data)
+
+
+def atomic_write(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder, fsync and rename."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + ".", suffix=".partial")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise

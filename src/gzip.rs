@@ -1,0 +1,301 @@
+//! gzip (RFC 1952): member headers, inflation into a caller's buffer, CRC32/ISIZE checks.
+//!
+//! A gzip file is one or more members, each `header | deflate stream | CRC32 | ISIZE`, and (as
+//! Python's gzip module and GNU gzip accept) zero bytes of padding after a member. libdeflate
+//! decodes one deflate stream at a time into one contiguous buffer, so we walk the members here
+//! and check every trailer ourselves.
+
+use std::os::raw::c_void;
+
+use flate2::{Decompress, FlushDecompress, Status};
+use libdeflate_sys as sys;
+
+use crate::Error;
+
+pub const MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+const FTEXT: u8 = 1;
+const FHCRC: u8 = 2;
+const FEXTRA: u8 = 4;
+const FNAME: u8 = 8;
+const FCOMMENT: u8 = 16;
+const RESERVED: u8 = 0xE0;
+
+/// deflate cannot expand its input by more than 1032:1 (258 bytes from a 1-bit length code and a
+/// 1-bit distance code), so a header claiming more than this was never produced by a compressor.
+pub const MAX_RATIO: usize = 1032;
+
+pub fn is_gzip(data: &[u8]) -> bool {
+    data.starts_with(&MAGIC)
+}
+
+fn bad(msg: impl Into<String>) -> Error {
+    Error::Gzip(msg.into())
+}
+
+/// Parses the member header at `data[0..]`; returns its length.
+pub fn member_header_len(data: &[u8]) -> Result<usize, Error> {
+    let truncated = || bad("truncated gzip member header");
+    let head = &data[..data.len().min(2)];
+    if !MAGIC.starts_with(head) {
+        return Err(bad(format!("not a gzip member: expected magic bytes 1f 8b, found {head:02x?}")));
+    }
+    if data.len() < 10 {
+        return Err(truncated());
+    }
+    if data[2] != 8 {
+        return Err(bad(format!("unknown gzip compression method {}: expected 8 (deflate)", data[2])));
+    }
+    let flags = data[3];
+    if flags & RESERVED != 0 {
+        return Err(bad(format!("gzip header has reserved flag bits set (flags 0x{flags:02x})")));
+    }
+    let _ = FTEXT; // FTEXT is a hint only
+    let mut pos = 10;
+    if flags & FEXTRA != 0 {
+        let xlen = data.get(pos..pos + 2).ok_or_else(truncated)?;
+        pos += 2 + u16::from_le_bytes([xlen[0], xlen[1]]) as usize;
+        if pos > data.len() {
+            return Err(truncated());
+        }
+    }
+    for flag in [FNAME, FCOMMENT] {
+        if flags & flag != 0 {
+            let nul = data[pos..].iter().position(|&b| b == 0).ok_or_else(truncated)?;
+            pos += nul + 1;
+        }
+    }
+    if flags & FHCRC != 0 {
+        let stored = data.get(pos..pos + 2).ok_or_else(truncated)?;
+        let stored = u16::from_le_bytes([stored[0], stored[1]]);
+        let actual = (libdeflater::crc32(&data[..pos]) & 0xffff) as u16;
+        if stored != actual {
+            return Err(bad(format!(
+                "gzip header CRC16 mismatch: header says {stored:04x}, computed {actual:04x}"
+            )));
+        }
+        pos += 2;
+    }
+    Ok(pos)
+}
+
+/// Skips the zero padding after a member; returns the offset of the next member, or None at the end.
+fn next_member(data: &[u8], pos: usize) -> Option<usize> {
+    data[pos..].iter().position(|&b| b != 0).map(|skip| pos + skip)
+}
+
+fn check_trailer(data: &[u8], pos: usize, produced: &[u8]) -> Result<(), Error> {
+    let t = data.get(pos..pos + 8).ok_or_else(|| bad("truncated gzip member: CRC32/ISIZE trailer missing"))?;
+    let crc = u32::from_le_bytes([t[0], t[1], t[2], t[3]]);
+    let isize = u32::from_le_bytes([t[4], t[5], t[6], t[7]]);
+    let actual_crc = libdeflater::crc32(produced);
+    if crc != actual_crc {
+        return Err(bad(format!("CRC32 check failed: trailer says {crc:08x}, data gives {actual_crc:08x}")));
+    }
+    if isize != produced.len() as u32 {
+        return Err(bad(format!(
+            "ISIZE check failed: trailer says {isize} bytes (mod 2^32), member gave {}",
+            produced.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Decodes just the first `n` bytes of the content (streaming, a few KiB of work at most), so the
+/// IDX header is known before the output is allocated. Returns fewer bytes if the content is shorter.
+pub fn read_prefix(data: &[u8], n: usize) -> Result<Vec<u8>, Error> {
+    let mut out = vec![0u8; n];
+    let mut filled = 0;
+    let mut pos = 0;
+    while filled < n {
+        let Some(start) = next_member(data, pos) else { break };
+        pos = start + member_header_len(&data[start..])?;
+        let mut z = Decompress::new(false);
+        loop {
+            let before_in = z.total_in();
+            let before_out = z.total_out();
+            let status = z
+                .decompress(&data[pos..], &mut out[filled..], FlushDecompress::None)
+                .map_err(|e| bad(format!("corrupt deflate data: {e}")))?;
+            pos += (z.total_in() - before_in) as usize;
+            filled += (z.total_out() - before_out) as usize;
+            match status {
+                Status::StreamEnd => break,
+                _ if filled == n => return Ok(out),
+                _ if z.total_in() == before_in && z.total_out() == before_out => {
+                    return Err(bad("truncated gzip member: deflate stream ends early"))
+                }
+                _ => {}
+            }
+        }
+        // A whole member ended inside the prefix: the trailer is checked by `inflate_into` later.
+        pos += 8;
+        if pos > data.len() {
+            return Err(bad("truncated gzip member: CRC32/ISIZE trailer missing"));
+        }
+    }
+    out.truncate(filled);
+    Ok(out)
+}
+
+/// One libdeflate decompressor; freed on drop.
+struct Inflater(*mut sys::libdeflate_decompressor);
+
+impl Inflater {
+    fn new() -> Inflater {
+        // SAFETY: plain allocation call; a null result is checked before use.
+        let d = unsafe { sys::libdeflate_alloc_decompressor() };
+        assert!(!d.is_null(), "libdeflate could not allocate a decompressor");
+        Inflater(d)
+    }
+
+    /// Inflates one deflate stream from the start of `input` into `out`.
+    /// Returns (input bytes consumed, output bytes produced), or None if `out` is too small.
+    fn inflate(&mut self, input: &[u8], out: &mut [u8]) -> Result<Option<(usize, usize)>, Error> {
+        let (mut used, mut produced) = (0usize, 0usize);
+        // SAFETY: the pointers and lengths come from live slices; libdeflate reads at most
+        // `input.len()` bytes, writes at most `out.len()` bytes, and writes the two counts.
+        let r = unsafe {
+            sys::libdeflate_deflate_decompress_ex(
+                self.0,
+                input.as_ptr() as *const c_void,
+                input.len(),
+                out.as_mut_ptr() as *mut c_void,
+                out.len(),
+                &mut used,
+                &mut produced,
+            )
+        };
+        match r {
+            sys::libdeflate_result_LIBDEFLATE_SUCCESS => Ok(Some((used, produced))),
+            sys::libdeflate_result_LIBDEFLATE_INSUFFICIENT_SPACE => Ok(None),
+            _ => Err(bad("corrupt or truncated deflate data")),
+        }
+    }
+}
+
+impl Drop for Inflater {
+    fn drop(&mut self) {
+        // SAFETY: allocated by libdeflate_alloc_decompressor and freed once.
+        unsafe { sys::libdeflate_free_decompressor(self.0) }
+    }
+}
+
+/// Where the content turned out longer or shorter than the buffer the caller sized for it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Fit {
+    Exact,
+    /// All members decoded, giving this many bytes (fewer than the buffer).
+    Short(usize),
+    /// A member produced more than the space left.
+    Long,
+}
+
+/// Inflates every member of `data` into `out`, checking each trailer. The buffer is filled in
+/// place: nothing is decoded anywhere else first.
+pub fn inflate_into(data: &[u8], out: &mut [u8]) -> Result<Fit, Error> {
+    let mut inflater = Inflater::new();
+    let mut filled = 0;
+    let mut pos = 0;
+    while let Some(start) = next_member(data, pos) {
+        pos = start + member_header_len(&data[start..])?;
+        let Some((used, produced)) = inflater.inflate(&data[pos..], &mut out[filled..])? else {
+            return Ok(Fit::Long);
+        };
+        pos += used;
+        check_trailer(data, pos, &out[filled..filled + produced])?;
+        pos += 8;
+        filled += produced;
+    }
+    if pos == 0 {
+        return Err(bad("empty input: no gzip member"));
+    }
+    Ok(if filled == out.len() { Fit::Exact } else { Fit::Short(filled) })
+}
+
+/// Compresses `data` as one gzip member at `level` (0-12, libdeflate's scale; 0 stores).
+pub fn compress(data: &[u8], level: i32) -> Vec<u8> {
+    let lvl = libdeflater::CompressionLvl::new(level).unwrap_or_default();
+    let mut c = libdeflater::Compressor::new(lvl);
+    let mut out = vec![0u8; c.gzip_compress_bound(data.len())];
+    let n = c.gzip_compress(data, &mut out).expect("gzip_compress_bound is always enough");
+    out.truncate(n);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn gz(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn inflate(data: &[u8], n: usize) -> Result<(Fit, Vec<u8>), Error> {
+        let mut out = vec![0u8; n];
+        let fit = inflate_into(data, &mut out)?;
+        Ok((fit, out))
+    }
+
+    #[test]
+    fn single_and_multi_member_with_padding() {
+        let mut two = gz(b"hello ");
+        two.extend(gz(b""));
+        two.extend([0, 0, 0]);
+        two.extend(gz(b"world"));
+        two.extend([0, 0]);
+        assert_eq!(inflate(&two, 11).unwrap(), (Fit::Exact, b"hello world".to_vec()));
+        assert_eq!(inflate(&two, 12).unwrap().0, Fit::Short(11));
+        assert_eq!(inflate(&two, 10).unwrap().0, Fit::Long);
+        assert_eq!(read_prefix(&two, 8).unwrap(), b"hello wo");
+        assert_eq!(read_prefix(&two, 50).unwrap(), b"hello world");
+    }
+
+    #[test]
+    fn all_header_fields_and_header_crc() {
+        let body = gz(b"abc");
+        let mut h = vec![0x1f, 0x8b, 8, FEXTRA | FNAME | FCOMMENT | FHCRC, 0, 0, 0, 0, 0, 255];
+        h.extend([3, 0, b'x', b'y', b'z']);
+        h.extend(b"name\0comment\0");
+        let crc = (libdeflater::crc32(&h) & 0xffff) as u16;
+        h.extend(crc.to_le_bytes());
+        let mut member = h.clone();
+        member.extend(&body[10..]);
+        assert_eq!(inflate(&member, 3).unwrap().1, b"abc");
+        let n = h.len();
+        member[n - 1] ^= 1;
+        assert!(inflate(&member, 3).unwrap_err().to_string().contains("CRC16"));
+    }
+
+    #[test]
+    fn trailer_and_structure_errors() {
+        let good = gz(b"some bytes here");
+        let mut crc = good.clone();
+        let n = crc.len();
+        crc[n - 8] ^= 1;
+        assert!(inflate(&crc, 15).unwrap_err().to_string().contains("CRC32"));
+        let mut size = good.clone();
+        size[n - 1] ^= 1;
+        assert!(inflate(&size, 15).unwrap_err().to_string().contains("ISIZE"));
+        assert!(inflate(&good[..n - 3], 15).unwrap_err().to_string().contains("trailer"));
+        let mut garbage = good.clone();
+        garbage.push(7);
+        assert!(inflate(&garbage, 15).unwrap_err().to_string().contains("not a gzip member"));
+        let mut method = good.clone();
+        method[2] = 7;
+        assert!(inflate(&method, 15).unwrap_err().to_string().contains("method"));
+        assert!(inflate(&good[..5], 15).unwrap_err().to_string().contains("header"));
+    }
+
+    #[test]
+    fn compress_round_trips() {
+        let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        for level in [0, 1, 6, 9, 12] {
+            let z = compress(&data, level);
+            assert_eq!(inflate(&z, data.len()).unwrap(), (Fit::Exact, data.clone()));
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! The IDX header: type codes, dimensions, sizes and their validation.
+//!
+//! Layout (big-endian): two zero bytes, a type code, the number of dimensions `n`, then `n`
+//! unsigned 32-bit sizes, then the payload in C order. A file is valid only if its length is
+//! exactly `header_len + product(sizes) * itemsize`.
+
+use std::fmt;
+
+use crate::Error;
+
+/// The element types IDX can hold, by their type code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dtype {
+    U8,
+    I8,
+    I16,
+    I32,
+    F32,
+    F64,
+}
+
+impl Dtype {
+    pub const ALL: [Dtype; 6] = [Dtype::U8, Dtype::I8, Dtype::I16, Dtype::I32, Dtype::F32, Dtype::F64];
+
+    pub fn from_code(code: u8) -> Option<Dtype> {
+        Some(match code {
+            0x08 => Dtype::U8,
+            0x09 => Dtype::I8,
+            0x0B => Dtype::I16,
+            0x0C => Dtype::I32,
+            0x0D => Dtype::F32,
+            0x0E => Dtype::F64,
+            _ => return None,
+        })
+    }
+
+    pub fn code(self) -> u8 {
+        match self {
+            Dtype::U8 => 0x08,
+            Dtype::I8 => 0x09,
+            Dtype::I16 => 0x0B,
+            Dtype::I32 => 0x0C,
+            Dtype::F32 => 0x0D,
+            Dtype::F64 => 0x0E,
+        }
+    }
+
+    pub fn itemsize(self) -> usize {
+        match self {
+            Dtype::U8 | Dtype::I8 => 1,
+            Dtype::I16 => 2,
+            Dtype::I32 | Dtype::F32 => 4,
+            Dtype::F64 => 8,
+        }
+    }
+
+    /// numpy's name for the type.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dtype::U8 => "uint8",
+            Dtype::I8 => "int8",
+            Dtype::I16 => "int16",
+            Dtype::I32 => "int32",
+            Dtype::F32 => "float32",
+            Dtype::F64 => "float64",
+        }
+    }
+}
+
+/// A parsed, validated IDX header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub dtype: Dtype,
+    pub dims: Vec<usize>,
+    /// Number of elements: the product of `dims` (1 for zero dimensions).
+    pub count: usize,
+    /// Payload bytes: `count * itemsize`, overflow-checked.
+    pub payload_len: usize,
+}
+
+impl Header {
+    pub fn new(dtype: Dtype, dims: Vec<usize>) -> Result<Header, Error> {
+        if dims.len() > 255 {
+            return Err(Error::Format(format!("{} dimensions; IDX holds at most 255", dims.len())));
+        }
+        if let Some(d) = dims.iter().find(|&&d| d > u32::MAX as usize) {
+            return Err(Error::Format(format!("dimension {d} does not fit IDX's 32-bit sizes")));
+        }
+        let too_big = || Error::Format(format!("sizes {} overflow this machine's address space", fmt_dims(&dims)));
+        let count = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(too_big)?;
+        let payload_len = count.checked_mul(dtype.itemsize()).ok_or_else(too_big)?;
+        // The whole file must be addressable too (isize::MAX is Rust's and numpy's allocation limit).
+        if payload_len > isize::MAX as usize - header_len(dims.len()) {
+            return Err(too_big());
+        }
+        Ok(Header { dtype, dims, count, payload_len })
+    }
+
+    pub fn header_len(&self) -> usize {
+        header_len(self.dims.len())
+    }
+
+    /// The complete file length this header declares.
+    pub fn total_len(&self) -> usize {
+        self.header_len() + self.payload_len
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.header_len());
+        out.extend_from_slice(&[0, 0, self.dtype.code(), self.dims.len() as u8]);
+        for &d in &self.dims {
+            out.extend_from_slice(&(d as u32).to_be_bytes());
+        }
+        out
+    }
+}
+
+impl fmt::Display for Header {
+    /// "60000 x 28 x 28 uint8" - how messages describe a header.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", fmt_dims(&self.dims), self.dtype.name())
+    }
+}
+
+pub fn fmt_dims(dims: &[usize]) -> String {
+    if dims.is_empty() {
+        return "scalar".to_string();
+    }
+    dims.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(" x ")
+}
+
+pub fn header_len(ndim: usize) -> usize {
+    4 + 4 * ndim
+}
+
+/// How many leading bytes `parse` needs, given what is known so far: 4 until the dimension count
+/// is seen, then the full header length.
+pub fn needed(prefix: &[u8]) -> usize {
+    if prefix.len() < 4 {
+        4
+    } else {
+        header_len(prefix[3] as usize)
+    }
+}
+
+/// Parses the header at the start of `prefix` (which may hold more than the header).
+pub fn parse(prefix: &[u8]) -> Result<Header, Error> {
+    if prefix.len() < 4 {
+        return Err(Error::Format(format!(
+            "too short for an IDX header: expected at least 4 bytes, found {}",
+            prefix.len()
+        )));
+    }
+    if prefix[0] != 0 || prefix[1] != 0 {
+        return Err(Error::Format(format!(
+            "not an IDX file: expected magic bytes 00 00, found {:02x} {:02x}",
+            prefix[0], prefix[1]
+        )));
+    }
+    let dtype = Dtype::from_code(prefix[2]).ok_or_else(|| {
+        Error::Format(format!(
+            "unknown IDX type code 0x{:02X}: expected one of 0x08 (uint8), 0x09 (int8), 0x0B (int16), \
+             0x0C (int32), 0x0D (float32), 0x0E (float64)",
+            prefix[2]
+        ))
+    })?;
+    let ndim = prefix[3] as usize;
+    let hlen = header_len(ndim);
+    if prefix.len() < hlen {
+        return Err(Error::Format(format!(
+            "truncated IDX header: {ndim} dimensions need {hlen} header bytes, found {}",
+            prefix.len()
+        )));
+    }
+    let dims = prefix[4..hlen]
+        .chunks_exact(4)
+        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
+        .collect();
+    Header::new(dtype, dims)
+}
+
+/// Checks that a source of `found` bytes is exactly as long as `header` declares.
+pub fn check_len(header: &Header, found: usize) -> Result<(), Error> {
+    let expected = header.total_len();
+    if found != expected {
+        let how = if found < expected { "truncated" } else { "trailing bytes" };
+        return Err(Error::Format(format!(
+            "IDX length mismatch ({how}): header declares {header} = {} payload bytes, \
+             {expected} bytes in all; found {found}",
+            header.payload_len
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a payload over the caller's limit, before anything is allocated for it.
+pub fn check_max(header: &Header, max_bytes: Option<usize>) -> Result<(), Error> {
+    match max_bytes {
+        Some(max) if header.payload_len > max => Err(Error::Format(format!(
+            "payload of {header} is {} bytes, over max_bytes={max}",
+            header.payload_len
+        ))),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn type_table_round_trips() {
+        for d in Dtype::ALL {
+            assert_eq!(Dtype::from_code(d.code()), Some(d));
+        }
+        assert_eq!(Dtype::from_code(0x0A), None);
+        assert_eq!(Dtype::F64.itemsize(), 8);
+    }
+
+    #[test]
+    fn parses_fashion_mnist_images_header() {
+        let h = parse(&[0, 0, 8, 3, 0, 0, 0xEA, 0x60, 0, 0, 0, 28, 0, 0, 0, 28]).unwrap();
+        assert_eq!(h.dims, vec![60000, 28, 28]);
+        assert_eq!(h.payload_len, 47_040_000);
+        assert_eq!(h.total_len(), 47_040_016);
+        assert_eq!(h.encode(), vec![0, 0, 8, 3, 0, 0, 0xEA, 0x60, 0, 0, 0, 28, 0, 0, 0, 28]);
+        assert_eq!(h.to_string(), "60000 x 28 x 28 uint8");
+    }
+
+    #[test]
+    fn zero_dims_is_a_scalar_and_zero_size_is_empty() {
+        let h = parse(&[0, 0, 0x0E, 0]).unwrap();
+        assert_eq!((h.count, h.payload_len), (1, 8));
+        let h = parse(&[0, 0, 0x0C, 2, 0, 0, 0, 0, 0, 0, 0, 5]).unwrap();
+        assert_eq!((h.count, h.payload_len), (0, 0));
+    }
+
+    #[test]
+    fn rejects_bad_magic_type_and_truncation() {
+        let msg = |b: &[u8]| parse(b).unwrap_err().to_string();
+        assert!(msg(&[1, 0, 8, 1]).contains("magic"));
+        assert!(msg(&[0, 0, 7, 1]).contains("type code 0x07"));
+        assert!(msg(&[0, 0, 8, 2, 0, 0, 0, 1]).contains("need 12 header bytes, found 8"));
+        assert!(msg(&[0, 0]).contains("at least 4 bytes, found 2"));
+    }
+
+    #[test]
+    fn sizes_are_overflow_checked() {
+        let mut b = vec![0, 0, 0x0E, 3];
+        for _ in 0..3 {
+            b.extend_from_slice(&u32::MAX.to_be_bytes());
+        }
+        assert!(parse(&b).unwrap_err().to_string().contains("overflow"));
+    }
+
+    #[test]
+    fn length_and_limit_checks() {
+        let h = Header::new(Dtype::I16, vec![3]).unwrap();
+        assert!(check_len(&h, 14).is_ok());
+        assert!(check_len(&h, 13).unwrap_err().to_string().contains("truncated"));
+        assert!(check_len(&h, 15).unwrap_err().to_string().contains("found 15"));
+        assert!(check_max(&h, Some(5)).is_err());
+        assert!(check_max(&h, Some(6)).is_ok());
+    }
+}

@@ -1,0 +1,48 @@
+//! fmnist: fast, verified IDX (MNIST-format) reading and writing.
+//!
+//! The engine is plain Rust: [`idx`] parses headers, [`gzip`] walks and inflates members,
+//! [`digest`] hashes, [`reader`] and [`writer`] put them together, [`batches`] feeds training
+//! loops. Only `python.rs` (feature `python`) knows about pyo3 and numpy.
+
+use std::fmt;
+
+pub mod digest;
+pub mod gzip;
+pub mod idx;
+pub mod reader;
+pub mod writer;
+
+#[cfg(feature = "python")]
+mod python;
+
+/// Every failure the engine reports. The binding maps each kind to one Python exception class.
+#[derive(Debug)]
+pub enum Error {
+    /// The operating system's error, kept as it is (its kind picks the OSError subclass).
+    Io(std::io::Error),
+    /// Not IDX, or malformed IDX: magic, type code, sizes, length, limits.
+    Format(String),
+    /// Corrupt or truncated gzip, CRC32 or ISIZE mismatch.
+    Gzip(String),
+    /// A digest did not match.
+    Checksum(String),
+    /// A bad argument (not bad data): a malformed expected digest, an impossible option.
+    Usage(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io(e) => write!(f, "{e}"),
+            Error::Format(m) | Error::Gzip(m) | Error::Checksum(m) | Error::Usage(m) => f.write_str(m),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Error {
+        Error::Io(e)
+    }
+}

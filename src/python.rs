@@ -1,0 +1,235 @@
+//! The one door to Python: argument conversion, GIL release, numpy arrays and exceptions.
+//! Everything here is a thin wrapper over an engine function with the same meaning.
+
+use std::path::Path;
+
+use ndarray::{s, Array1, IxDyn};
+use numpy::{Element, IntoPyArray, PyReadonlyArrayDyn, PyUntypedArrayMethods};
+use pyo3::create_exception;
+use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
+use pyo3::import_exception;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyString};
+
+use crate::digest::Algo;
+use crate::idx::Header;
+use crate::reader::{self, Covers, Data, Expect, Idx, Source, Typed};
+use crate::writer;
+use crate::Error;
+
+create_exception!(
+    fmnist,
+    IdxFormatError,
+    PyValueError,
+    "Not IDX, or malformed IDX: magic, type code, sizes or length. The message names the source."
+);
+create_exception!(
+    fmnist,
+    ChecksumError,
+    PyValueError,
+    "A digest did not match: the message names the file, the algorithm, what was hashed, \
+     expected and actual."
+);
+import_exception!(gzip, BadGzipFile);
+
+/// A source as Python passed it: a path (str) or bytes. The Python layer normalises
+/// os.PathLike and other bytes-like objects to these two.
+enum Arg<'py> {
+    Path(String),
+    Bytes(Bound<'py, PyBytes>),
+}
+
+impl<'py> Arg<'py> {
+    fn new(obj: &Bound<'py, PyAny>) -> PyResult<Arg<'py>> {
+        if let Ok(s) = obj.cast::<PyString>() {
+            Ok(Arg::Path(s.to_cow()?.into_owned()))
+        } else if let Ok(b) = obj.cast::<PyBytes>() {
+            Ok(Arg::Bytes(b.clone()))
+        } else {
+            Err(PyTypeError::new_err(format!(
+                "source must be a path (str) or bytes, not {}",
+                obj.get_type().name()?
+            )))
+        }
+    }
+
+    fn source(&self) -> Source<'_> {
+        match self {
+            Arg::Path(p) => Source::Path(Path::new(p)),
+            Arg::Bytes(b) => Source::Bytes(b.as_bytes()),
+        }
+    }
+
+    /// How messages name this source.
+    fn name(&self) -> String {
+        match self {
+            Arg::Path(p) => p.clone(),
+            Arg::Bytes(b) => format!("<{} bytes in memory>", b.as_bytes().len()),
+        }
+    }
+
+    fn path(&self) -> Option<&str> {
+        match self {
+            Arg::Path(p) => Some(p),
+            Arg::Bytes(_) => None,
+        }
+    }
+}
+
+/// Maps an engine error to its Python class, naming the source.
+fn to_py(err: Error, arg: &Arg<'_>) -> PyErr {
+    let name = arg.name();
+    match err {
+        Error::Io(e) => match (e.raw_os_error(), arg.path()) {
+            // OSError(errno, strerror, filename) picks the right subclass (FileNotFoundError,
+            // PermissionError, ...) and sets .errno and .filename, as open() does.
+            (Some(code), Some(path)) => {
+                let text = e.to_string();
+                let strerror = text.split(" (os error").next().unwrap_or(&text).to_owned();
+                PyOSError::new_err((code, strerror, path.to_owned()))
+            }
+            _ => PyErr::from(e),
+        },
+        Error::Format(m) => IdxFormatError::new_err(format!("{name}: {m}")),
+        Error::Gzip(m) => BadGzipFile::new_err(format!("{name}: {m}")),
+        Error::Checksum(m) => ChecksumError::new_err(format!("{name}: {m}")),
+        Error::Usage(m) => PyValueError::new_err(format!("{name}: {m}")),
+    }
+}
+
+fn usage(err: Error) -> PyErr {
+    PyValueError::new_err(err.to_string())
+}
+
+type Digests = (Option<String>, Option<String>, Option<String>, Option<String>);
+
+fn expect(py: Python<'_>, d: &Digests, max_bytes: Option<usize>) -> Result<Expect, Error> {
+    let mut e = Expect {
+        max_bytes,
+        max_ndim: Some(if numpy::npyffi::is_numpy_2(py) { 64 } else { 32 }),
+        ..Expect::default()
+    };
+    e.want(Algo::Md5, Covers::Stored, d.0.as_deref())?;
+    e.want(Algo::Sha256, Covers::Stored, d.1.as_deref())?;
+    e.want(Algo::Md5, Covers::Content, d.2.as_deref())?;
+    e.want(Algo::Sha256, Covers::Content, d.3.as_deref())?;
+    Ok(e)
+}
+
+fn typed_to_numpy<'py, T: Element>(py: Python<'py>, t: Typed<T>, header: &Header) -> Bound<'py, PyAny> {
+    // Zero-copy: numpy gets a view past the IDX header into the Vec, which it then owns.
+    let flat = Array1::from_vec(t.vec).slice_move(s![t.offset..t.offset + header.count]);
+    let shaped = flat.into_shape_with_order(IxDyn(&header.dims)).expect("count is the product of dims");
+    shaped.into_pyarray(py).into_any()
+}
+
+fn to_numpy(py: Python<'_>, idx: Idx) -> Bound<'_, PyAny> {
+    let h = &idx.header;
+    match idx.data {
+        Data::U8(t) => typed_to_numpy(py, t, h),
+        Data::I8(t) => typed_to_numpy(py, t, h),
+        Data::I16(t) => typed_to_numpy(py, t, h),
+        Data::I32(t) => typed_to_numpy(py, t, h),
+        Data::F32(t) => typed_to_numpy(py, t, h),
+        Data::F64(t) => typed_to_numpy(py, t, h),
+    }
+}
+
+/// read_idx(source, md5=None, sha256=None, content_md5=None, content_sha256=None, max_bytes=None)
+#[pyfunction]
+#[pyo3(signature = (source, md5=None, sha256=None, content_md5=None, content_sha256=None, max_bytes=None))]
+fn read_idx<'py>(
+    py: Python<'py>,
+    source: &Bound<'py, PyAny>,
+    md5: Option<String>,
+    sha256: Option<String>,
+    content_md5: Option<String>,
+    content_sha256: Option<String>,
+    max_bytes: Option<usize>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let arg = Arg::new(source)?;
+    let expect = expect(py, &(md5, sha256, content_md5, content_sha256), max_bytes).map_err(usage)?;
+    let src = arg.source();
+    let idx = py.detach(|| reader::read(src, &expect)).map_err(|e| to_py(e, &arg))?;
+    Ok(to_numpy(py, idx))
+}
+
+/// read_idx_many(sources, digests, max_bytes=None): digests[i] = (md5, sha256, content_md5,
+/// content_sha256) for sources[i]. Raises the error of the first failing source, in order.
+#[pyfunction]
+#[pyo3(signature = (sources, digests, max_bytes=None))]
+fn read_idx_many<'py>(
+    py: Python<'py>,
+    sources: Vec<Bound<'py, PyAny>>,
+    digests: Vec<Digests>,
+    max_bytes: Option<usize>,
+) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    if digests.len() != sources.len() {
+        return Err(PyValueError::new_err(format!(
+            "{} sources but {} digest entries",
+            sources.len(),
+            digests.len()
+        )));
+    }
+    let args = sources.iter().map(Arg::new).collect::<PyResult<Vec<_>>>()?;
+    let jobs = args
+        .iter()
+        .zip(&digests)
+        .map(|(a, d)| Ok((a.source(), expect(py, d, max_bytes).map_err(|e| to_py(e, a))?)))
+        .collect::<PyResult<Vec<_>>>()?;
+    let results = py.detach(|| reader::read_many(&jobs));
+    results
+        .into_iter()
+        .zip(&args)
+        .map(|(r, a)| r.map(|idx| to_numpy(py, idx)).map_err(|e| to_py(e, a)))
+        .collect()
+}
+
+fn encode_typed<T: Element + writer::BigEndian + Sync>(
+    py: Python<'_>,
+    array: &Bound<'_, PyAny>,
+    level: Option<i32>,
+) -> PyResult<Option<Vec<u8>>> {
+    let Ok(array) = array.extract::<PyReadonlyArrayDyn<'_, T>>() else { return Ok(None) };
+    let dims = array.shape().to_vec();
+    let view = array.as_array();
+    // Any layout: the view iterates in C order whatever the strides.
+    let encoded = py.detach(|| writer::encode(dims, view.iter(), level)).map_err(usage)?;
+    Ok(Some(encoded))
+}
+
+/// encode_idx(array, level=None) -> bytes: the IDX file for a native-byte-order array of one of
+/// the six IDX types, gzip-compressed at libdeflate `level` when given.
+#[pyfunction]
+#[pyo3(signature = (array, level=None))]
+fn encode_idx<'py>(py: Python<'py>, array: &Bound<'py, PyAny>, level: Option<i32>) -> PyResult<Bound<'py, PyBytes>> {
+    let attempts = [
+        encode_typed::<u8>,
+        encode_typed::<i8>,
+        encode_typed::<i16>,
+        encode_typed::<i32>,
+        encode_typed::<f32>,
+        encode_typed::<f64>,
+    ];
+    for attempt in attempts {
+        if let Some(encoded) = attempt(py, array, level)? {
+            return Ok(PyBytes::new(py, &encoded));
+        }
+    }
+    Err(PyTypeError::new_err(format!(
+        "IDX cannot hold an array of dtype {}: use uint8, int8, int16, int32, float32 or float64",
+        array.getattr("dtype")?
+    )))
+}
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("IdxFormatError", py.get_type::<IdxFormatError>())?;
+    m.add("ChecksumError", py.get_type::<ChecksumError>())?;
+    m.add_function(wrap_pyfunction!(read_idx, m)?)?;
+    m.add_function(wrap_pyfunction!(read_idx_many, m)?)?;
+    m.add_function(wrap_pyfunction!(encode_idx, m)?)?;
+    Ok(())
+}

@@ -1,0 +1,372 @@
+//! Reading IDX: a path or bytes in, a typed buffer holding exactly the payload out.
+//!
+//! The output buffer is allocated once, at its final size, as a `Vec<T>` of the element type, and
+//! the content (IDX header + payload) is inflated or read straight into it at a byte offset chosen
+//! so that the payload starts on an element boundary. Multi-byte elements are then byteswapped in
+//! place. The caller hands the `Vec` to numpy with a view past the header: the payload is never
+//! copied after inflation.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::thread;
+
+use crate::digest::{self, Algo};
+use crate::gzip::{self, Fit};
+use crate::idx::{self, Dtype, Header};
+use crate::Error;
+
+/// Where the bytes come from.
+#[derive(Clone, Copy, Debug)]
+pub enum Source<'a> {
+    Path(&'a Path),
+    Bytes(&'a [u8]),
+}
+
+/// What was hashed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Covers {
+    /// The bytes as stored (the .gz file itself when compressed).
+    Stored,
+    /// The decompressed IDX bytes.
+    Content,
+}
+
+impl Covers {
+    fn describe(self, gzipped: bool) -> &'static str {
+        match (self, gzipped) {
+            (Covers::Stored, true) => "the stored (gzip-compressed) bytes",
+            (Covers::Content, true) => "the decompressed IDX content",
+            (_, false) => "the file's bytes (stored uncompressed, so stored = content)",
+        }
+    }
+}
+
+/// One expected digest.
+#[derive(Clone, Debug)]
+pub struct Want {
+    pub algo: Algo,
+    pub covers: Covers,
+    /// Lowercase hex.
+    pub hex: String,
+}
+
+/// What the caller requires of the source.
+#[derive(Clone, Debug, Default)]
+pub struct Expect {
+    pub digests: Vec<Want>,
+    /// Refuse a payload larger than this before allocating it.
+    pub max_bytes: Option<usize>,
+    /// Refuse more dimensions than this (numpy's limit), before allocating.
+    pub max_ndim: Option<usize>,
+}
+
+impl Expect {
+    /// Adds an expected digest given by a user, validating its form.
+    pub fn want(&mut self, algo: Algo, covers: Covers, given: Option<&str>) -> Result<(), Error> {
+        if let Some(given) = given {
+            let hex = digest::parse_expected(algo, given)?;
+            self.digests.push(Want { algo, covers, hex });
+        }
+        Ok(())
+    }
+}
+
+/// The element types, with the one operation that differs between them: big-endian to native.
+pub trait Elem: Copy + Default + Send + Sync + 'static {
+    fn from_be_in_place(xs: &mut [Self]);
+}
+
+macro_rules! elem_int {
+    ($($t:ty),*) => {$(
+        impl Elem for $t {
+            fn from_be_in_place(xs: &mut [Self]) {
+                for x in xs {
+                    *x = <$t>::from_be(*x);
+                }
+            }
+        }
+    )*};
+}
+elem_int!(u8, i8, i16, i32);
+
+macro_rules! elem_float {
+    ($($t:ty => $bits:ty),*) => {$(
+        impl Elem for $t {
+            fn from_be_in_place(xs: &mut [Self]) {
+                for x in xs {
+                    *x = <$t>::from_bits(<$bits>::from_be(x.to_bits()));
+                }
+            }
+        }
+    )*};
+}
+elem_float!(f32 => u32, f64 => u64);
+
+/// A decoded array: `vec[offset .. offset + header.count]` is the payload, native byte order.
+#[derive(Debug)]
+pub struct Typed<T> {
+    pub vec: Vec<T>,
+    pub offset: usize,
+}
+
+/// A decoded IDX file.
+#[derive(Debug)]
+pub struct Idx {
+    pub header: Header,
+    pub data: Data,
+}
+
+#[derive(Debug)]
+pub enum Data {
+    U8(Typed<u8>),
+    I8(Typed<i8>),
+    I16(Typed<i16>),
+    I32(Typed<i32>),
+    F32(Typed<f32>),
+    F64(Typed<f64>),
+}
+
+/// The output buffer while it is being filled: raw IDX content (header + big-endian payload)
+/// at byte `pad`, where `pad + header_len` is a multiple of the element size.
+struct Buffer<T> {
+    vec: Vec<T>,
+    pad: usize,
+    content_len: usize,
+}
+
+impl<T: Elem> Buffer<T> {
+    fn new(header: &Header) -> Buffer<T> {
+        let size = std::mem::size_of::<T>();
+        let pad = (size - header.header_len() % size) % size;
+        let content_len = header.total_len();
+        // Zeroed allocation: the kernel hands out zero pages lazily, so this costs no pass.
+        let vec = vec![T::default(); (pad + content_len) / size];
+        Buffer { vec, pad, content_len }
+    }
+
+    /// The raw content bytes (header + payload as stored).
+    fn content_mut(&mut self) -> &mut [u8] {
+        let bytes = self.vec.len() * std::mem::size_of::<T>();
+        // SAFETY: T is a plain numeric type (u8..f64): every byte pattern is a valid T, the
+        // region is the Vec's own initialised memory, and u8 has no alignment requirement.
+        let all = unsafe { std::slice::from_raw_parts_mut(self.vec.as_mut_ptr() as *mut u8, bytes) };
+        &mut all[self.pad..self.pad + self.content_len]
+    }
+
+    fn finish(mut self, header: &Header) -> Typed<T> {
+        let offset = (self.pad + header.header_len()) / std::mem::size_of::<T>();
+        T::from_be_in_place(&mut self.vec[offset..offset + header.count]);
+        Typed { vec: self.vec, offset }
+    }
+}
+
+/// Runs `$body` with `$T` bound to the element type of `$dtype`, wrapping the result in `Data`.
+macro_rules! with_elem {
+    ($dtype:expr, $T:ident => $body:expr) => {
+        match $dtype {
+            Dtype::U8 => { type $T = u8; Data::U8($body) }
+            Dtype::I8 => { type $T = i8; Data::I8($body) }
+            Dtype::I16 => { type $T = i16; Data::I16($body) }
+            Dtype::I32 => { type $T = i32; Data::I32($body) }
+            Dtype::F32 => { type $T = f32; Data::F32($body) }
+            Dtype::F64 => { type $T = f64; Data::F64($body) }
+        }
+    };
+}
+
+/// Checks everything the header alone can tell, before any allocation for the payload.
+fn check_header(header: &Header, expect: &Expect) -> Result<(), Error> {
+    if let Some(max) = expect.max_ndim {
+        if header.dims.len() > max {
+            return Err(Error::Format(format!(
+                "IDX header declares {} dimensions; numpy holds at most {max}",
+                header.dims.len()
+            )));
+        }
+    }
+    idx::check_max(header, expect.max_bytes)
+}
+
+/// Hashes `data` with every algorithm `wants` names (the two in parallel when both are asked for)
+/// and compares. `covers` picks which wants apply.
+fn verify(data: &[u8], wants: &[&Want], gzipped: bool) -> Result<(), Error> {
+    let need = |a: Algo| wants.iter().any(|w| w.algo == a);
+    let (md5, sha) = thread::scope(|s| {
+        let sha = need(Algo::Sha256).then(|| s.spawn(|| digest::hex(Algo::Sha256, data)));
+        let md5 = need(Algo::Md5).then(|| digest::hex(Algo::Md5, data));
+        (md5, sha.map(|h| h.join().expect("hashing does not panic")))
+    });
+    for w in wants {
+        let actual = match w.algo {
+            Algo::Md5 => md5.as_deref(),
+            Algo::Sha256 => sha.as_deref(),
+        }
+        .expect("computed above");
+        if actual != w.hex {
+            return Err(Error::Checksum(format!(
+                "{} mismatch over {}: expected {}, found {actual}",
+                w.algo.name(),
+                w.covers.describe(gzipped),
+                w.hex
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Reads and verifies one source.
+pub fn read(source: Source<'_>, expect: &Expect) -> Result<Idx, Error> {
+    match source {
+        Source::Bytes(data) => decode(data, expect),
+        Source::Path(path) => {
+            let mut file = File::open(path)?;
+            let len = file.metadata()?.len() as usize;
+            let mut magic = Vec::with_capacity(2);
+            (&mut file).take(2).read_to_end(&mut magic)?;
+            if gzip::is_gzip(&magic) {
+                // The compressed bytes are needed whole (libdeflate is one-shot): one read.
+                let mut data = Vec::with_capacity(len.max(2));
+                data.extend_from_slice(&magic);
+                file.read_to_end(&mut data)?;
+                decode(&data, expect)
+            } else {
+                read_raw_file(file, magic, len, expect)
+            }
+        }
+    }
+}
+
+/// An uncompressed file: the header first, then the payload read straight into the output.
+fn read_raw_file(mut file: File, mut prefix: Vec<u8>, len: usize, expect: &Expect) -> Result<Idx, Error> {
+    (&mut file).take(4 - prefix.len() as u64).read_to_end(&mut prefix)?;
+    let want = idx::needed(&prefix);
+    (&mut file).take((want - prefix.len()) as u64).read_to_end(&mut prefix)?;
+    let header = idx::parse(&prefix)?;
+    check_header(&header, expect)?;
+    idx::check_len(&header, len)?;
+    let hlen = header.header_len();
+    let data = with_elem!(header.dtype, T => {
+        let mut buf = Buffer::<T>::new(&header);
+        let content = buf.content_mut();
+        content[..hlen].copy_from_slice(&prefix);
+        let got = read_fully(&mut file, &mut content[hlen..])?;
+        let mut extra = [0u8; 1];
+        let more = file.read(&mut extra)?;
+        if got + hlen != header.total_len() || more != 0 {
+            // The file changed size between the length check and the read.
+            idx::check_len(&header, got + hlen + more)?;
+        }
+        let wants: Vec<&Want> = expect.digests.iter().collect();
+        verify(buf.content_mut(), &wants, false)?;
+        buf.finish(&header)
+    });
+    Ok(Idx { header, data })
+}
+
+/// Like `read_exact`, but reports how much it got instead of failing at end of file.
+fn read_fully(file: &mut File, out: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < out.len() {
+        match file.read(&mut out[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+/// Decodes in-memory bytes (gzip or raw). When digests of the stored bytes are wanted, they are
+/// computed on a second thread while this one inflates.
+fn decode(data: &[u8], expect: &Expect) -> Result<Idx, Error> {
+    let gzipped = gzip::is_gzip(data);
+    // Uncompressed: stored and content are the same bytes, so all wants are checked once.
+    let (stored, content): (Vec<&Want>, Vec<&Want>) = if gzipped {
+        expect.digests.iter().partition(|w| w.covers == Covers::Stored)
+    } else {
+        (expect.digests.iter().collect(), Vec::new())
+    };
+    thread::scope(|s| {
+        let stored_check = (!stored.is_empty()).then(|| s.spawn(|| verify(data, &stored, gzipped)));
+        let decoded = if gzipped { inflate(data, &content, expect) } else { copy_raw(data, expect) };
+        if let Some(check) = stored_check {
+            // A wrong file is best reported as such, whatever else is wrong with it.
+            check.join().expect("hashing does not panic")?;
+        }
+        decoded
+    })
+}
+
+fn copy_raw(data: &[u8], expect: &Expect) -> Result<Idx, Error> {
+    let header = idx::parse(data)?;
+    check_header(&header, expect)?;
+    idx::check_len(&header, data.len())?;
+    let data = with_elem!(header.dtype, T => {
+        let mut buf = Buffer::<T>::new(&header);
+        buf.content_mut().copy_from_slice(data);
+        buf.finish(&header)
+    });
+    Ok(Idx { header, data })
+}
+
+fn inflate(data: &[u8], content_wants: &[&Want], expect: &Expect) -> Result<Idx, Error> {
+    let prefix = gzip::read_prefix(data, idx::header_len(255))?;
+    let header = idx::parse(&prefix)?;
+    check_header(&header, expect)?;
+    let limit = data.len().saturating_mul(gzip::MAX_RATIO);
+    if header.total_len() > limit {
+        return Err(Error::Format(format!(
+            "IDX header declares {header} = {} bytes, but {} bytes of gzip can hold at most {limit} \
+             (deflate expands at most {}:1): corrupt header or truncated file",
+            header.total_len(),
+            data.len(),
+            gzip::MAX_RATIO
+        )));
+    }
+    let data = with_elem!(header.dtype, T => {
+        let mut buf = Buffer::<T>::new(&header);
+        match gzip::inflate_into(data, buf.content_mut())? {
+            Fit::Exact => {}
+            Fit::Short(found) => idx::check_len(&header, found)?,
+            Fit::Long => {
+                return Err(Error::Format(format!(
+                    "IDX length mismatch (trailing bytes): header declares {header} = {} bytes in all; \
+                     the decompressed content is longer",
+                    header.total_len()
+                )))
+            }
+        }
+        verify(buf.content_mut(), content_wants, true)?;
+        buf.finish(&header)
+    });
+    Ok(Idx { header, data })
+}
+
+/// Reads several sources at once, largest first, on as many threads as there are cores.
+/// Results come back in the order of `jobs`.
+pub fn read_many(jobs: &[(Source<'_>, Expect)]) -> Vec<Result<Idx, Error>> {
+    let size = |s: &Source<'_>| match s {
+        Source::Bytes(b) => b.len() as u64,
+        Source::Path(p) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
+    };
+    let mut order: Vec<usize> = (0..jobs.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(size(&jobs[i].0)));
+    let workers = thread::available_parallelism().map_or(2, |n| n.get()).min(jobs.len());
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Result<Idx, Error>>>> = Mutex::new((0..jobs.len()).map(|_| None).collect());
+    thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&i) = order.get(k) else { break };
+                let r = read(jobs[i].0, &jobs[i].1);
+                results.lock().expect("no worker panics holding the lock")[i] = Some(r);
+            });
+        }
+    });
+    results.into_inner().expect("workers done").into_iter().map(|r| r.expect("every job ran")).collect()
+}
