@@ -6,6 +6,7 @@
 //! place. The caller hands the `Vec` to numpy with a view past the header: the payload is never
 //! copied after inflation.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
@@ -143,7 +144,8 @@ impl<T: Elem> Buffer<T> {
         let pad = (size - header.header_len() % size) % size;
         let content_len = header.total_len();
         // Zeroed allocation: the kernel hands out zero pages lazily, so this costs no pass.
-        let vec = vec![T::default(); (pad + content_len) / size];
+        let mut vec = vec![T::default(); (pad + content_len) / size];
+        advise_huge_pages(&mut vec);
         Buffer { vec, pad, content_len }
     }
 
@@ -160,6 +162,27 @@ impl<T: Elem> Buffer<T> {
         let offset = (self.pad + header.header_len()) / std::mem::size_of::<T>();
         T::from_be_in_place(&mut self.vec[offset..offset + header.count]);
         Typed { vec: self.vec, offset }
+    }
+}
+
+/// Asks Linux to back a large, not yet touched buffer with transparent huge pages: inflating
+/// into 4 KiB pages costs one page fault per 4 KiB, a sizeable share of the whole read.
+fn advise_huge_pages<T>(vec: &mut [T]) {
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let bytes = std::mem::size_of_val(vec);
+        if bytes < 2 * HUGE {
+            return;
+        }
+        let start = vec.as_mut_ptr() as usize;
+        let aligned = (start + HUGE - 1) & !(HUGE - 1);
+        let end = (start + bytes) & !(HUGE - 1);
+        if end > aligned {
+            // SAFETY: the range lies inside the Vec's own allocation; MADV_HUGEPAGE only changes
+            // how the kernel backs it, never its contents. A failure (THP off) is harmless.
+            unsafe { libc::madvise(aligned as *mut libc::c_void, end - aligned, libc::MADV_HUGEPAGE) };
+        }
     }
 }
 
@@ -217,26 +240,31 @@ fn verify(data: &[u8], wants: &[&Want], gzipped: bool) -> Result<(), Error> {
     Ok(())
 }
 
-/// Reads and verifies one source.
-pub fn read(source: Source<'_>, expect: &Expect) -> Result<Idx, Error> {
-    match source {
-        Source::Bytes(data) => decode(data, expect),
-        Source::Path(path) => {
-            let mut file = File::open(path)?;
-            let len = file.metadata()?.len() as usize;
-            let mut magic = Vec::with_capacity(2);
-            (&mut file).take(2).read_to_end(&mut magic)?;
-            if gzip::is_gzip(&magic) {
-                // The compressed bytes are needed whole (libdeflate is one-shot): one read.
-                let mut data = Vec::with_capacity(len.max(2));
-                data.extend_from_slice(&magic);
-                file.read_to_end(&mut data)?;
-                decode(&data, expect)
-            } else {
-                read_raw_file(file, magic, len, expect)
-            }
-        }
+/// A source after its first stage: the stored bytes of a compressed or in-memory source, or an
+/// uncompressed file already read (and verified) straight into its output.
+enum Loaded<'a> {
+    Bytes(Cow<'a, [u8]>),
+    Done(Result<Idx, Error>),
+}
+
+fn load<'a>(source: Source<'a>, expect: &Expect) -> Result<Loaded<'a>, Error> {
+    let path = match source {
+        Source::Bytes(data) => return Ok(Loaded::Bytes(Cow::Borrowed(data))),
+        Source::Path(path) => path,
+    };
+    let mut file = File::open(path)?;
+    let len = file.metadata()?.len() as usize;
+    let mut magic = Vec::with_capacity(2);
+    (&mut file).take(2).read_to_end(&mut magic)?;
+    if !gzip::is_gzip(&magic) {
+        return Ok(Loaded::Done(read_raw_file(file, magic, len, expect)));
     }
+    // The compressed bytes are needed whole (libdeflate is one-shot): one read.
+    let mut data = Vec::with_capacity(len.max(2));
+    advise_huge_pages(data.spare_capacity_mut());
+    data.extend_from_slice(&magic);
+    file.read_to_end(&mut data)?;
+    Ok(Loaded::Bytes(Cow::Owned(data)))
 }
 
 /// An uncompressed file: the header first, then the payload read straight into the output.
@@ -280,25 +308,23 @@ fn read_fully(file: &mut File, out: &mut [u8]) -> std::io::Result<usize> {
     Ok(got)
 }
 
-/// Decodes in-memory bytes (gzip or raw). When digests of the stored bytes are wanted, they are
-/// computed on a second thread while this one inflates.
-fn decode(data: &[u8], expect: &Expect) -> Result<Idx, Error> {
-    let gzipped = gzip::is_gzip(data);
-    // Uncompressed: stored and content are the same bytes, so all wants are checked once.
-    let (stored, content): (Vec<&Want>, Vec<&Want>) = if gzipped {
+/// The digests checked over the stored bytes, and those over the decompressed content. For an
+/// uncompressed source they are the same bytes, so every digest is checked over them once.
+fn split_wants(expect: &Expect, gzipped: bool) -> (Vec<&Want>, Vec<&Want>) {
+    if gzipped {
         expect.digests.iter().partition(|w| w.covers == Covers::Stored)
     } else {
         (expect.digests.iter().collect(), Vec::new())
-    };
-    thread::scope(|s| {
-        let stored_check = (!stored.is_empty()).then(|| s.spawn(|| verify(data, &stored, gzipped)));
-        let decoded = if gzipped { inflate(data, &content, expect) } else { copy_raw(data, expect) };
-        if let Some(check) = stored_check {
-            // A wrong file is best reported as such, whatever else is wrong with it.
-            check.join().expect("hashing does not panic")?;
-        }
-        decoded
-    })
+    }
+}
+
+/// Decodes in-memory bytes (gzip or raw), checking the content digests.
+fn decode(data: &[u8], expect: &Expect) -> Result<Idx, Error> {
+    if gzip::is_gzip(data) {
+        inflate(data, &split_wants(expect, true).1, expect)
+    } else {
+        copy_raw(data, expect)
+    }
 }
 
 fn copy_raw(data: &[u8], expect: &Expect) -> Result<Idx, Error> {
@@ -346,7 +372,50 @@ fn inflate(data: &[u8], content_wants: &[&Want], expect: &Expect) -> Result<Idx,
     Ok(Idx { header, data })
 }
 
-/// Reads several sources at once, largest first, on as many threads as there are cores.
+/// Runs `f(0..n)` on up to one thread per core (inline when there is one task); results in order.
+fn in_parallel<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let workers = thread::available_parallelism().map_or(2, |c| c.get()).min(n);
+    if workers <= 1 {
+        return (0..n).map(f).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let slots: Mutex<Vec<Option<T>>> = Mutex::new((0..n).map(|_| None).collect());
+    thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                if k >= n {
+                    break;
+                }
+                let r = f(k);
+                slots.lock().expect("no worker panics holding the lock")[k] = Some(r);
+            });
+        }
+    });
+    slots.into_inner().expect("workers done").into_iter().map(|r| r.expect("every task ran")).collect()
+}
+
+/// Reads and verifies one source. Digests of the stored bytes are computed on a second core
+/// while this one inflates.
+pub fn read(source: Source<'_>, expect: &Expect) -> Result<Idx, Error> {
+    read_many(&[(source, expect.clone())]).pop().expect("one job, one result")
+}
+
+/// The work left on a loaded source, split so that stored-bytes hashing runs beside inflation.
+#[derive(Clone, Copy)]
+enum Task {
+    Decode(usize),
+    HashStored(usize),
+}
+
+enum Outcome {
+    Decoded(Result<Idx, Error>),
+    Hashed(Result<(), Error>),
+}
+
+/// Reads several sources at once, on as many threads as there are cores. Work is queued
+/// largest file first, each inflation followed by its stored-bytes hashing, so one core inflates
+/// the largest file while the other hashes it and takes the smaller files.
 /// Results come back in the order of `jobs`.
 pub fn read_many(jobs: &[(Source<'_>, Expect)]) -> Vec<Result<Idx, Error>> {
     let size = |s: &Source<'_>| match s {
@@ -355,18 +424,51 @@ pub fn read_many(jobs: &[(Source<'_>, Expect)]) -> Vec<Result<Idx, Error>> {
     };
     let mut order: Vec<usize> = (0..jobs.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(size(&jobs[i].0)));
-    let workers = thread::available_parallelism().map_or(2, |n| n.get()).min(jobs.len());
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<Idx, Error>>>> = Mutex::new((0..jobs.len()).map(|_| None).collect());
-    thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| loop {
-                let k = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&i) = order.get(k) else { break };
-                let r = read(jobs[i].0, &jobs[i].1);
-                results.lock().expect("no worker panics holding the lock")[i] = Some(r);
-            });
+    let mut loaded: Vec<Option<Result<Loaded<'_>, Error>>> = (0..jobs.len()).map(|_| None).collect();
+    for (k, r) in in_parallel(order.len(), |k| load(jobs[order[k]].0, &jobs[order[k]].1)).into_iter().enumerate() {
+        loaded[order[k]] = Some(r);
+    }
+    let loaded: Vec<Result<Loaded<'_>, Error>> = loaded.into_iter().map(|l| l.expect("every job loaded")).collect();
+
+    let bytes = |i: usize| match &loaded[i] {
+        Ok(Loaded::Bytes(b)) => Some(&b[..]),
+        _ => None,
+    };
+    let mut tasks = Vec::new();
+    for &i in &order {
+        if let Some(data) = bytes(i) {
+            tasks.push(Task::Decode(i));
+            if !split_wants(&jobs[i].1, gzip::is_gzip(data)).0.is_empty() {
+                tasks.push(Task::HashStored(i));
+            }
+        }
+    }
+    let outcomes = in_parallel(tasks.len(), |k| match tasks[k] {
+        Task::Decode(i) => Outcome::Decoded(decode(bytes(i).expect("loaded"), &jobs[i].1)),
+        Task::HashStored(i) => {
+            let data = bytes(i).expect("loaded");
+            let gzipped = gzip::is_gzip(data);
+            Outcome::Hashed(verify(data, &split_wants(&jobs[i].1, gzipped).0, gzipped))
         }
     });
-    results.into_inner().expect("workers done").into_iter().map(|r| r.expect("every job ran")).collect()
+
+    let mut decoded: Vec<Option<Result<Idx, Error>>> = (0..jobs.len()).map(|_| None).collect();
+    let mut hashed: Vec<Result<(), Error>> = (0..jobs.len()).map(|_| Ok(())).collect();
+    for (task, outcome) in tasks.iter().zip(outcomes) {
+        match (task, outcome) {
+            (Task::Decode(i), Outcome::Decoded(r)) => decoded[*i] = Some(r),
+            (Task::HashStored(i), Outcome::Hashed(r)) => hashed[*i] = r,
+            _ => unreachable!("each task yields its own kind of outcome"),
+        }
+    }
+    loaded
+        .into_iter()
+        .zip(decoded)
+        .zip(hashed)
+        .map(|((l, d), h)| match l? {
+            Loaded::Done(r) => r,
+            // A wrong file is best reported as such, whatever else is wrong with it.
+            Loaded::Bytes(_) => h.and_then(|()| d.expect("every loaded source was decoded")),
+        })
+        .collect()
 }

@@ -1,0 +1,43 @@
+"""Shared fixtures: where the real Fashion-MNIST files are, and their published facts."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+FILES = [
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+]
+
+
+def find_real_data() -> Path | None:
+    """The folder holding the four real files: $FMNIST_TEST_DATA, the shared/ folder beside the
+    repository (as CI lays it out), or Debian's dataset-fashion-mnist package."""
+    candidates = [
+        os.environ.get("FMNIST_TEST_DATA"),
+        REPO.parent / "shared" / "data" / "fashion-mnist",
+        "/usr/share/datasets/fashion-mnist",
+    ]
+    for c in candidates:
+        if c and all((Path(c) / f).is_file() for f in FILES):
+            return Path(c)
+    return None
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    found = find_real_data()
+    if found is None:
+        # Not a skip: the real-data tests are the ones that matter most.
+        pytest.fail(
+            "the real Fashion-MNIST files were not found: set FMNIST_TEST_DATA, put shared/ beside "
+            "the repository, or apt-get install dataset-fashion-mnist"
+        )
+    return found

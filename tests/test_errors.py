@@ -1,0 +1,198 @@
+"""Every error path: the bad input, the exception class, and a message that names the source and
+says what was expected and what was found."""
+
+from __future__ import annotations
+
+import errno
+import gzip
+import io
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fmnist
+from fmnist import reference
+
+GOOD = reference.write_idx(np.arange(12, dtype=np.int16).reshape(3, 4))
+GOOD_GZ = reference.write_idx(np.arange(12, dtype=np.int16).reshape(3, 4), members=1)
+
+
+def test_exception_classes_are_importable_and_standard() -> None:
+    assert issubclass(fmnist.IdxFormatError, ValueError)
+    assert issubclass(fmnist.ChecksumError, ValueError)
+    assert fmnist.BadGzipFile is gzip.BadGzipFile
+    assert fmnist.IdxFormatError.__module__ == "fmnist" and fmnist.ChecksumError.__module__ == "fmnist"
+    assert fmnist.IdxFormatError.__doc__ and fmnist.ChecksumError.__doc__
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"", "too short for an IDX header: expected at least 4 bytes, found 0"),
+        (b"\x00\x01\x08\x01", "not an IDX file: expected magic bytes 00 00, found 00 01"),
+        (b"\x00\x00\x07\x01\x00\x00\x00\x01\x05", "unknown IDX type code 0x07"),
+        (b"\x00\x00\x08\x02\x00\x00\x00\x01", "2 dimensions need 12 header bytes, found 8"),
+        (GOOD[:-1], "truncated): header declares 3 x 4 int16 = 24 payload bytes, 36 bytes in all; found 35"),
+        (GOOD + b"\x00", "trailing bytes): header declares 3 x 4 int16 = 24 payload bytes, 36 bytes in all; found 37"),
+        (b"\x00\x00\x08\x41" + b"\x00\x00\x00\x01" * 65 + b"\x07", "65 dimensions; numpy holds at most"),
+    ],
+)
+def test_malformed_idx(data: bytes, message: str) -> None:
+    with pytest.raises(fmnist.IdxFormatError, match=f"^<{len(data)} bytes in memory>: .*") as e:
+        fmnist.read_idx(data)
+    assert message in str(e.value)
+    with pytest.raises(fmnist.IdxFormatError):
+        reference.read_idx(data)
+
+
+def test_length_mismatch_inside_gzip() -> None:
+    short = reference.gzip_member(GOOD[:-2])
+    with pytest.raises(fmnist.IdxFormatError, match="truncated.*found 34"):
+        fmnist.read_idx(short)
+    long = reference.gzip_member(GOOD + b"xy")
+    with pytest.raises(fmnist.IdxFormatError, match="decompressed content is longer"):
+        fmnist.read_idx(long)
+
+
+def test_max_bytes_refuses_before_reading_the_payload() -> None:
+    with pytest.raises(fmnist.IdxFormatError, match="payload of 3 x 4 int16 is 24 bytes, over max_bytes=23"):
+        fmnist.read_idx(GOOD_GZ, max_bytes=23)
+    assert fmnist.read_idx(GOOD_GZ, max_bytes=24).shape == (3, 4)
+    with pytest.raises(ValueError, match="max_bytes"):
+        fmnist.read_idx(GOOD, max_bytes=-1)
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_tiny_file_claiming_a_terabyte_fails_without_allocating(tmp_path: Path, compressed: bool) -> None:
+    header = struct.pack(">BBBBIII", 0, 0, 0x0E, 3, 65535, 65535, 30000)  # ~1 TB of float64
+    data = gzip.compress(header + b"\x00" * 64) if compressed else header + b"\x00" * 64
+    path = tmp_path / "huge.idx"
+    path.write_bytes(data)
+    # In a child process: a huge allocation would abort or balloon it; we read its peak RSS.
+    code = (
+        "import resource, sys, fmnist\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "try:\n    fmnist.read_idx(sys.argv[1])\nexcept fmnist.IdxFormatError as e:\n    print(e)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    message, grown_kib = out.stdout.strip().splitlines()
+    assert str(path) in message and "65535 x 65535 x 30000 float64" in message
+    assert ("gzip can hold at most" if compressed else "length mismatch") in message
+    assert int(grown_kib) < 16 * 1024
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda b: b[:-8] + bytes([b[-8] ^ 1]) + b[-7:], "CRC32 check failed"),
+        (lambda b: b[:-1] + bytes([b[-1] ^ 1]), "ISIZE check failed"),
+        (lambda b: b[:-5], "trailer missing"),
+        (lambda b: b[:20], "truncated"),
+        (lambda b: b + b"junk", "not a gzip member: expected magic bytes 1f 8b"),
+        (lambda b: b[:2] + b"\x07" + b[3:], "unknown gzip compression method 7"),
+        (lambda b: b[:3] + b"\x80" + b[4:], "reserved flag bits"),
+    ],
+)
+def test_corrupt_gzip(mutate, message: str) -> None:  # type: ignore[no-untyped-def]
+    bad = mutate(GOOD_GZ)
+    with pytest.raises(gzip.BadGzipFile, match=message) as e:
+        fmnist.read_idx(bad)
+    assert str(e.value).startswith(f"<{len(bad)} bytes in memory>: ")
+    with pytest.raises(gzip.BadGzipFile):
+        reference.read_idx(bad)
+
+
+def test_header_crc16_is_checked() -> None:
+    data = bytearray(reference.gzip_member(GOOD, name=b"n", header_crc=True))
+    data[12] ^= 0xFF  # inside the header CRC16
+    with pytest.raises(gzip.BadGzipFile, match="CRC16 mismatch"):
+        fmnist.read_idx(bytes(data))
+
+
+def test_checksum_messages_name_file_algorithm_coverage_expected_and_actual(tmp_path: Path) -> None:
+    path = tmp_path / "x.idx.gz"
+    path.write_bytes(GOOD_GZ)
+    wrong = "0" * 32
+    with pytest.raises(fmnist.ChecksumError) as e:
+        fmnist.read_idx(path, md5=wrong)
+    actual = __import__("hashlib").md5(GOOD_GZ).hexdigest()
+    assert str(e.value) == (f"{path}: MD5 mismatch over the stored (gzip-compressed) bytes: "
+                            f"expected {wrong}, found {actual}")
+    sha = __import__("hashlib").sha256(GOOD).hexdigest()
+    with pytest.raises(fmnist.ChecksumError, match=f"SHA-256 mismatch over the decompressed IDX content: "
+                                                    f"expected {'a' * 64}, found {sha}"):
+        fmnist.read_idx(path, content_sha256="A" * 64)
+    assert fmnist.read_idx(path, content_sha256=sha.upper(), md5=actual).shape == (3, 4)
+
+
+def test_stored_checksum_wins_over_corruption() -> None:
+    broken = GOOD_GZ[:-3]
+    with pytest.raises(fmnist.ChecksumError):
+        fmnist.read_idx(broken, md5="0" * 32)
+
+
+def test_uncompressed_file_digests_cover_the_same_bytes(tmp_path: Path) -> None:
+    md5 = __import__("hashlib").md5(GOOD).hexdigest()
+    assert fmnist.read_idx(GOOD, md5=md5, content_md5=md5).shape == (3, 4)
+    with pytest.raises(fmnist.ChecksumError, match="stored uncompressed, so stored = content"):
+        fmnist.read_idx(GOOD, content_md5="1" * 32)
+
+
+@pytest.mark.parametrize("bad", ["abc", "z" * 32, "0" * 31])
+def test_malformed_expected_digest_is_a_usage_error(bad: str) -> None:
+    with pytest.raises(ValueError, match="must be 32 hex digits") as e:
+        fmnist.read_idx(GOOD, md5=bad)
+    assert not isinstance(e.value, fmnist.ChecksumError)
+
+
+def test_os_errors_keep_their_class_and_filename(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.gz"
+    with pytest.raises(FileNotFoundError) as e:
+        fmnist.read_idx(missing)
+    assert e.value.errno == errno.ENOENT and e.value.filename == str(missing)
+    with pytest.raises(IsADirectoryError) as d:
+        fmnist.read_idx(tmp_path)
+    assert d.value.filename == str(tmp_path)
+    if os.geteuid() != 0:  # root reads anything, so only an unprivileged user can see EACCES
+        locked = tmp_path / "locked"
+        locked.write_bytes(GOOD)
+        locked.chmod(0)
+        with pytest.raises(PermissionError):
+            fmnist.read_idx(locked)
+
+
+def test_bad_source_types() -> None:
+    with pytest.raises(TypeError, match="path or a bytes-like object, not int"):
+        fmnist.read_idx(3)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="md5 has 1 entries for 2 sources"):
+        fmnist.read_idx_many([GOOD, GOOD], md5=[None])
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.uint16, np.bool_, np.complex64, np.float16, object])
+def test_write_refuses_dtypes_idx_cannot_hold(tmp_path: Path, dtype: object) -> None:
+    with pytest.raises(TypeError, match="IDX cannot hold an array of dtype"):
+        fmnist.write_idx(tmp_path / "x.idx", np.zeros(3, dtype=dtype))
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("compress", [10, -1, "yes", 2.0])
+def test_write_refuses_bad_compress(compress: object) -> None:
+    with pytest.raises(ValueError, match="gzip level 0-9"):
+        fmnist.write_idx(io.BytesIO(), np.zeros(3, np.uint8), compress=compress)  # type: ignore[arg-type]
+
+
+def test_write_replaces_a_file_atomically(tmp_path: Path) -> None:
+    path = tmp_path / "x.idx"
+    path.write_bytes(b"old")
+    fmnist.write_idx(path, np.arange(5, dtype=np.uint8), compress=True)
+    assert np.array_equal(fmnist.read_idx(path), np.arange(5))
+    assert [p.name for p in tmp_path.iterdir()] == ["x.idx"]
+    with pytest.raises(FileNotFoundError):
+        fmnist.write_idx(tmp_path / "no" / "x.idx", np.zeros(1, np.uint8))
