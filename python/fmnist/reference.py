@@ -68,7 +68,7 @@ def _member_header(data: bytes, pos: int) -> int:
 
 def gunzip(data: bytes) -> bytes:
     """Decompresses every member, checking each header CRC16 (if present), CRC32 and ISIZE."""
-    out = []
+    out: list[bytes] = []
     pos = 0
     while True:
         while pos < len(data) and data[pos] == 0:

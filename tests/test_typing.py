@@ -1,0 +1,35 @@
+"""The stubs describe the Rust module as it is, and the package type-checks strictly."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+
+import fmnist._core
+
+from .conftest import REPO
+
+
+def test_stub_names_match_the_extension_module() -> None:
+    stub = ast.parse((REPO / "python" / "fmnist" / "_core.pyi").read_text())
+    declared = {
+        node.name if not isinstance(node, ast.AnnAssign) else node.target.id  # type: ignore[union-attr]
+        for node in stub.body
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.AnnAssign))
+    }
+    public = {n for n in dir(fmnist._core) if not n.startswith("_") or n == "__version__"}
+    assert declared == public
+
+
+def test_version_comes_from_cargo() -> None:
+    cargo = (REPO / "Cargo.toml").read_text()
+    assert f'version = "{fmnist.__version__}"' in cargo
+
+
+def test_mypy_strict() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "fmnist"],
+        cwd=REPO / "python", capture_output=True, text=True,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
