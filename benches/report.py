@@ -1,12 +1,15 @@
-"""Turns benches/results.json (written by `pytest benches`) into the README's markdown table.
+"""Turns benches/results.json (written by `pytest benches`) into the README's markdown table and
+bar chart.
 
-    python benches/report.py            # print the table
+    python benches/report.py                      # print the table
+    python benches/report.py --svg docs/bench.svg # and write the chart (committed for the README)
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from html import escape
 from pathlib import Path
 
 BASELINES = ("reference", "mnist_reader idiom", "numpy idiom")
@@ -33,11 +36,48 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def svg(results: dict, title: str) -> str:
+    """A horizontal bar chart of every timed group: bar length is throughput relative to the
+    group's slowest contender, labelled with the median and the speed-up."""
+    width, bar_x, bar_w, row_h, gap = 900, 330, 420, 22, 34
+    y = 50
+    parts = [f'<text x="10" y="24" font-size="16" font-weight="bold">{escape(title)}</text>']
+    for group, rows in results.items():
+        timed = {k: v for k, v in rows.items() if "median_s" in v}
+        if not timed:
+            continue
+        slowest = max(v["median_s"] for v in timed.values())
+        parts.append(f'<text x="10" y="{y}" font-size="13" font-weight="bold">{escape(group)}</text>')
+        y += 8
+        for name, v in sorted(timed.items(), key=lambda kv: kv[1]["median_s"]):
+            speed = slowest / v["median_s"]
+            length = bar_w * speed / max(slowest / t["median_s"] for t in timed.values())
+            colour = "#1f77b4" if name.startswith("fmnist") else ("#999999" if name.startswith("floor") else "#ff7f0e")
+            parts.append(f'<text x="{bar_x - 8}" y="{y + 15}" font-size="12" text-anchor="end">{escape(name)}</text>')
+            parts.append(f'<rect x="{bar_x}" y="{y + 3}" width="{length:.1f}" height="{row_h - 6}" fill="{colour}"/>')
+            parts.append(f'<text x="{bar_x + length + 6:.1f}" y="{y + 15}" font-size="12">'
+                         f'{v["median_s"] * 1e3:.1f} ms ({speed:.1f}x)</text>')
+            y += row_h
+        y += gap
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{y}" font-family="sans-serif">'
+            f'<rect width="100%" height="100%" fill="white"/>' + "".join(parts) + "</svg>\n")
+
+
 def main() -> int:
-    path = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).with_name("results.json")
+    args = sys.argv[1:]
+    out_svg = None
+    if "--svg" in args:
+        i = args.index("--svg")
+        out_svg = Path(args[i + 1])
+        del args[i:i + 2]
+    path = Path(args[0]) if args else Path(__file__).with_name("results.json")
     data = json.loads(path.read_text())
     print(f"Machine: {data['machine']}\n")
     print(table(data["results"]))
+    if out_svg:
+        title = "fmnist: median time per task, bar = speed relative to the slowest (longer is faster)"
+        out_svg.write_text(svg(data["results"], title))
+        print(f"chart written to {out_svg}")
     return 0
 
 

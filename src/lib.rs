@@ -6,6 +6,7 @@
 
 use std::fmt;
 
+pub mod batches;
 pub mod digest;
 pub mod gzip;
 pub mod idx;

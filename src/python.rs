@@ -2,15 +2,17 @@
 //! Everything here is a thin wrapper over an engine function with the same meaning.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use ndarray::{s, Array1, IxDyn};
-use numpy::{Element, IntoPyArray, PyReadonlyArrayDyn, PyUntypedArrayMethods};
+use numpy::{Element, IntoPyArray, PyReadonlyArrayDyn, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
 use pyo3::import_exception;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 
+use crate::batches::{Buf, Kind, Normalize, Prefetch, Rows, Spec};
 use crate::digest::Algo;
 use crate::idx::Header;
 use crate::reader::{self, Covers, Data, Expect, Idx, Source, Typed};
@@ -231,5 +233,158 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(read_idx, m)?)?;
     m.add_function(wrap_pyfunction!(read_idx_many, m)?)?;
     m.add_function(wrap_pyfunction!(encode_idx, m)?)?;
+    m.add_class::<Batcher>()?;
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Training batches
+
+fn kind_of(code: &str) -> PyResult<Kind> {
+    Ok(match code {
+        "u1" => Kind::U8,
+        "i1" => Kind::I8,
+        "u2" => Kind::U16,
+        "i2" => Kind::I16,
+        "u4" => Kind::U32,
+        "i4" => Kind::I32,
+        "u8" => Kind::U64,
+        "i8" => Kind::I64,
+        "f4" => Kind::F32,
+        "f8" => Kind::F64,
+        other => return Err(PyTypeError::new_err(format!("unsupported element type {other:?}"))),
+    })
+}
+
+/// A borrowed view of a numpy array the Batcher keeps a reference to.
+fn rows_of(array: &Bound<'_, PyAny>, what: &str) -> PyResult<Rows> {
+    let array = array.cast::<PyUntypedArray>()?;
+    let code: String = array.dtype().getattr("str")?.extract()?;
+    let kind = kind_of(code.trim_start_matches(['<', '|', '=']))?;
+    if !array.is_c_contiguous() || array.ndim() == 0 {
+        return Err(PyValueError::new_err(format!("{what} must be a C-contiguous array of rows")));
+    }
+    let shape = array.shape();
+    let count = shape[0];
+    let row_len = shape[1..].iter().product();
+    // SAFETY: reading the data pointer of a live array object.
+    let ptr = unsafe { (*array.as_array_ptr()).data } as *const u8;
+    if ptr as usize % kind.size() != 0 {
+        return Err(PyValueError::new_err(format!("{what} is not aligned for its dtype")));
+    }
+    // SAFETY: the Batcher holds a reference to `array` for as long as these Rows live (its
+    // `prefetch` and `spec` fields drop before the array references), and a referenced numpy
+    // array cannot be resized or freed.
+    Ok(unsafe { Rows::new(ptr, count, row_len, kind) })
+}
+
+fn buf_to_numpy<'py>(py: Python<'py>, buf: Buf, shape: Vec<usize>) -> PyResult<Bound<'py, PyAny>> {
+    fn shaped<'py, T: Element>(py: Python<'py>, v: Vec<T>, shape: Vec<usize>) -> PyResult<Bound<'py, PyAny>> {
+        let a = Array1::from_vec(v)
+            .into_shape_with_order(IxDyn(&shape))
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        Ok(a.into_pyarray(py).into_any())
+    }
+    match buf {
+        Buf::U8(v) => shaped(py, v, shape),
+        Buf::I8(v) => shaped(py, v, shape),
+        Buf::U16(v) => shaped(py, v, shape),
+        Buf::I16(v) => shaped(py, v, shape),
+        Buf::U32(v) => shaped(py, v, shape),
+        Buf::I32(v) => shaped(py, v, shape),
+        Buf::U64(v) => shaped(py, v, shape),
+        Buf::I64(v) => shaped(py, v, shape),
+        Buf::F32(v) => shaped(py, v, shape),
+        Buf::F64(v) => shaped(py, v, shape),
+    }
+}
+
+/// Batcher(images, labels, order, batch_size, drop_last, to_f32, mean, std, image_shape):
+/// iterates (x, y) batches of one epoch; made one batch ahead on a background thread that
+/// starts at the first next() and is stopped by close(), exhaustion or garbage collection.
+#[pyclass(module = "fmnist._core")]
+struct Batcher {
+    // Field order is drop order: the thread stops before the arrays it reads are released.
+    prefetch: Option<Prefetch>,
+    spec: Option<Arc<Spec>>,
+    remaining: usize,
+    image_shape: Vec<usize>,
+    label_shape: Vec<usize>,
+    _images: Py<PyAny>,
+    _labels: Py<PyAny>,
+}
+
+#[pymethods]
+impl Batcher {
+    #[new]
+    #[pyo3(signature = (images_obj, labels, order, batch_size, drop_last, to_f32, mean, std, image_shape))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        images_obj: &Bound<'_, PyAny>,
+        labels: &Bound<'_, PyAny>,
+        order: PyReadonlyArrayDyn<'_, i64>,
+        batch_size: usize,
+        drop_last: bool,
+        to_f32: bool,
+        mean: Option<Vec<f32>>,
+        std: Option<Vec<f32>>,
+        image_shape: Vec<usize>,
+    ) -> PyResult<Batcher> {
+        let order = order
+            .as_array()
+            .iter()
+            .map(|&i| usize::try_from(i).map_err(|_| PyValueError::new_err(format!("negative index {i}"))))
+            .collect::<PyResult<Vec<usize>>>()?;
+        let label_shape = labels.cast::<PyUntypedArray>()?.shape()[1..].to_vec();
+        let images = rows_of(images_obj, "images")?;
+        let to_f32 = to_f32.then(|| Normalize::new(mean, std));
+        let spec = Spec { images, labels: rows_of(labels, "labels")?, order, batch_size, drop_last, to_f32 };
+        spec.validate().map_err(usage)?;
+        Ok(Batcher {
+            prefetch: None,
+            remaining: spec.len(),
+            spec: Some(Arc::new(spec)),
+            image_shape,
+            label_shape,
+            _images: images_obj.clone().unbind(),
+            _labels: labels.clone().unbind(),
+        })
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __len__(&self) -> usize {
+        self.remaining
+    }
+
+    fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<(Bound<'py, PyAny>, Bound<'py, PyAny>)>> {
+        if self.remaining == 0 {
+            self.close();
+            return Ok(None);
+        }
+        if self.prefetch.is_none() {
+            let spec = self.spec.clone().expect("spec kept until exhausted or closed");
+            self.prefetch = Some(Prefetch::start(spec));
+        }
+        let prefetch = self.prefetch.as_mut().expect("started above");
+        let Some((x, y, n)) = py.detach(|| prefetch.next()) else {
+            self.close();
+            return Ok(None);
+        };
+        self.remaining -= 1;
+        let xs = [n].into_iter().chain(self.image_shape.iter().copied()).collect();
+        let ys = [n].into_iter().chain(self.label_shape.iter().copied()).collect();
+        Ok(Some((buf_to_numpy(py, x, xs)?, buf_to_numpy(py, y, ys)?)))
+    }
+
+    /// Stops the background thread (it finishes at most the batch in hand) and ends iteration.
+    fn close(&mut self) {
+        if let Some(mut p) = self.prefetch.take() {
+            p.stop();
+        }
+        self.spec = None;
+        self.remaining = 0;
+    }
 }

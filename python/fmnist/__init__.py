@@ -9,13 +9,17 @@ from __future__ import annotations
 from gzip import BadGzipFile
 
 from ._core import ChecksumError, IdxFormatError, __version__
+from .datasets import DATASETS
 from .idx import read_idx, read_idx_many, write_idx
+from .pipeline import batches
 
 __all__ = [
     "BadGzipFile",
     "ChecksumError",
+    "DATASETS",
     "IdxFormatError",
     "__version__",
+    "batches",
     "read_idx",
     "read_idx_many",
     "write_idx",

@@ -1,0 +1,89 @@
+"""One epoch of shuffled batches of 256 from the real training set: fmnist.batches vs the numpy
+idioms, against the one-pass floor (np.copyto of the whole set into a preallocated float32
+array), and vs torchvision's DataLoader when torch is installed (it is not in CI)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+
+import fmnist
+
+MEAN, STD = 0.2860, 0.3530  # Fashion-MNIST's pixel mean and standard deviation, as usually quoted
+BATCH = 256
+U8 = "epoch of shuffled batches of 256, uint8"
+F32 = "epoch of shuffled batches of 256, float32 normalised"
+
+
+@pytest.fixture(scope="module")
+def train(data_dir: Path) -> tuple[Any, Any]:
+    return (fmnist.read_idx(data_dir / "train-images-idx3-ubyte.gz"),
+            fmnist.read_idx(data_dir / "train-labels-idx1-ubyte.gz"))
+
+
+def numpy_u8(x: Any, y: Any) -> int:
+    perm = np.random.default_rng(0).permutation(len(x))
+    n = 0
+    for i in range(0, len(x), BATCH):
+        idx = perm[i:i + BATCH]
+        xb, yb = x[idx], y[idx]
+        n += len(xb)
+    return n
+
+
+def numpy_f32(x: Any, y: Any) -> int:
+    perm = np.random.default_rng(0).permutation(len(x))
+    n = 0
+    for i in range(0, len(x), BATCH):
+        idx = perm[i:i + BATCH]
+        xb, yb = (x[idx].astype(np.float32) / 255 - MEAN) / STD, y[idx]
+        n += len(xb)
+    return n
+
+
+def fmnist_epoch(x: Any, y: Any, **kw: Any) -> int:
+    return sum(len(xb) for xb, _ in fmnist.batches(x, y, BATCH, **kw))
+
+
+def test_uint8_fmnist(measure: Callable[..., Any], train: Any) -> None:
+    x, y = train
+    assert measure(U8, "fmnist.batches", lambda: fmnist_epoch(x, y), x.nbytes) == 60000
+
+
+def test_uint8_numpy(measure: Callable[..., Any], train: Any) -> None:
+    x, y = train
+    assert measure(U8, "numpy idiom", lambda: numpy_u8(x, y), x.nbytes) == 60000
+
+
+def test_float32_fmnist(measure: Callable[..., Any], train: Any) -> None:
+    x, y = train
+    n = measure(F32, "fmnist.batches", lambda: fmnist_epoch(x, y, dtype="float32", mean=MEAN, std=STD), x.nbytes * 4)
+    assert n == 60000
+
+
+def test_float32_numpy(measure: Callable[..., Any], train: Any) -> None:
+    x, y = train
+    assert measure(F32, "numpy idiom", lambda: numpy_f32(x, y), x.nbytes * 4) == 60000
+
+
+def test_float32_floor(measure: Callable[..., Any], train: Any) -> None:
+    x, _ = train
+    out = np.empty(x.shape, np.float32)  # preallocated: the floor is the one conversion pass
+    measure(F32, "floor: np.copyto whole set to float32", lambda: np.copyto(out, x), x.nbytes * 4)
+
+
+def test_float32_torch_dataloader(measure: Callable[..., Any], data_dir: Path, tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch", reason="torch is optional: this row is measured where it is installed")
+    tv = pytest.importorskip("torchvision")
+    raw = tmp_path / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for f in data_dir.glob("*-ubyte.gz"):
+        (raw / f.name).symlink_to(f)
+    transform = tv.transforms.Compose([tv.transforms.ToTensor(), tv.transforms.Normalize((MEAN,), (STD,))])
+    ds = tv.datasets.FashionMNIST(str(tmp_path), train=True, download=False, transform=transform)
+    loader = torch.utils.data.DataLoader(ds, batch_size=BATCH, shuffle=True)
+    measure(F32, "torchvision FashionMNIST + DataLoader", lambda: sum(len(b) for b, _ in loader), 60000 * 784 * 4,
+            rounds=3)

@@ -1,0 +1,133 @@
+"""Training batches: ``fmnist.batches``, one epoch of (x, y) pairs for a training loop.
+
+Order (fixed by the design, so runs and ranks agree):
+
+1. ``perm = numpy.random.default_rng(seed + epoch).permutation(N)`` when shuffling, else
+   ``arange(N)``;
+2. for ``world_size > 1``, torch's DistributedSampler rule: pad by repeating from the start to
+   a multiple of ``world_size`` (or cut to one when ``drop_last``), then rank takes
+   ``perm[rank::world_size]``;
+3. batches of ``batch_size`` in that order, the last one short unless ``drop_last``.
+
+Gathering, conversion and normalisation happen in one pass in Rust with the GIL released, one
+batch ahead on a background thread.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterator, Optional, Sequence, Union
+
+import numpy as np
+import numpy.typing as npt
+
+from . import _core
+
+#: element types batches can read (native byte order)
+SUPPORTED = tuple(np.dtype(t) for t in ("u1", "i1", "u2", "i2", "u4", "i4", "u8", "i8", "f4", "f8"))
+
+Stat = Union[float, Sequence[float], npt.NDArray[Any], None]
+
+
+def epoch_indices(
+    n: int,
+    *,
+    shuffle: bool = True,
+    seed: int = 0,
+    epoch: int = 0,
+    drop_last: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
+) -> npt.NDArray[np.int64]:
+    """The row indices one rank serves in one epoch, in order (steps 1 and 2 above)."""
+    perm = np.random.default_rng(seed + epoch).permutation(n) if shuffle else np.arange(n)
+    if world_size > 1:
+        if drop_last:
+            perm = perm[: (n // world_size) * world_size]
+        else:
+            total = -(-n // world_size) * world_size
+            if total > n and n > 0:
+                perm = np.resize(perm, total)  # repeats from the start, as often as needed
+        perm = perm[rank::world_size]
+    return perm.astype(np.int64, copy=False)
+
+
+def _native(a: npt.NDArray[Any], what: str) -> npt.NDArray[Any]:
+    native = a.dtype.newbyteorder("=") if a.dtype.byteorder not in ("=", "|") else a.dtype
+    if native not in SUPPORTED:
+        raise TypeError(f"{what} must have an integer or float dtype (not bool, float16 or complex); got {a.dtype}")
+    if a.ndim == 0:
+        raise ValueError(f"{what} must have a first axis, one row per example")
+    return np.ascontiguousarray(a, dtype=native)
+
+
+def _stat(value: Stat, name: str, shape: tuple[int, ...]) -> Optional[list[float]]:
+    if value is None:
+        return None
+    v = np.asarray(value, dtype=np.float32)
+    try:
+        full = np.broadcast_to(v, shape)
+    except ValueError:
+        raise ValueError(
+            f"{name} of shape {v.shape} does not broadcast to one image of shape {shape} "
+            "(numpy's rule: per-channel values go on the last axis, or shape (C, 1, 1) for channels-first)"
+        ) from None
+    return [float(x) for x in full.ravel()]
+
+
+def batches(
+    images: npt.ArrayLike,
+    labels: npt.ArrayLike,
+    batch_size: int = 256,
+    *,
+    shuffle: bool = True,
+    seed: int = 0,
+    epoch: int = 0,
+    drop_last: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
+    dtype: Optional[str] = "uint8",
+    flatten: bool = False,
+    mean: Stat = None,
+    std: Stat = None,
+) -> Iterator[tuple[npt.NDArray[Any], npt.NDArray[Any]]]:
+    """One epoch of ``(x, y)`` batches from ``images`` and ``labels`` (same length).
+
+    ``dtype``: ``"uint8"`` serves uint8 images as they are; ``"float32"`` converts (uint8 is
+    scaled by 1/255 to [0, 1], other types are converted as they are) and then normalises with
+    ``(x - mean) / std`` when given (scalars, or per-channel values that broadcast to one image);
+    ``None`` serves images of any dtype as they are. ``flatten`` gives x the shape
+    ``(B, prod(image shape))``. Each batch is a fresh array the caller may keep.
+
+    The result is an iterator with ``len()`` (batches left) and ``close()``; leaving a loop
+    early, closing it or dropping it stops its background thread.
+    """
+    x = np.asarray(images)
+    y = np.asarray(labels)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, not {batch_size!r}")
+    if not isinstance(world_size, (int, np.integer)) or world_size < 1:
+        raise ValueError(f"world_size must be an int >= 1, not {world_size!r}")
+    if not isinstance(rank, (int, np.integer)) or not 0 <= rank < world_size:
+        raise ValueError(f"rank must be an int in [0, {world_size}) for world_size={world_size}, not {rank!r}")
+    if dtype is not None and dtype not in ("uint8", "float32"):
+        try:
+            dtype = {np.dtype(np.uint8): "uint8", np.dtype(np.float32): "float32"}[np.dtype(dtype)]
+        except (TypeError, KeyError):
+            raise ValueError(f"dtype must be 'uint8', 'float32' or None, not {dtype!r}") from None
+    x = _native(x, "images")
+    y = _native(y, "labels")
+    if len(x) != len(y):
+        raise ValueError(f"images has {len(x)} rows but labels has {len(y)}")
+    if dtype == "uint8" and x.dtype != np.uint8:
+        raise ValueError(f"dtype='uint8' needs uint8 images, got {x.dtype}: use dtype='float32' or dtype=None")
+    if dtype != "float32" and (mean is not None or std is not None):
+        raise ValueError("mean/std normalise float32 batches: pass dtype='float32'")
+    image_shape = x.shape[1:]
+    order = epoch_indices(len(x), shuffle=shuffle, seed=seed, epoch=epoch, drop_last=drop_last,
+                          rank=int(rank), world_size=int(world_size))
+    out_shape = [int(np.prod(image_shape, dtype=np.int64))] if flatten else [int(d) for d in image_shape]
+    batcher: Iterator[tuple[npt.NDArray[Any], npt.NDArray[Any]]] = _core.Batcher(
+        x, y, order, int(batch_size), bool(drop_last), dtype == "float32",
+        _stat(mean, "mean", image_shape), _stat(std, "std", image_shape), out_shape,
+    )
+    return batcher
