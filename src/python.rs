@@ -10,7 +10,7 @@ use pyo3::create_exception;
 use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
 use pyo3::import_exception;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyString};
+use pyo3::types::{PyBytes, PyDict, PyString};
 
 use crate::batches::{Buf, Kind, Normalize, Prefetch, Rows, Spec};
 use crate::digest::Algo;
@@ -187,6 +187,58 @@ fn read_idx_many<'py>(
         .collect()
 }
 
+fn digest_name(algo: Algo, covers: Covers) -> &'static str {
+    match (algo, covers) {
+        (Algo::Md5, Covers::Stored) => "md5",
+        (Algo::Sha256, Covers::Stored) => "sha256",
+        (Algo::Md5, Covers::Content) => "content_md5",
+        (Algo::Sha256, Covers::Content) => "content_sha256",
+    }
+}
+
+/// read_idx_digests(sources, wanted, max_bytes=None) -> [(array, {name: hex})]: reads like
+/// read_idx_many, and computes (without checking) the digests named in wanted[i]: any of
+/// "md5", "sha256" (stored bytes), "content_md5", "content_sha256" (decompressed IDX).
+#[pyfunction]
+#[pyo3(signature = (sources, wanted, max_bytes=None))]
+fn read_idx_digests<'py>(
+    py: Python<'py>,
+    sources: Vec<Bound<'py, PyAny>>,
+    wanted: Vec<Vec<String>>,
+    max_bytes: Option<usize>,
+) -> PyResult<Vec<(Bound<'py, PyAny>, Bound<'py, PyDict>)>> {
+    if wanted.len() != sources.len() {
+        return Err(PyValueError::new_err(format!("{} sources but {} digest lists", sources.len(), wanted.len())));
+    }
+    let args = sources.iter().map(Arg::new).collect::<PyResult<Vec<_>>>()?;
+    let mut jobs = Vec::with_capacity(args.len());
+    for (a, names) in args.iter().zip(&wanted) {
+        let mut e = expect(py, &(None, None, None, None), max_bytes).map_err(usage)?;
+        for name in names {
+            let (algo, covers) = match name.as_str() {
+                "md5" => (Algo::Md5, Covers::Stored),
+                "sha256" => (Algo::Sha256, Covers::Stored),
+                "content_md5" => (Algo::Md5, Covers::Content),
+                "content_sha256" => (Algo::Sha256, Covers::Content),
+                other => return Err(PyValueError::new_err(format!("unknown digest {other:?}"))),
+            };
+            e.report(algo, covers);
+        }
+        jobs.push((a.source(), e));
+    }
+    let results = py.detach(|| reader::read_many(&jobs));
+    let mut out = Vec::with_capacity(results.len());
+    for (r, a) in results.into_iter().zip(&args) {
+        let mut idx = r.map_err(|e| to_py(e, a))?;
+        let digests = PyDict::new(py);
+        for d in std::mem::take(&mut idx.digests) {
+            digests.set_item(digest_name(d.algo, d.covers), d.hex)?;
+        }
+        out.push((to_numpy(py, idx), digests));
+    }
+    Ok(out)
+}
+
 fn encode_typed<T: Element + writer::BigEndian + Sync>(
     py: Python<'_>,
     array: &Bound<'_, PyAny>,
@@ -232,6 +284,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ChecksumError", py.get_type::<ChecksumError>())?;
     m.add_function(wrap_pyfunction!(read_idx, m)?)?;
     m.add_function(wrap_pyfunction!(read_idx_many, m)?)?;
+    m.add_function(wrap_pyfunction!(read_idx_digests, m)?)?;
     m.add_function(wrap_pyfunction!(encode_idx, m)?)?;
     m.add_class::<Batcher>()?;
     Ok(())

@@ -45,12 +45,20 @@ impl Covers {
     }
 }
 
-/// One expected digest.
+/// One digest to compute, and (when given) the value it must have.
 #[derive(Clone, Debug)]
 pub struct Want {
     pub algo: Algo,
     pub covers: Covers,
-    /// Lowercase hex.
+    /// Expected value, lowercase hex; None: compute and report it only.
+    pub hex: Option<String>,
+}
+
+/// A digest as computed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Digest {
+    pub algo: Algo,
+    pub covers: Covers,
     pub hex: String,
 }
 
@@ -69,9 +77,14 @@ impl Expect {
     pub fn want(&mut self, algo: Algo, covers: Covers, given: Option<&str>) -> Result<(), Error> {
         if let Some(given) = given {
             let hex = digest::parse_expected(algo, given)?;
-            self.digests.push(Want { algo, covers, hex });
+            self.digests.push(Want { algo, covers, hex: Some(hex) });
         }
         Ok(())
+    }
+
+    /// Asks for a digest to be computed and returned in `Idx::digests`, without a check.
+    pub fn report(&mut self, algo: Algo, covers: Covers) {
+        self.digests.push(Want { algo, covers, hex: None });
     }
 }
 
@@ -118,6 +131,8 @@ pub struct Typed<T> {
 pub struct Idx {
     pub header: Header,
     pub data: Data,
+    /// Every digest that was asked for (checked or only reported).
+    pub digests: Vec<Digest>,
 }
 
 #[derive(Debug)]
@@ -213,31 +228,32 @@ fn check_header(header: &Header, expect: &Expect) -> Result<(), Error> {
     idx::check_max(header, expect.max_bytes)
 }
 
-/// Hashes `data` with every algorithm `wants` names (the two in parallel when both are asked for)
-/// and compares. `covers` picks which wants apply.
-fn verify(data: &[u8], wants: &[&Want], gzipped: bool) -> Result<(), Error> {
+/// Hashes `data` with every algorithm `wants` names (the two in parallel when both are asked for),
+/// compares with the expected values given, and returns what it computed.
+fn verify(data: &[u8], wants: &[&Want], gzipped: bool) -> Result<Vec<Digest>, Error> {
     let need = |a: Algo| wants.iter().any(|w| w.algo == a);
     let (md5, sha) = thread::scope(|s| {
         let sha = need(Algo::Sha256).then(|| s.spawn(|| digest::hex(Algo::Sha256, data)));
         let md5 = need(Algo::Md5).then(|| digest::hex(Algo::Md5, data));
         (md5, sha.map(|h| h.join().expect("hashing does not panic")))
     });
+    let mut computed = Vec::with_capacity(wants.len());
     for w in wants {
         let actual = match w.algo {
             Algo::Md5 => md5.as_deref(),
             Algo::Sha256 => sha.as_deref(),
         }
         .expect("computed above");
-        if actual != w.hex {
+        if let Some(expected) = w.hex.as_deref().filter(|&e| e != actual) {
             return Err(Error::Checksum(format!(
-                "{} mismatch over {}: expected {}, found {actual}",
+                "{} mismatch over {}: expected {expected}, found {actual}",
                 w.algo.name(),
                 w.covers.describe(gzipped),
-                w.hex
             )));
         }
+        computed.push(Digest { algo: w.algo, covers: w.covers, hex: actual.to_owned() });
     }
-    Ok(())
+    Ok(computed)
 }
 
 /// A source after its first stage: the stored bytes of a compressed or in-memory source, or an
@@ -276,6 +292,7 @@ fn read_raw_file(mut file: File, mut prefix: Vec<u8>, len: usize, expect: &Expec
     check_header(&header, expect)?;
     idx::check_len(&header, len)?;
     let hlen = header.header_len();
+    let digests;
     let data = with_elem!(header.dtype, T => {
         let mut buf = Buffer::<T>::new(&header);
         let content = buf.content_mut();
@@ -288,10 +305,10 @@ fn read_raw_file(mut file: File, mut prefix: Vec<u8>, len: usize, expect: &Expec
             idx::check_len(&header, got + hlen + more)?;
         }
         let wants: Vec<&Want> = expect.digests.iter().collect();
-        verify(buf.content_mut(), &wants, false)?;
+        digests = verify(buf.content_mut(), &wants, false)?;
         buf.finish(&header)
     });
-    Ok(Idx { header, data })
+    Ok(Idx { header, data, digests })
 }
 
 /// Like `read_exact`, but reports how much it got instead of failing at end of file.
@@ -336,7 +353,8 @@ fn copy_raw(data: &[u8], expect: &Expect) -> Result<Idx, Error> {
         buf.content_mut().copy_from_slice(data);
         buf.finish(&header)
     });
-    Ok(Idx { header, data })
+    // Digests of uncompressed bytes come from the stored-bytes task (same bytes).
+    Ok(Idx { header, data, digests: Vec::new() })
 }
 
 fn inflate(data: &[u8], content_wants: &[&Want], expect: &Expect) -> Result<Idx, Error> {
@@ -353,6 +371,7 @@ fn inflate(data: &[u8], content_wants: &[&Want], expect: &Expect) -> Result<Idx,
             gzip::MAX_RATIO
         )));
     }
+    let digests;
     let data = with_elem!(header.dtype, T => {
         let mut buf = Buffer::<T>::new(&header);
         match gzip::inflate_into(data, buf.content_mut())? {
@@ -366,10 +385,10 @@ fn inflate(data: &[u8], content_wants: &[&Want], expect: &Expect) -> Result<Idx,
                 )))
             }
         }
-        verify(buf.content_mut(), content_wants, true)?;
+        digests = verify(buf.content_mut(), content_wants, true)?;
         buf.finish(&header)
     });
-    Ok(Idx { header, data })
+    Ok(Idx { header, data, digests })
 }
 
 /// Runs `f(0..n)` on up to one thread per core (inline when there is one task); results in order.
@@ -410,7 +429,7 @@ enum Task {
 
 enum Outcome {
     Decoded(Result<Idx, Error>),
-    Hashed(Result<(), Error>),
+    Hashed(Result<Vec<Digest>, Error>),
 }
 
 /// Reads several sources at once, on as many threads as there are cores. Work is queued
@@ -453,7 +472,7 @@ pub fn read_many(jobs: &[(Source<'_>, Expect)]) -> Vec<Result<Idx, Error>> {
     });
 
     let mut decoded: Vec<Option<Result<Idx, Error>>> = (0..jobs.len()).map(|_| None).collect();
-    let mut hashed: Vec<Result<(), Error>> = (0..jobs.len()).map(|_| Ok(())).collect();
+    let mut hashed: Vec<Result<Vec<Digest>, Error>> = (0..jobs.len()).map(|_| Ok(Vec::new())).collect();
     for (task, outcome) in tasks.iter().zip(outcomes) {
         match (task, outcome) {
             (Task::Decode(i), Outcome::Decoded(r)) => decoded[*i] = Some(r),
@@ -468,7 +487,12 @@ pub fn read_many(jobs: &[(Source<'_>, Expect)]) -> Vec<Result<Idx, Error>> {
         .map(|((l, d), h)| match l? {
             Loaded::Done(r) => r,
             // A wrong file is best reported as such, whatever else is wrong with it.
-            Loaded::Bytes(_) => h.and_then(|()| d.expect("every loaded source was decoded")),
+            Loaded::Bytes(_) => {
+                let stored = h?;
+                let mut idx = d.expect("every loaded source was decoded")?;
+                idx.digests.splice(0..0, stored);
+                Ok(idx)
+            }
         })
         .collect()
 }

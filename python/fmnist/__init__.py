@@ -10,16 +10,24 @@ from gzip import BadGzipFile
 
 from ._core import ChecksumError, IdxFormatError, __version__
 from .datasets import DATASETS
+from .download import DownloadError
 from .idx import read_idx, read_idx_many, write_idx
+from .loaders import DatasetNotFoundError, download, load, load_data, load_mnist
 from .pipeline import batches
 
 __all__ = [
     "BadGzipFile",
     "ChecksumError",
     "DATASETS",
+    "DatasetNotFoundError",
+    "DownloadError",
     "IdxFormatError",
     "__version__",
     "batches",
+    "download",
+    "load",
+    "load_data",
+    "load_mnist",
     "read_idx",
     "read_idx_many",
     "write_idx",

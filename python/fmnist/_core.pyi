@@ -24,6 +24,11 @@ def read_idx_many(
     digests: Sequence[_Digests],
     max_bytes: Optional[int] = None,
 ) -> list[npt.NDArray[Any]]: ...
+def read_idx_digests(
+    sources: Sequence[Union[str, bytes]],
+    wanted: Sequence[Sequence[str]],
+    max_bytes: Optional[int] = None,
+) -> list[Tuple[npt.NDArray[Any], dict[str, str]]]: ...
 def encode_idx(array: npt.NDArray[Any], level: Optional[int] = None) -> bytes: ...
 
 class Batcher:

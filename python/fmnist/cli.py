@@ -1,58 +1,244 @@
-"""The `fmnist` command line."""
+"""fmnist: Fashion-MNIST and any IDX dataset, fast and verified.
+
+Exit codes: 0 success, 1 failure (data missing, corrupt or not downloadable), 2 usage error.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from . import datasets
-from .idx import read_idx_many
+from . import cache as cache_mod
+from . import datasets, reference
+from .download import DownloadError
+from .idx import read_idx, read_idx_many, write_idx
+from .loaders import DatasetNotFoundError, Store, download, load_data
+from .png import encode_png, sprite
+from .sample import load_sample
+from .verify import read_verified
+
+# What a command reports as a failure (exit 1): missing or bad data, failed downloads (OSError
+# subclasses), malformed files and mismatched digests (ValueError subclasses).
+FAILURES = (OSError, ValueError)
 
 
-def _root(arg: Optional[str]) -> Path:
-    return Path(arg or os.environ.get("FMNIST_HOME") or Path.home() / ".cache" / "fmnist")
+def _counts(labels: Any, classes: Sequence[str]) -> str:
+    counts = np.bincount(labels, minlength=len(classes))
+    return ", ".join(f"{c}={n}" for c, n in zip(classes, counts))
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    ds = datasets.get(args.dataset)
+    store = Store(ds, args.root)
+    print(f"{ds.title} ({ds.name}): {ds.homepage}")
+    print(f"data root: {store.root}  (cache {'on' if cache_mod.enabled() else 'off'})")
+    missing = 0
+    for info in ds.files:
+        status = store.cache.status(info)
+        array = store.cache.get(info) if status == "fresh" else None
+        if array is not None:
+            where, how = store.cache.path(info), "warm cache, stamped at verification"
+        else:
+            found, rejected = store.find([info])
+            array = found.get(info.name)
+            if array is None:
+                missing += 1
+                print(f"  {info.name}: NOT FOUND" + "".join(f"\n      rejected {r}" for r in rejected.get(info.name, [])))
+                continue
+            f = store.found[info.name]
+            where, how = f.path, f"{f.layout}; verified: {f.verdict.rule}"
+        size = os.path.getsize(where)
+        print(f"  {info.name}: {where} ({size:,} bytes) [{how}]")
+        print(f"      {array.shape} {array.dtype}" + (f"; per class: {_counts(array, ds.classes)}" if info.kind == "labels" else ""))
+    if missing:
+        print(f"{missing} file(s) missing: `fmnist download {ds.name}` fetches them", file=sys.stderr)
+    return 1 if missing else 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    folder = download(args.dataset, root=args.root, mirrors=args.mirror or None, timeout=args.timeout)
+    ds = datasets.get(args.dataset)
+    for info in ds.files:
+        print(folder / info.name)
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    ds = datasets.get(args.dataset)
+    store = Store(ds, args.root)
+    bad_files = 0
+    for info in ds.files:
+        candidates = store.candidates(info)
+        if store.cache.status(info) != "absent":
+            candidates.insert(0, (store.cache.path(info), "fmnist warm cache"))
+        good = False
+        if not candidates:
+            print(f"{info.name}: MISSING")
+        for path, layout in candidates:
+            (_, verdict), = read_verified([path], [info])
+            good |= verdict.ok
+            state = f"OK ({verdict.rule})" if verdict.ok else "FAILED: " + "; ".join(verdict.problems)
+            print(f"{info.name}: {path} [{layout}]: {state}")
+        bad_files += not good
+    return 1 if bad_files else 0
+
+
+def _dataset_or_sample(args: argparse.Namespace, split: str) -> tuple[Any, Any, str]:
+    """(images, labels, description) of the full split if it is on the machine, else the sample."""
+    if not getattr(args, "sample", False):
+        try:
+            (xtr, ytr), (xte, yte) = load_data(args.dataset, root=args.root, download=False)
+            images, labels = (xtr, ytr) if split == "train" else (xte, yte)
+            return images, labels, f"{args.dataset} {split} split"
+        except DatasetNotFoundError:
+            pass
+    images, labels = load_sample()
+    return images, labels, "the bundled sample (100 test images per class)"
+
+
+def cmd_sprite(args: argparse.Namespace) -> int:
+    images, labels, what = _dataset_or_sample(args, args.split)
+    ds = datasets.get(args.dataset)
+    canvas = sprite(images, labels, classes=len(ds.classes), rows_per_class=3, columns=args.columns)
+    Path(args.output).write_bytes(encode_png(canvas))
+    print(f"wrote {args.output}: {canvas.shape[1]}x{canvas.shape[0]} PNG from {what}")
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    src, dst = str(args.source), str(args.dest)
+    if src.endswith(".npy") == dst.endswith(".npy"):
+        raise ValueError("convert goes between IDX and .npy: exactly one of SOURCE and DEST must end in .npy")
+    if dst.endswith(".npy"):
+        array = read_idx(src)
+        np.save(dst, array)
+    else:
+        array = np.load(src, allow_pickle=False)
+        write_idx(dst, array, compress=dst.endswith(".gz"))
+    print(f"{src} -> {dst}: {array.shape} {array.dtype}")
+    return 0
+
+
+def _median_ms(fn: Callable[[], Any], rounds: int) -> float:
+    fn()
+    times = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1e3
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    ds = datasets.get(args.dataset)
+    store = Store(ds, args.root)
+    found, _ = store.find(list(ds.files))
+    paths = [store.found[i.name].path for i in ds.files if i.name in found]
+    if len(paths) != len(ds.files):
+        print("the full dataset is not on this machine: timing the bundled sample files", file=sys.stderr)
+        sample_dir = Path(__file__).parent / "sample"
+        paths = sorted(sample_dir.glob("*.gz"))
+    nbytes = sum(a.nbytes for a in read_idx_many(paths))
+    rows = [
+        ("fmnist.read_idx_many", lambda: read_idx_many(paths)),
+        ("fmnist.read_idx, one by one", lambda: [read_idx(p) for p in paths]),
+        ("fmnist.reference (pure Python)", lambda: [reference.read_idx(p) for p in paths]),
+    ]
+    print(f"loading {len(paths)} files ({nbytes / 1e6:.1f} MB decompressed), median of {args.rounds}:")
+    times = {name: _median_ms(fn, args.rounds) for name, fn in rows}
+    base = times["fmnist.reference (pure Python)"]
+    for name, ms in times.items():
+        print(f"  {name:32} {ms:8.1f} ms  {nbytes / ms / 1e3:7.0f} MB/s  {base / ms:5.2f}x the reference")
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     ds = datasets.get(args.dataset)
-    folder = _root(args.root) / ds.name
-    paths = [folder / f.name for f in ds.files]
-    missing = [p for p in paths if not p.is_file()]
-    if missing:
-        print(f"fmnist demo: {ds.name} not found: missing {', '.join(str(p) for p in missing)}", file=sys.stderr)
-        return 1
-    t0 = time.perf_counter()
-    arrays = read_idx_many(
-        paths,
-        content_md5=[f.content_md5 for f in ds.files],
-        content_sha256=[f.content_sha256 for f in ds.files],
-    )
-    elapsed = time.perf_counter() - t0
-    print(f"{ds.title}: {folder}")
-    for f, a in zip(ds.files, arrays):
-        print(f"  {f.name:28} {str(a.shape):16} {a.dtype}  content MD5 + SHA-256 verified")
-    print(f"loaded and verified 4 files ({sum(a.nbytes for a in arrays) / 1e6:.1f} MB) in {elapsed * 1e3:.0f} ms")
-    for split, labels in (("train", arrays[1]), ("test", arrays[3])):
-        counts = np.bincount(labels, minlength=len(ds.classes))
-        print(f"  {split:5} per class: " + ", ".join(f"{c}={n}" for c, n in zip(ds.classes, counts)))
+    print(f"fmnist demo: {ds.title}")
+    files = list(ds.files)
+    try:
+        store = Store(ds, args.root)
+        t0 = time.perf_counter()
+        x_train, y_train, x_test, y_test = store.arrays(files, download=not args.no_download,
+                                                        mirrors=args.mirror or None)
+        first = time.perf_counter() - t0
+        for info in files:
+            f = store.found[info.name]
+            print(f"  {info.name}: {f.path} [{f.layout}; {f.verdict.rule}]")
+        t0 = time.perf_counter()
+        Store(ds, args.root).arrays(files, download=False)
+        second = time.perf_counter() - t0
+        print(f"first load {first * 1e3:.0f} ms; second load {second * 1e3:.1f} ms "
+              f"({'warm cache' if cache_mod.enabled() else 'cache off: verified again'})")
+        splits = {"train": (x_train, y_train), "test": (x_test, y_test)}
+        images, labels = x_test, y_test
+    except (DatasetNotFoundError, DownloadError) as e:
+        print(f"The full dataset is not available here ({type(e).__name__}: {str(e).splitlines()[0]})")
+        print("FALLING BACK TO THE BUNDLED SAMPLE: 1,000 real test images (100 per class), not the dataset.")
+        images, labels = load_sample()
+        splits = {"sample": (images, labels)}
+    for name, (x, y) in splits.items():
+        print(f"  {name:6} images {x.shape} {x.dtype}, labels {y.shape} {y.dtype}; mean pixel {x.mean():.1f}")
+        print(f"         per class: {_counts(y, ds.classes)}")
+    canvas = sprite(images, labels, classes=len(ds.classes), columns=30)
+    Path(args.output).write_bytes(encode_png(canvas))
+    print(f"sprite: {args.output} ({canvas.shape[1]}x{canvas.shape[0]}, each class three rows)")
     return 0
 
 
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fmnist", description=__doc__.split("\n")[0],
+                                     epilog="Data root: --root, else $FMNIST_HOME, else ~/.cache/fmnist.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, run: Callable[[argparse.Namespace], int], help: str, dataset: bool = True) -> Any:
+        p = sub.add_parser(name, help=help, description=help)
+        if dataset:
+            p.add_argument("dataset", nargs="?", default="fashion-mnist", choices=sorted(datasets.DATASETS),
+                           help="dataset name (default: fashion-mnist)")
+            p.add_argument("--root", help="data root (default: $FMNIST_HOME, else ~/.cache/fmnist)")
+        p.set_defaults(run=run)
+        return p
+
+    command("info", cmd_info, "where each file is, its size, verification, shape and class counts")
+    p = command("download", cmd_download, "download the dataset's files (verified) into the data root")
+    p.add_argument("--mirror", action="append", metavar="URL", help="base URL to try (repeatable; default: registry)")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds before a stalled connection is retried")
+    command("verify", cmd_verify, "re-hash every copy of the dataset's files and report each")
+    p = command("sprite", cmd_sprite, "write a PNG sprite: each class takes three rows")
+    p.add_argument("-o", "--output", default="fmnist-sprite.png", help="PNG path (default: fmnist-sprite.png)")
+    p.add_argument("--split", choices=["train", "test"], default="test")
+    p.add_argument("--columns", type=int, default=30, help="images per row (default 30)")
+    p.add_argument("--sample", action="store_true", help="use the bundled sample even if the dataset is here")
+    p = command("convert", cmd_convert, "convert IDX (.gz or raw) to .npy, or .npy to IDX", dataset=False)
+    p.add_argument("source", type=Path)
+    p.add_argument("dest", type=Path)
+    p = command("bench", cmd_bench, "time loading on this machine: fmnist vs the pure-Python reference")
+    p.add_argument("--rounds", type=int, default=5)
+    p = command("demo", cmd_demo, "find (or download) the dataset, verify, load with timings, summarise, "
+                                  "write the sprite; falls back to the bundled sample, saying so")
+    p.add_argument("--no-download", action="store_true", help="use only copies already on this machine")
+    p.add_argument("--mirror", action="append", metavar="URL", help="base URL to try (repeatable)")
+    p.add_argument("-o", "--output", default="fmnist-sprite.png", help="sprite path (default: fmnist-sprite.png)")
+    return parser
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="fmnist", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="load the dataset, verify it and print a summary")
-    demo.add_argument("dataset", nargs="?", default="fashion-mnist")
-    demo.add_argument("--root", help="data root (default: $FMNIST_HOME, else ~/.cache/fmnist)")
-    demo.set_defaults(run=cmd_demo)
-    args = parser.parse_args(argv)
-    return int(args.run(args))
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except FAILURES as e:
+        print(f"fmnist {args.command}: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

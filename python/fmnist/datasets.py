@@ -60,6 +60,8 @@ class Dataset:
     #: folder names other loaders use for it (torchvision's class name, keras's cache folder)
     torchvision_name: str = ""
     keras_name: str = ""
+    #: where the dataset's own repository keeps the files, relative to a clone
+    repo_dir: str = ""
     aliases: tuple[str, ...] = field(default=())
 
     def file(self, split: str, kind: str) -> FileInfo:
@@ -127,6 +129,7 @@ FASHION_MNIST = Dataset(
     }),
     torchvision_name="FashionMNIST",
     keras_name="fashion-mnist",
+    repo_dir="data/fashion",
     aliases=("fashion_mnist", "fmnist", "fashion"),
 )
 

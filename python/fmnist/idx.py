@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from typing import IO, Any, Optional, Sequence, Union
 
 import numpy as np
@@ -129,15 +129,19 @@ def write_idx(dest: Dest, array: npt.ArrayLike, *, compress: Union[bool, int] = 
     atomic_write(os.fspath(dest), data)
 
 
-def atomic_write(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, fsync and rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=os.path.basename(path) + ".", suffix=".partial")
+def atomic_write(path: str, *chunks: Union[bytes, memoryview], fsync: bool = True) -> None:
+    """Write ``chunks`` to ``path`` through a temporary file in the same folder, fsync (unless
+    told not to) and rename: the path holds the old file or the whole new one, never a part."""
+    # Not mkstemp: its 0600 mode would outlive the rename; O_EXCL with the umask's mode instead.
+    tmp = f"{os.path.abspath(path)}.{secrets.token_hex(6)}.partial"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            for chunk in chunks:
+                f.write(chunk)
             f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         try:
