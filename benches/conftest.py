@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 import pytest
 
+from benches.report import table
 from tests.conftest import find_real_data
 
 RESULTS: dict[str, dict[str, Any]] = {}
@@ -50,22 +51,7 @@ def record(group: str, name: str, **values: Any) -> None:
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not RESULTS:
         return
-    tr = terminalreporter
-    tr.section("fmnist comparison (medians; ratios are baseline time / contender time)")
-    for group, rows in RESULTS.items():
-        timed = {k: v for k, v in rows.items() if "median_s" in v}
-        if not timed:
-            for name, values in rows.items():
-                tr.write_line(f"{group}: {name}: " + ", ".join(f"{k}={v}" for k, v in values.items()))
-            continue
-        baselines = [b for b in ("reference", "mnist_reader idiom", "numpy idiom") if b in timed]
-        tr.write_line("")
-        tr.write_line(f"## {group}")
-        head = f"{'contender':44} {'median ms':>10} {'MB/s':>8}" + "".join(f" {'vs ' + b:>22}" for b in baselines)
-        tr.write_line(head)
-        for name, v in sorted(timed.items(), key=lambda kv: kv[1]["median_s"]):
-            mbs = v["nbytes"] / v["median_s"] / 1e6
-            ratios = "".join(f" {timed[b]['median_s'] / v['median_s']:>21.2f}x" for b in baselines)
-            tr.write_line(f"{name:44} {v['median_s'] * 1e3:>10.1f} {mbs:>8.0f}{ratios}")
+    terminalreporter.section("fmnist comparison (medians; a ratio is the baseline's time over the contender's)")
+    terminalreporter.write_line(table(RESULTS))
     OUT.write_text(json.dumps({"machine": platform.platform(), "results": RESULTS}, indent=2) + "\n")
-    tr.write_line(f"\nwritten to {OUT}")
+    terminalreporter.write_line(f"written to {OUT}; `python benches/report.py --svg docs/benchmarks.svg` draws it")

@@ -1,0 +1,121 @@
+"""A real HTTP server on 127.0.0.1 for the download tests, with misbehaving modes.
+
+URLs are ``http://127.0.0.1:PORT/<mode>/<file>``:
+
+- ``ok``: the file, honouring ``Range`` (206 + Content-Range);
+- ``404``, ``500``: that status;
+- ``drop``: the first request for a file sends half the body and closes the connection, later
+  ones behave as ``ok``;
+- ``norange``: like ``drop``, then ignores ``Range`` (always 200 with the whole file);
+- ``html``: a 200 HTML page (a captive portal, a mirror's error page);
+- ``wrong``: other bytes (``Server.wrong``) under the right name;
+- ``slow``: waits ``Server.delay`` seconds before answering;
+- ``trickle``: sends the file in 16 KiB pieces, ``Server.delay`` seconds apart.
+
+``Server.hits`` counts GET requests by (mode, file); ``Server.ranges`` records Range headers.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Optional
+
+
+class Server:
+    def __init__(self, files: dict[str, bytes], wrong: Optional[dict[str, bytes]] = None, delay: float = 2.0) -> None:
+        self.files = files
+        self.wrong = wrong or {}
+        self.delay = delay
+        self.hits: Counter[tuple[str, str]] = Counter()
+        self.ranges: list[tuple[str, str, str]] = []
+        self.lock = threading.Lock()
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def mirror(self, mode: str) -> str:
+        return f"{self.url}/{mode}/"
+
+    def __enter__(self) -> "Server":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def _handler(self) -> type:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"
+
+            def log_message(self, *args: Any) -> None:  # quiet
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+                _, mode, name = self.path.split("/", 2)
+                with server.lock:
+                    server.hits[(mode, name)] += 1
+                    first = server.hits[(mode, name)] == 1
+                    rng = self.headers.get("Range")
+                    if rng:
+                        server.ranges.append((mode, name, rng))
+                if mode in ("404", "500"):
+                    self.send_error(int(mode))
+                    return
+                if mode == "html":
+                    page = b"<!DOCTYPE html><html><body>Please log in to the network</body></html>"
+                    self._send(200, page, "text/html; charset=utf-8")
+                    return
+                data = (server.wrong if mode == "wrong" else server.files).get(name)
+                if data is None:
+                    self.send_error(404)
+                    return
+                if mode == "slow":
+                    time.sleep(server.delay)
+                if mode in ("drop", "norange") and first:
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data[: len(data) // 2])
+                    self.wfile.flush()
+                    self.connection.shutdown(2)  # the connection drops mid-body
+                    return
+                start = 0
+                if rng and mode != "norange" and rng.startswith("bytes=") and rng.endswith("-"):
+                    start = int(rng[6:-1])
+                    if start >= len(data):
+                        self.send_error(416)
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                else:
+                    self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(data) - start))
+                self.end_headers()
+                body = data[start:]
+                if mode == "trickle":
+                    for i in range(0, len(body), 16384):
+                        self.wfile.write(body[i:i + 16384])
+                        self.wfile.flush()
+                        time.sleep(server.delay)
+                else:
+                    self.wfile.write(body)
+
+            def _send(self, status: int, body: bytes, kind: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        return Handler

@@ -1,0 +1,140 @@
+"""The `fmnist` command line: every command's exit code and output on good and bad input."""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+
+import fmnist
+
+from .conftest import FILES
+from .httpserver import Server
+
+COMMANDS = ["info", "download", "verify", "sprite", "convert", "bench", "demo"]
+
+
+def run(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "fmnist", *args], env=env, cwd=cwd, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.fixture
+def empty(tmp_path: Path) -> dict[str, str]:
+    """No data anywhere: an empty root and an empty search path."""
+    return {**os.environ, "FMNIST_HOME": str(tmp_path / "empty-root"), "FMNIST_SEARCH_PATH": str(tmp_path / "none")}
+
+
+@pytest.fixture
+def present(tmp_path: Path, data_dir: Path) -> dict[str, str]:
+    """The real files findable through the search path (Debian's layout)."""
+    folder = tmp_path / "search" / "fashion-mnist"
+    folder.mkdir(parents=True)
+    for f in FILES:
+        (folder / f).symlink_to(data_dir / f)
+    return {**os.environ, "FMNIST_HOME": str(tmp_path / "root"), "FMNIST_SEARCH_PATH": str(tmp_path / "search")}
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    length, kind = struct.unpack(">I4s", data[8:16])
+    assert kind == b"IHDR" and zlib.crc32(data[12:16 + length]) == struct.unpack(">I", data[16 + length:20 + length])[0]
+    width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
+    assert (depth, colour) == (8, 0)
+    return width, height
+
+
+@pytest.mark.parametrize("command", [None, *COMMANDS])
+def test_help_everywhere(command: str | None, empty: dict[str, str], tmp_path: Path) -> None:
+    out = run(*([command] if command else []), "--help", env=empty, cwd=tmp_path)
+    assert out.returncode == 0 and "usage: fmnist" in out.stdout
+
+
+def test_usage_errors_exit_2(empty: dict[str, str], tmp_path: Path) -> None:
+    assert run(env=empty, cwd=tmp_path).returncode == 2
+    assert run("frobnicate", env=empty, cwd=tmp_path).returncode == 2
+    bad = run("info", "cifar", env=empty, cwd=tmp_path)
+    assert bad.returncode == 2 and "invalid choice: 'cifar'" in bad.stderr
+
+
+def test_info(present: dict[str, str], empty: dict[str, str], tmp_path: Path) -> None:
+    out = run("info", env=present, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "train-images-idx3-ubyte.gz: " in out.stdout and "[fmnist / Debian; verified: content SHA-256" in out.stdout
+    assert "(60000, 28, 28) uint8" in out.stdout and "T-shirt/top=6000" in out.stdout
+    missing = run("info", env=empty, cwd=tmp_path)
+    assert missing.returncode == 1 and "NOT FOUND" in missing.stdout and "fmnist download" in missing.stderr
+
+
+def test_download(empty: dict[str, str], tmp_path: Path, data_dir: Path) -> None:
+    with Server({f: (data_dir / f).read_bytes() for f in FILES}) as server:
+        good = run("download", "--mirror", server.mirror("ok"), env=empty, cwd=tmp_path)
+        assert good.returncode == 0, good.stderr
+        assert good.stdout.split() == [str(tmp_path / "empty-root" / "fashion-mnist" / f) for f in FILES]
+        other = {**empty, "FMNIST_HOME": str(tmp_path / "root2")}
+        bad = run("download", "--mirror", server.mirror("404"), env=other, cwd=tmp_path)
+        assert bad.returncode == 1 and "every mirror failed" in bad.stderr and "HTTP 404" in bad.stderr
+
+
+def test_verify(present: dict[str, str], tmp_path: Path, data_dir: Path) -> None:
+    out = run("verify", env=present, cwd=tmp_path)
+    assert out.returncode == 0 and out.stdout.count(": OK (content SHA-256 matches") == 4
+    broken = tmp_path / "search" / "fashion-mnist" / "t10k-labels-idx1-ubyte.gz"
+    broken.unlink()
+    broken.write_bytes((data_dir / "t10k-labels-idx1-ubyte.gz").read_bytes()[:-10])
+    bad = run("verify", env=present, cwd=tmp_path)
+    assert bad.returncode == 1 and "t10k-labels-idx1-ubyte.gz" in bad.stdout and "FAILED: unreadable" in bad.stdout
+
+
+def test_sprite(present: dict[str, str], empty: dict[str, str], tmp_path: Path) -> None:
+    out = run("sprite", "-o", str(tmp_path / "s.png"), env=present, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert png_size(tmp_path / "s.png") == (30 * 28, 30 * 28) and "test split" in out.stdout
+    small = run("sprite", "--columns", "10", "-o", str(tmp_path / "t.png"), env=empty, cwd=tmp_path)
+    assert small.returncode == 0 and png_size(tmp_path / "t.png") == (280, 840) and "bundled sample" in small.stdout
+    too_many = run("sprite", "--columns", "40", "-o", str(tmp_path / "u.png"), env=empty, cwd=tmp_path)
+    assert too_many.returncode == 1 and "has 100 images; the sprite needs 120" in too_many.stderr
+    assert not (tmp_path / "u.png").exists()
+
+
+def test_convert(empty: dict[str, str], tmp_path: Path, data_dir: Path) -> None:
+    src = data_dir / "t10k-labels-idx1-ubyte.gz"
+    out = run("convert", str(src), str(tmp_path / "labels.npy"), env=empty, cwd=tmp_path)
+    assert out.returncode == 0 and "(10000,) uint8" in out.stdout
+    assert np.array_equal(np.load(tmp_path / "labels.npy"), fmnist.read_idx(src))
+    back = run("convert", str(tmp_path / "labels.npy"), str(tmp_path / "labels.idx.gz"), env=empty, cwd=tmp_path)
+    assert back.returncode == 0 and np.array_equal(fmnist.read_idx(tmp_path / "labels.idx.gz"), fmnist.read_idx(src))
+    np.save(tmp_path / "wide.npy", np.zeros(3, np.int64))
+    wide = run("convert", str(tmp_path / "wide.npy"), str(tmp_path / "wide.idx"), env=empty, cwd=tmp_path)
+    assert wide.returncode == 1 and "IDX cannot hold an array of dtype int64" in wide.stderr
+    same = run("convert", str(src), str(tmp_path / "x.idx"), env=empty, cwd=tmp_path)
+    assert same.returncode == 1 and "exactly one of SOURCE and DEST must end in .npy" in same.stderr
+    gone = run("convert", str(tmp_path / "missing.gz"), str(tmp_path / "y.npy"), env=empty, cwd=tmp_path)
+    assert gone.returncode == 1 and "No such file" in gone.stderr
+
+
+def test_bench(present: dict[str, str], tmp_path: Path) -> None:
+    out = run("bench", "--rounds", "1", env=present, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "fmnist.read_idx_many" in out.stdout and "x the reference" in out.stdout
+
+
+def test_demo_with_the_dataset_then_with_nothing(present: dict[str, str], empty: dict[str, str],
+                                                 tmp_path: Path) -> None:
+    out = run("demo", "--no-download", env=present, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "content SHA-256 matches the known content SHA-256 (a recompressed copy)" in out.stdout
+    assert "(warm cache)" in out.stdout and "per class: T-shirt/top=6000" in out.stdout
+    assert png_size(tmp_path / "fmnist-sprite.png") == (840, 840)
+    bare = run("demo", "--no-download", "-o", "bare.png", env=empty, cwd=tmp_path)
+    assert bare.returncode == 0, bare.stderr
+    assert "FALLING BACK TO THE BUNDLED SAMPLE" in bare.stdout and "T-shirt/top=100" in bare.stdout
+    assert png_size(tmp_path / "bare.png") == (840, 840)

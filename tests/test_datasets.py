@@ -1,0 +1,321 @@
+"""Datasets by name: the registry, verification policy, discovery of copies on disk, the warm
+cache, and downloads from a real HTTP server on 127.0.0.1 (with real subprocesses for the
+concurrency and kill tests)."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pytest
+
+import fmnist
+from fmnist import reference
+from fmnist.datasets import DATASETS, FASHION_MNIST
+from fmnist.loaders import Store
+
+from .conftest import FILES
+from .httpserver import Server
+from .test_real_data import REAL
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty data root, and discovery limited to folders the test makes."""
+    root = tmp_path / "root"
+    monkeypatch.setenv("FMNIST_HOME", str(root))
+    monkeypatch.setenv("FMNIST_SEARCH_PATH", str(tmp_path / "search"))
+    monkeypatch.delenv("FMNIST_CACHE", raising=False)
+    return root
+
+
+@pytest.fixture(scope="module")
+def real(data_dir: Path) -> dict[str, bytes]:
+    return {f: (data_dir / f).read_bytes() for f in FILES}
+
+
+@pytest.fixture(scope="module")
+def expected(data_dir: Path) -> dict[str, Any]:
+    return {f: fmnist.read_idx(data_dir / f) for f in FILES}
+
+
+@pytest.fixture
+def server(real: dict[str, bytes]) -> Iterator[Server]:
+    # "Another dataset" under the right names: same shapes, other content.
+    rng = np.random.default_rng(0)
+    wrong = {f: reference.write_idx(rng.integers(0, 256, i.shape, dtype=np.uint8), members=1)
+             for f, i in ((i.name, i) for i in FASHION_MNIST.files)}
+    with Server(real, wrong=wrong, delay=2.0) as s:
+        yield s
+
+
+def final_files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.glob("*ubyte*")) if folder.exists() else []
+
+
+# --- registry and policy ------------------------------------------------------------------
+
+def test_registry_knows_three_datasets_with_labelled_digests() -> None:
+    assert list(DATASETS) == ["fashion-mnist", "mnist", "kmnist"]
+    assert fmnist.DATASETS is DATASETS
+    fm = DATASETS["fashion-mnist"]
+    assert fm.classes == ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+                          "Bag", "Ankle boot")
+    for ds in DATASETS.values():
+        assert len(ds.files) == 4 and ds.mirrors and len(ds.classes) == 10
+        for f in ds.files:
+            assert f.gz_md5 and len(f.gz_md5) == 32 and f.gz_sha256 and len(f.gz_sha256) == 64
+    for f in fm.files:  # content digests as SOURCE.md gives them; .gz MD5 as the dataset README does
+        assert (f.content_size, f.content_md5, f.content_sha256) == REAL[f.name][1:]
+    assert fm.file("train", "images").gz_md5 == "8d4fb7e6c68d591d4c3dfef9ec88bf0d"
+    with pytest.raises(ValueError, match="unknown dataset 'cifar'.*fashion-mnist, mnist, kmnist"):
+        fmnist.load("cifar")
+    with pytest.raises(ValueError, match="split must be 'train' or 'test'"):
+        fmnist.load(split="validation")
+
+
+def test_recompressed_copy_is_accepted_by_its_content_digest(env: Path, data_dir: Path, tmp_path: Path) -> None:
+    debian = tmp_path / "search" / "fashion-mnist"  # Debian's layout: /usr/share/datasets/fashion-mnist/
+    debian.mkdir(parents=True)
+    for f in FILES:
+        (debian / f).symlink_to(data_dir / f)
+    store = Store(FASHION_MNIST)
+    store.arrays(list(FASHION_MNIST.files), download=False, cache=False)
+    for f in FILES:
+        found = store.found[f]
+        # The published .gz MD5 does not match these bytes; the content SHA-256 does, and says so.
+        assert found.verdict.rule == "content SHA-256 matches the known content SHA-256 (a recompressed copy)"
+        assert found.path == debian / f and found.layout == "fmnist / Debian"
+
+
+def test_another_datasets_bytes_are_rejected(env: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "search" / "fashion-mnist"
+    folder.mkdir(parents=True)
+    other = np.random.default_rng(1).integers(0, 10, 10000, dtype=np.uint8)  # MNIST-like labels
+    fmnist.write_idx(folder / "t10k-labels-idx1-ubyte.gz", other, compress=True)
+    with pytest.raises(fmnist.DatasetNotFoundError) as e:
+        fmnist.load(split="test", download=False)
+    message = str(e.value)
+    assert "t10k-labels-idx1-ubyte.gz" in message
+    assert f"SHA-256 of the decompressed IDX content: expected {REAL['t10k-labels-idx1-ubyte.gz'][3]}" in message
+    assert "MD5 of the stored .gz bytes: expected bb300cfdad3c16e7a12a480ee83cd310" in message
+
+
+# --- discovery ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "layout, folder, decompressed",
+    [
+        ("torchvision", "FashionMNIST/raw", False),
+        ("torchvision", "FashionMNIST/raw", True),
+        ("keras", "fashion-mnist", False),
+        ("dataset repository", "data/fashion", False),
+        ("fmnist / Debian", "fashion-mnist", True),
+    ],
+)
+def test_discovery_of_each_layout(env: Path, data_dir: Path, tmp_path: Path, expected: dict[str, Any],
+                                  layout: str, folder: str, decompressed: bool) -> None:
+    where = tmp_path / "search" / folder
+    where.mkdir(parents=True)
+    for f in FILES:
+        if decompressed:
+            (where / f[:-3]).write_bytes(gzip.decompress((data_dir / f).read_bytes()))
+        else:
+            (where / f).symlink_to(data_dir / f)
+    store = Store(FASHION_MNIST)
+    arrays = store.arrays(list(FASHION_MNIST.files), download=False, cache=False)
+    for f, a in zip(FILES, arrays):
+        assert np.array_equal(a, expected[f])
+        found = store.found[f]
+        expect_layout = "keras" if layout == "keras" else layout
+        assert found.layout in (expect_layout, "fmnist / Debian") and found.path.parent == where
+    assert not (env / "fashion-mnist").exists() or final_files(env / "fashion-mnist") == []
+
+
+def test_torchvision_root_given_as_root(env: Path, data_dir: Path, tmp_path: Path) -> None:
+    tv_root = tmp_path / "data"
+    raw = tv_root / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for f in FILES:
+        (raw / f).symlink_to(data_dir / f)
+    (x, y), (xt, yt) = fmnist.load_data(root=tv_root, download=False, cache=False)
+    assert x.shape == (60000, 28, 28) and yt.shape == (10000,)
+
+
+def test_nothing_found_and_download_off(env: Path) -> None:
+    with pytest.raises(fmnist.DatasetNotFoundError, match="no verified copy of 2 file.*download=False"):
+        fmnist.load(split="test", download=False)
+
+
+# --- warm cache -------------------------------------------------------------------------------
+
+def test_warm_path_equals_cold_and_repairs_its_cache(env: Path, data_dir: Path, tmp_path: Path,
+                                                     expected: dict[str, Any]) -> None:
+    search = tmp_path / "search" / "fashion-mnist"
+    search.mkdir(parents=True)
+    for f in FILES:
+        (search / f).symlink_to(data_dir / f)
+    cold = fmnist.load_data()
+    cache = env / "fashion-mnist" / "t10k-images-idx3-ubyte"
+    assert cache.stat().st_size == 7840016
+    warm = fmnist.load_data()
+    for c, w in zip(cold[0] + cold[1], warm[0] + warm[1]):
+        assert np.array_equal(c, w) and w.flags.writeable and w.dtype.isnative
+    # Copy-on-write: writing to a warm array changes neither the cache nor the next load.
+    warm[1][0][:] = 0
+    assert np.array_equal(fmnist.load(split="test")[0], expected["t10k-images-idx3-ubyte.gz"])
+
+    data = bytearray(cache.read_bytes())
+    data[5000] ^= 0xFF
+    cache.write_bytes(bytes(data))  # corrupt (its mtime changes)
+    assert np.array_equal(fmnist.load(split="test")[0], expected["t10k-images-idx3-ubyte.gz"])
+    assert hashlib.sha256(cache.read_bytes()).hexdigest() == REAL["t10k-images-idx3-ubyte.gz"][3]  # rebuilt
+    with open(cache, "r+b") as f:
+        f.truncate(1000)  # truncated
+    assert np.array_equal(fmnist.load(split="test")[0], expected["t10k-images-idx3-ubyte.gz"])
+    assert cache.stat().st_size == 7840016
+
+
+def test_cache_can_be_turned_off(env: Path, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    search = tmp_path / "search" / "fashion-mnist"
+    search.mkdir(parents=True)
+    for f in FILES:
+        (search / f).symlink_to(data_dir / f)
+    monkeypatch.setenv("FMNIST_CACHE", "0")
+    fmnist.load(split="test")
+    assert final_files(env / "fashion-mnist") == []
+
+
+# --- downloads --------------------------------------------------------------------------------
+
+def test_download_into_an_empty_root_then_load(env: Path, server: Server, expected: dict[str, Any]) -> None:
+    folder = fmnist.download(mirrors=[server.mirror("ok")])
+    assert folder == env / "fashion-mnist"
+    assert final_files(folder) == sorted(FILES)
+    assert all(server.hits[("ok", f)] == 1 for f in FILES)
+    (x, y), (xt, yt) = fmnist.load_data(download=False)
+    assert np.array_equal(x, expected[FILES[0]]) and np.array_equal(yt, expected[FILES[3]])
+
+
+def test_load_downloads_what_is_missing(env: Path, server: Server) -> None:
+    images, labels = fmnist.load(split="test", mirrors=[server.mirror("ok")])
+    assert images.shape == (10000, 28, 28) and np.bincount(labels).tolist() == [1000] * 10
+    assert server.hits[("ok", "t10k-images-idx3-ubyte.gz")] == 1 and server.hits[("ok", FILES[0])] == 0
+
+
+def test_404_then_a_good_mirror(env: Path, server: Server) -> None:
+    fmnist.download(mirrors=[server.mirror("404"), server.mirror("ok")], retries=2)
+    assert server.hits[("404", FILES[1])] == 1  # a 404 is not retried
+    assert final_files(env / "fashion-mnist") == sorted(FILES)
+
+
+@pytest.mark.parametrize(
+    "mode, why",
+    [
+        ("404", "HTTP 404"),
+        ("500", "HTTP 500"),
+        ("html", "served an HTML page"),
+        ("wrong", "served bytes that failed verification: MD5 of the stored .gz bytes: expected 8d4fb7e6c68d591d4c3df"),
+    ],
+)
+def test_a_bad_mirror_leaves_nothing_and_says_why(env: Path, server: Server, mode: str, why: str) -> None:
+    with pytest.raises(fmnist.DownloadError) as e:
+        fmnist.download(mirrors=[server.mirror(mode)], retries=2)
+    assert isinstance(e.value, OSError)
+    assert f"{server.mirror(mode)}train-images-idx3-ubyte.gz: {why}" in str(e.value)
+    assert final_files(env / "fashion-mnist") == []
+
+
+def test_500_is_retried_then_the_next_mirror_serves(env: Path, server: Server) -> None:
+    fmnist.download(mirrors=[server.mirror("500"), server.mirror("ok")], retries=2)
+    assert server.hits[("500", FILES[1])] == 2
+    assert final_files(env / "fashion-mnist") == sorted(FILES)
+
+
+def test_every_failing_mirror_is_listed(env: Path, server: Server) -> None:
+    with pytest.raises(fmnist.DownloadError) as e:
+        fmnist.download(mirrors=[server.mirror("404"), server.mirror("html"), server.mirror("wrong")], retries=1)
+    text = str(e.value)
+    for mode in ("404", "html", "wrong"):
+        assert f"{server.mirror(mode)}train-images-idx3-ubyte.gz" in text
+    assert e.value.attempts[0][0].endswith("/404/train-images-idx3-ubyte.gz")
+
+
+def test_connection_dropped_mid_body_resumes_with_range(env: Path, server: Server, expected: dict[str, Any]) -> None:
+    fmnist.download(mirrors=[server.mirror("drop")], retries=3)
+    size = len(server.files[FILES[0]])
+    assert ("drop", FILES[0], f"bytes={size // 2}-") in server.ranges  # resumed where it broke
+    assert np.array_equal(fmnist.load(download=False)[0], expected[FILES[0]])
+
+
+def test_server_without_range_support(env: Path, server: Server) -> None:
+    fmnist.download(mirrors=[server.mirror("norange")], retries=3)
+    assert server.hits[("norange", FILES[0])] == 2  # the dropped try, then the whole file again
+    assert any(m == "norange" for m, _, _ in server.ranges)  # it was asked for a range and ignored it
+    assert final_files(env / "fashion-mnist") == sorted(FILES)
+
+
+def test_slow_server_times_out_and_the_next_mirror_serves(env: Path, server: Server) -> None:
+    server.delay = 3.0
+    t = time.monotonic()
+    fmnist.download(mirrors=[server.mirror("slow"), server.mirror("ok")], timeout=0.5, retries=1)
+    assert time.monotonic() - t < 4 * 3.0  # each file waited ~timeout, not the server's delay
+    assert final_files(env / "fashion-mnist") == sorted(FILES)
+
+
+CHILD = """
+import hashlib, sys
+import fmnist
+(x, y), (xt, yt) = fmnist.load_data(mirrors=[sys.argv[1]])
+print(hashlib.sha256(b"".join(a.tobytes() for a in (x, y, xt, yt))).hexdigest())
+"""
+
+
+def test_four_processes_download_once(env: Path, server: Server) -> None:
+    procs = [subprocess.Popen([sys.executable, "-c", CHILD, server.mirror("ok")], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=os.environ.copy()) for _ in range(4)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err for _, err in outs]
+    assert len({out.strip() for out, _ in outs}) == 1  # identical arrays everywhere
+    assert {f: server.hits[("ok", f)] for f in FILES} == {f: 1 for f in FILES}
+
+
+def test_sigkill_mid_download_leaves_nothing_at_the_final_path(env: Path, server: Server) -> None:
+    server.delay = 0.01  # 16 KiB every 10 ms: the training images take several seconds
+    child = subprocess.Popen([sys.executable, "-c", "import sys, fmnist; fmnist.download(mirrors=[sys.argv[1]])",
+                              server.mirror("trickle")], env=os.environ.copy())
+    partial = env / "fashion-mnist" / "train-images-idx3-ubyte.gz.partial"
+    deadline = time.monotonic() + 60
+    while not (partial.exists() and partial.stat().st_size > 1 << 20):
+        assert time.monotonic() < deadline and child.poll() is None
+        time.sleep(0.05)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert not (env / "fashion-mnist" / "train-images-idx3-ubyte.gz").exists()
+    fmnist.download(mirrors=[server.mirror("ok")])
+    assert final_files(env / "fashion-mnist") == sorted(FILES)
+    assert any(m == "ok" and f == FILES[0] for m, f, _ in server.ranges)  # it resumed the partial
+
+
+# --- drop-in loaders ----------------------------------------------------------------------------
+
+def test_load_mnist_has_the_mnist_reader_form(data_dir: Path, expected: dict[str, Any]) -> None:
+    images, labels = fmnist.load_mnist(data_dir, kind="t10k")
+    assert images.shape == (10000, 784) and images.dtype == np.uint8 and labels.shape == (10000,)
+    assert np.array_equal(images, expected["t10k-images-idx3-ubyte.gz"].reshape(10000, 784))
+    with pytest.raises(FileNotFoundError):
+        fmnist.load_mnist(data_dir, kind="validation")
+
+
+def test_load_data_has_the_keras_form(env: Path, server: Server) -> None:
+    (x_train, y_train), (x_test, y_test) = fmnist.load_data(mirrors=[server.mirror("ok")])
+    assert (x_train.shape, x_train.dtype, y_train.shape, y_train.dtype) == ((60000, 28, 28), np.uint8, (60000,), np.uint8)
+    assert (x_test.shape, y_test.shape) == ((10000, 28, 28), (10000,))
