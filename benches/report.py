@@ -16,11 +16,17 @@ from pathlib import Path
 BASELINES = ("reference", "mnist_reader idiom", "numpy idiom")
 
 
+def ordered(results: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Groups in reading order: loading files, loading datasets, then batches."""
+    rank = {"load ": 0, "load_data": 1, "epoch": 2}
+    return sorted(results.items(), key=lambda kv: next((r for p, r in rank.items() if kv[0].startswith(p)), 3))
+
+
 def table(results: dict[str, Any]) -> str:
     """Markdown tables, one per group: median, throughput, and the ratio to each baseline
     ("reference (no verification)" counts as the "reference" baseline)."""
     lines = []
-    for group, rows in results.items():
+    for group, rows in ordered(results):
         timed = {k: v for k, v in rows.items() if "median_s" in v}
         if not timed:
             for name, values in rows.items():
@@ -45,7 +51,7 @@ def svg(results: dict[str, Any], title: str) -> str:
     width, bar_x, bar_w, row_h, gap = 900, 330, 420, 22, 34
     y = 50
     parts = [f'<text x="10" y="24" font-size="16" font-weight="bold">{escape(title)}</text>']
-    for group, rows in results.items():
+    for group, rows in ordered(results):
         timed = {k: v for k, v in rows.items() if "median_s" in v}
         if not timed:
             continue
