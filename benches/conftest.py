@@ -4,6 +4,16 @@ written to benches/results.json for `python benches/report.py`."""
 
 from __future__ import annotations
 
+import os
+import sys
+
+# No contender uses BLAS, but OpenBLAS starts a thread per core when numpy is imported and those
+# threads spin for a while: on a 2-core machine that steals the second core from whichever
+# contender uses it. One BLAS thread removes that noise for everyone (it must be set before
+# numpy is first imported, which is why it is here).
+if "numpy" not in sys.modules:
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
 import json
 import platform
 from pathlib import Path

@@ -363,11 +363,15 @@ pixel!(i8, u16, i16, u32, i32, u64, i64, f32, f64);
 
 impl Pixel for u8 {
     /// `x / 255` correctly rounded to float32, as numpy's float32 division gives it, without a
-    /// division: in float64 the product is close enough to the true quotient that rounding it
-    /// to float32 gives the same float for all 256 values (checked in the tests).
+    /// division: the product with 1/255 is corrected by its exact residual (two fused
+    /// multiply-adds), which gives the correctly rounded quotient for all 256 values (checked in
+    /// the tests).
     #[inline(always)]
     fn f32(self) -> f32 {
-        (self as f64 * (1.0 / 255.0)) as f32
+        const R: f32 = 1.0 / 255.0;
+        let x = self as f32;
+        let q = x * R;
+        (-q).mul_add(255.0, x).mul_add(R, q)
     }
 }
 
@@ -429,7 +433,7 @@ fn convert_rows<T: Pixel>(src: &[T], row: usize, idx: &[usize], norm: &Normalize
 
 /// The same loop compiled for AVX2 (8 floats a step), chosen at run time.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 unsafe fn convert_rows_avx2<T: Pixel>(src: &[T], row: usize, idx: &[usize], norm: &Normalize, out: &mut [MaybeUninit<f32>]) {
     convert_rows(src, row, idx, norm, out)
 }
@@ -437,8 +441,8 @@ unsafe fn convert_rows_avx2<T: Pixel>(src: &[T], row: usize, idx: &[usize], norm
 fn convert_typed<T: Pixel>(rows: &Rows, idx: &[usize], norm: &Normalize, out: &mut [MaybeUninit<f32>]) {
     let src = rows.slice::<T>();
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        // SAFETY: the CPU has AVX2, checked just above.
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has AVX2 and FMA, checked just above.
         unsafe { convert_rows_avx2(src, rows.row_len, idx, norm, out) };
         return;
     }
@@ -452,10 +456,10 @@ fn convert(rows: &Rows, idx: &[usize], norm: &Normalize, out: &mut [MaybeUninit<
 
 /// Makes the batches of a `Spec` one batch ahead of the consumer.
 ///
-/// A background thread starts each batch as soon as the previous one has been taken, never
-/// earlier, so at most one batch is ever made ahead. A consumer that asks for a batch still in
-/// the making helps: it claims the chunks left, so while the caller trains, one core prepares the
-/// next batch, and while the caller waits, both do.
+/// The consumer starts batch k+1 (allocates it) as it takes batch k, never earlier, so at most
+/// one batch is ever made ahead; a background thread makes it while the caller works. A consumer
+/// that asks for a batch still in the making helps: it claims the chunks left, so while the
+/// caller trains one core prepares the next batch, and while the caller waits both do.
 pub struct Prefetch {
     shared: Arc<Shared>,
     worker: Option<JoinHandle<()>>,
@@ -468,7 +472,7 @@ struct Shared {
 }
 
 struct State {
-    /// The batch being made: always batch number `handed`.
+    /// The batch being made: always batch number `handed`, started by the consumer.
     current: Option<Arc<Work>>,
     /// Batches given to the consumer so far.
     handed: usize,
@@ -489,27 +493,30 @@ impl Shared {
         }
     }
 
-    /// Starts the next batch if none is in the making; returns the one in the making.
-    fn current(&self, g: &mut State) -> Option<Arc<Work>> {
+    /// Starts the next batch if none is in the making. Only the consumer calls this, so every
+    /// output buffer is allocated (and later freed, by Python) on the consumer's thread: glibc
+    /// then recycles them from one arena instead of faulting fresh pages into another.
+    fn start_next(&self, g: &mut State) {
         if g.current.is_none() && g.handed < self.spec.len() && !g.stop {
             g.current = Some(Arc::new(Work::new(&self.spec, g.handed)));
+            self.wake.notify_all();
         }
-        g.current.clone()
     }
 
     fn produce(&self) {
         let mut g = self.lock();
         loop {
-            match self.current(&mut g) {
-                _ if g.stop => return,
-                None => return, // every batch handed out
+            if g.stop || g.handed >= self.spec.len() {
+                return;
+            }
+            match g.current.clone() {
                 Some(w) if !w.all_claimed() => {
                     drop(g);
                     self.help(&w);
                     g = self.lock();
                 }
-                // Made (or being finished by the consumer): wait until it is taken.
-                Some(_) => g = self.wake.wait(g).expect("no thread panics holding the lock"),
+                // Made (or being finished by the consumer), or not started yet: wait.
+                _ => g = self.wake.wait(g).expect("no thread panics holding the lock"),
             }
         }
     }
@@ -517,11 +524,12 @@ impl Shared {
     fn consume(&self) -> Option<(Buf, Buf, usize)> {
         let mut g = self.lock();
         loop {
-            let w = self.current(&mut g)?;
+            self.start_next(&mut g);
+            let w = g.current.clone()?;
             if w.is_done() {
                 g.current = None;
                 g.handed += 1;
-                self.wake.notify_all();
+                self.start_next(&mut g); // the thread makes the next one while the caller works
                 drop(g);
                 return Some(w.take());
             }
@@ -566,6 +574,7 @@ impl Prefetch {
             state: Mutex::new(State { current: None, handed: 0, stop: false }),
             wake: Condvar::new(),
         });
+        shared.start_next(&mut shared.lock()); // batch 0, allocated here on the consumer's thread
         let theirs = Arc::clone(&shared);
         let worker = std::thread::Builder::new()
             .name("fmnist-batches".into())

@@ -208,7 +208,7 @@ def test_no_thread_outlives_its_iterator() -> None:
     images = np.zeros((5000, 28, 28), np.uint8)
     labels = np.zeros(5000, np.uint8)
     before = (threading.active_count(), os_threads())
-    for x, _ in fmnist.batches(images, labels, 64):  # early break
+    for _ in fmnist.batches(images, labels, 64):  # early break
         break
     it = fmnist.batches(images, labels, 64)
     next(it)

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import zlib
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pytest
