@@ -6,6 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Every property runs at least 200 examples (the floor), with no per-example deadline:
+# CI machines are noisy and a deadline would make timing, not behaviour, fail a test.
+settings.register_profile("fmnist", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("fmnist")
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -11,16 +11,13 @@ from typing import Any
 import hypothesis.extra.numpy as hnp
 import numpy as np
 import numpy.typing as npt
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fmnist
 from fmnist import reference
 
 DTYPES = [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64]
-
-settings.register_profile("ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile("ci")
 
 
 def shapes() -> st.SearchStrategy[tuple[int, ...]]:

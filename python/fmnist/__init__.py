@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from gzip import BadGzipFile
 
+from . import reference as reference  # the pure-Python specification, fmnist.reference
 from ._core import ChecksumError, IdxFormatError, __version__
 from .datasets import DATASETS
 from .download import DownloadError
