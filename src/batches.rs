@@ -469,6 +469,9 @@ struct Shared {
     spec: Arc<Spec>,
     state: Mutex<State>,
     wake: Condvar,
+    /// Bumped whenever a batch is started or the iterator stops: lets the thread spin-wait for
+    /// work without taking the lock.
+    events: AtomicUsize,
 }
 
 struct State {
@@ -499,6 +502,7 @@ impl Shared {
     fn start_next(&self, g: &mut State) {
         if g.current.is_none() && g.handed < self.spec.len() && !g.stop {
             g.current = Some(Arc::new(Work::new(&self.spec, g.handed)));
+            self.events.fetch_add(1, Ordering::Release);
             self.wake.notify_all();
         }
     }
@@ -515,8 +519,19 @@ impl Shared {
                     self.help(&w);
                     g = self.lock();
                 }
-                // Made (or being finished by the consumer), or not started yet: wait.
-                _ => g = self.wake.wait(g).expect("no thread panics holding the lock"),
+                // Made (or being finished by the consumer), or not started yet: wait. Spin a
+                // little first: a consumer that only hands a batch over to Python comes back
+                // within microseconds, and a thread that never sleeps is never woken, so the
+                // scheduler has no wake-up at which to put it on the consumer's core.
+                _ => {
+                    let seen = self.events.load(Ordering::Acquire);
+                    drop(g);
+                    spin_until(|| self.events.load(Ordering::Acquire) != seen);
+                    g = self.lock();
+                    if self.events.load(Ordering::Acquire) == seen && !g.stop {
+                        g = self.wake.wait(g).expect("no thread panics holding the lock");
+                    }
+                }
             }
         }
     }
@@ -573,6 +588,7 @@ impl Prefetch {
             spec,
             state: Mutex::new(State { current: None, handed: 0, stop: false }),
             wake: Condvar::new(),
+            events: AtomicUsize::new(0),
         });
         shared.start_next(&mut shared.lock()); // batch 0, allocated here on the consumer's thread
         let theirs = Arc::clone(&shared);
@@ -598,6 +614,7 @@ impl Prefetch {
             let mut g = self.shared.lock();
             g.stop = true;
             g.current = None;
+            self.shared.events.fetch_add(1, Ordering::Release);
             self.shared.wake.notify_all();
         }
         if let Some(w) = self.worker.take() {
