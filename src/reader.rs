@@ -391,25 +391,25 @@ fn inflate(data: &[u8], content_wants: &[&Want], expect: &Expect) -> Result<Idx,
     Ok(Idx { header, data, digests })
 }
 
-/// Runs `f(0..n)` on up to one thread per core (inline when there is one task); results in order.
+/// Runs `f(0..n)` on up to one thread per core, this one included (so one task starts no
+/// thread at all); results in order.
 fn in_parallel<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
     let workers = thread::available_parallelism().map_or(2, |c| c.get()).min(n);
-    if workers <= 1 {
-        return (0..n).map(f).collect();
-    }
     let next = AtomicUsize::new(0);
     let slots: Mutex<Vec<Option<T>>> = Mutex::new((0..n).map(|_| None).collect());
-    thread::scope(|s| {
-        for _ in 0..workers {
-            s.spawn(|| loop {
-                let k = next.fetch_add(1, Ordering::Relaxed);
-                if k >= n {
-                    break;
-                }
-                let r = f(k);
-                slots.lock().expect("no worker panics holding the lock")[k] = Some(r);
-            });
+    let work = || loop {
+        let k = next.fetch_add(1, Ordering::Relaxed);
+        if k >= n {
+            break;
         }
+        let r = f(k);
+        slots.lock().expect("no worker panics holding the lock")[k] = Some(r);
+    };
+    thread::scope(|s| {
+        for _ in 1..workers {
+            s.spawn(work);
+        }
+        work();
     });
     slots.into_inner().expect("workers done").into_iter().map(|r| r.expect("every task ran")).collect()
 }
