@@ -80,17 +80,12 @@ def judge(info: FileInfo, digests: dict[str, str], compressed: bool) -> Verdict:
 def read_verified(paths: Sequence[PathLike], infos: Sequence[FileInfo]) -> list[tuple[Any, Verdict]]:
     """Reads each file (in parallel) and judges it. Returns (array or None, verdict) per file; the
     array is None when the file was rejected. Malformed files are rejected, not raised."""
-    out: list[tuple[Any, Verdict]] = []
     try:
         results = _core.read_idx_digests([os.fspath(p) for p in paths], [wanted(i) for i in infos])
     except (OSError, ValueError):  # IdxFormatError, BadGzipFile, an unreadable file
         # One of them is broken: judge them one at a time so the others still count.
-        if len(paths) == 1:
-            return [_read_one(paths[0], infos[0])]
         return [_read_one(p, i) for p, i in zip(paths, infos)]
-    for path, info, (array, digests) in zip(paths, infos, results):
-        out.append(_finish(path, info, array, digests))
-    return out
+    return [_finish(path, info, array, digests) for path, info, (array, digests) in zip(paths, infos, results)]
 
 
 def _read_one(path: PathLike, info: FileInfo) -> tuple[Any, Verdict]:
