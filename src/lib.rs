@@ -29,13 +29,17 @@ pub enum Error {
     Checksum(String),
     /// A bad argument (not bad data): a malformed expected digest, an impossible option.
     Usage(String),
+    /// The allocator refused the memory a valid file needs.
+    Memory(String),
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Io(e) => write!(f, "{e}"),
-            Error::Format(m) | Error::Gzip(m) | Error::Checksum(m) | Error::Usage(m) => f.write_str(m),
+            Error::Format(m) | Error::Gzip(m) | Error::Checksum(m) | Error::Usage(m) | Error::Memory(m) => {
+                f.write_str(m)
+            }
         }
     }
 }

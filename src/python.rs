@@ -7,7 +7,7 @@ use std::sync::Arc;
 use ndarray::{s, Array1, IxDyn};
 use numpy::{Element, IntoPyArray, PyReadonlyArrayDyn, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::create_exception;
-use pyo3::exceptions::{PyOSError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyMemoryError, PyOSError, PyTypeError, PyValueError};
 use pyo3::import_exception;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
@@ -96,6 +96,7 @@ fn to_py(err: Error, arg: &Arg<'_>) -> PyErr {
         Error::Gzip(m) => BadGzipFile::new_err(format!("{name}: {m}")),
         Error::Checksum(m) => ChecksumError::new_err(format!("{name}: {m}")),
         Error::Usage(m) => PyValueError::new_err(format!("{name}: {m}")),
+        Error::Memory(m) => PyMemoryError::new_err(format!("{name}: {m}")),
     }
 }
 

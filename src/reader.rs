@@ -154,14 +154,14 @@ struct Buffer<T> {
 }
 
 impl<T: Elem> Buffer<T> {
-    fn new(header: &Header) -> Buffer<T> {
+    fn new(header: &Header) -> Result<Buffer<T>, Error> {
         let size = std::mem::size_of::<T>();
         let pad = (size - header.header_len() % size) % size;
         let content_len = header.total_len();
-        // Zeroed allocation: the kernel hands out zero pages lazily, so this costs no pass.
-        let mut vec = vec![T::default(); (pad + content_len) / size];
+        let mut vec = zeroed_vec::<T>((pad + content_len) / size)
+            .ok_or_else(|| Error::Memory(format!("cannot allocate {content_len} bytes for {header}")))?;
         advise_huge_pages(&mut vec);
-        Buffer { vec, pad, content_len }
+        Ok(Buffer { vec, pad, content_len })
     }
 
     /// The raw content bytes (header + payload as stored).
@@ -178,6 +178,24 @@ impl<T: Elem> Buffer<T> {
         T::from_be_in_place(&mut self.vec[offset..offset + header.count]);
         Typed { vec: self.vec, offset }
     }
+}
+
+/// `n` zeroed elements, or None if the allocator refuses (a valid but huge file on a small
+/// machine: reported as MemoryError, not an abort). Zeroed by calloc: the kernel hands out zero
+/// pages lazily, so this costs no pass over the memory.
+fn zeroed_vec<T: Elem>(n: usize) -> Option<Vec<T>> {
+    if n == 0 {
+        return Some(Vec::new());
+    }
+    let layout = std::alloc::Layout::array::<T>(n).ok()?;
+    // SAFETY: the layout has a non-zero size (n > 0, T is not zero-sized).
+    let ptr = unsafe { std::alloc::alloc_zeroed(layout) } as *mut T;
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: ptr was allocated by the global allocator with exactly Layout::array::<T>(n), and
+    // all-zero bytes are a valid T for every element type here (integers and floats).
+    Some(unsafe { Vec::from_raw_parts(ptr, n, n) })
 }
 
 /// Asks Linux to back a large, not yet touched buffer with transparent huge pages: inflating
@@ -294,7 +312,7 @@ fn read_raw_file(mut file: File, mut prefix: Vec<u8>, len: usize, expect: &Expec
     let hlen = header.header_len();
     let digests;
     let data = with_elem!(header.dtype, T => {
-        let mut buf = Buffer::<T>::new(&header);
+        let mut buf = Buffer::<T>::new(&header)?;
         let content = buf.content_mut();
         content[..hlen].copy_from_slice(&prefix);
         let got = read_fully(&mut file, &mut content[hlen..])?;
@@ -349,7 +367,7 @@ fn copy_raw(data: &[u8], expect: &Expect) -> Result<Idx, Error> {
     check_header(&header, expect)?;
     idx::check_len(&header, data.len())?;
     let data = with_elem!(header.dtype, T => {
-        let mut buf = Buffer::<T>::new(&header);
+        let mut buf = Buffer::<T>::new(&header)?;
         buf.content_mut().copy_from_slice(data);
         buf.finish(&header)
     });
@@ -373,7 +391,7 @@ fn inflate(data: &[u8], content_wants: &[&Want], expect: &Expect) -> Result<Idx,
     }
     let digests;
     let data = with_elem!(header.dtype, T => {
-        let mut buf = Buffer::<T>::new(&header);
+        let mut buf = Buffer::<T>::new(&header)?;
         match gzip::inflate_into(data, buf.content_mut())? {
             Fit::Exact => {}
             Fit::Short(found) => idx::check_len(&header, found)?,

@@ -199,3 +199,19 @@ def test_write_replaces_a_file_atomically(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["x.idx"]
     with pytest.raises(FileNotFoundError):
         fmnist.write_idx(tmp_path / "no" / "x.idx", np.zeros(1, np.uint8))
+
+
+def test_a_valid_file_larger_than_memory_is_a_memory_error(tmp_path: Path) -> None:
+    # A sparse file: a true 1.1 TB IDX file, exact length, that no allocator here can hold.
+    path = tmp_path / "huge.idx"
+    with open(path, "wb") as f:
+        f.write(struct.pack(">BBBBIII", 0, 0, 8, 3, 65535, 65535, 256))
+        f.truncate(16 + 65535 * 65535 * 256)
+    with open("/proc/sys/vm/overcommit_memory") as f:
+        overcommit = f.read().strip()
+    if overcommit == "1":  # "always overcommit": the allocation would succeed lazily
+        with pytest.raises(fmnist.IdxFormatError, match="over max_bytes"):
+            fmnist.read_idx(path, max_bytes=2**30)
+        return
+    with pytest.raises(MemoryError, match=f"{path}: cannot allocate 1099478073616 bytes for 65535 x 65535 x 256"):
+        fmnist.read_idx(path)
