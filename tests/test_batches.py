@@ -144,7 +144,7 @@ def test_real_training_set_float32(data_dir: Any) -> None:
     got = list(fmnist.batches(x, y, 256, seed=7, epoch=2, dtype="float32", mean=0.2860, std=0.3530))
     assert len(got) == 235 and got[-1][0].shape == (60000 - 234 * 256, 28, 28)
     xs = np.concatenate([b for b, _ in got])
-    want = (x[perm].astype(np.float32) / 255 - np.float32(0.2860)) / np.float32(0.3530)
+    want = (x[perm].astype(np.float32) / np.float32(255) - np.float32(0.2860)) / np.float32(0.3530)
     assert ulps(xs, want) <= 1
     assert np.array_equal(np.concatenate([l for _, l in got]), y[perm])
 
@@ -155,13 +155,15 @@ def test_any_shape_and_dtype() -> None:
     labels = rng.random((10, 3))
     (x, y), = fmnist.batches(images, labels, 16, shuffle=False, dtype="float32", mean=[1, 2, 3, 4], std=2)
     assert x.shape == (10, 2, 3, 4) and y.shape == (10, 3) and y.dtype == np.float64
-    assert ulps(x, (images.astype(np.float32) - np.float32([1, 2, 3, 4])) / np.float32(2)) <= 1
+    mean = np.array([1, 2, 3, 4], np.float32)
+    assert ulps(x, (images.astype(np.float32) - mean) / np.float32(2)) <= 1
     (x, _), = fmnist.batches(images.astype(">f8"), labels, 16, shuffle=False, dtype=None, flatten=True)
     assert x.dtype == np.float64 and x.shape == (10, 24) and np.array_equal(x, images.reshape(10, -1))
     chw = rng.integers(0, 256, (5, 3, 2, 2), dtype=np.uint8)  # channels first: mean of shape (3, 1, 1)
     (x, _), = fmnist.batches(chw, np.zeros(5), 8, shuffle=False, dtype="float32",
                              mean=np.array([0.1, 0.2, 0.3]).reshape(3, 1, 1))
-    assert ulps(x, chw.astype(np.float32) / np.float32(255) - np.float32([0.1, 0.2, 0.3]).reshape(3, 1, 1)) <= 1
+    mean = np.array([0.1, 0.2, 0.3], np.float32).reshape(3, 1, 1)
+    assert ulps(x, chw.astype(np.float32) / np.float32(255) - mean) <= 1
 
 
 def test_batches_are_fresh_writeable_arrays() -> None:
@@ -194,7 +196,7 @@ def test_batches_are_fresh_writeable_arrays() -> None:
     ],
 )
 def test_bad_arguments(kwargs: dict[str, Any], error: type, message: str) -> None:
-    args = {"images": np.zeros((10, 2), np.uint8), "labels": np.zeros(10)} | kwargs
+    args: dict[str, Any] = {"images": np.zeros((10, 2), np.uint8), "labels": np.zeros(10)} | kwargs
     with pytest.raises(error, match=message):
         fmnist.batches(**args)
 
@@ -231,6 +233,6 @@ def test_no_thread_outlives_its_iterator() -> None:
 
 def test_len_counts_batches_left() -> None:
     it = fmnist.batches(np.zeros((10, 1), np.uint8), np.zeros(10), 4)
-    assert len(it) == 3  # type: ignore[arg-type]
+    assert len(it) == 3
     next(it)
-    assert len(it) == 2  # type: ignore[arg-type]
+    assert len(it) == 2

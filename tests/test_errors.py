@@ -11,6 +11,7 @@ import struct
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -179,7 +180,7 @@ def test_bad_source_types() -> None:
 
 
 @pytest.mark.parametrize("dtype", [np.int64, np.uint16, np.bool_, np.complex64, np.float16, object])
-def test_write_refuses_dtypes_idx_cannot_hold(tmp_path: Path, dtype: object) -> None:
+def test_write_refuses_dtypes_idx_cannot_hold(tmp_path: Path, dtype: Any) -> None:
     with pytest.raises(TypeError, match="IDX cannot hold an array of dtype"):
         fmnist.write_idx(tmp_path / "x.idx", np.zeros(3, dtype=dtype))
     assert list(tmp_path.iterdir()) == []

@@ -1,8 +1,9 @@
-"""The stubs describe the Rust module as it is, and the package type-checks strictly."""
+"""The stubs describe the Rust module as it is, and the package and its tests type-check strictly."""
 
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 
@@ -29,7 +30,7 @@ def test_version_comes_from_cargo() -> None:
 
 def test_mypy_strict() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "fmnist"],
-        cwd=REPO / "python", capture_output=True, text=True,
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "python/fmnist", "tests"],
+        cwd=REPO, capture_output=True, text=True, env={**os.environ, "MYPYPATH": str(REPO / "python")},
     )
     assert out.returncode == 0, out.stdout + out.stderr

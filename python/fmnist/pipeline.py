@@ -15,7 +15,7 @@ batch ahead on a background thread.
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -89,7 +89,7 @@ def batches(
     flatten: bool = False,
     mean: Stat = None,
     std: Stat = None,
-) -> Iterator[tuple[npt.NDArray[Any], npt.NDArray[Any]]]:
+) -> _core.Batcher:
     """One epoch of ``(x, y)`` batches from ``images`` and ``labels`` (same length).
 
     ``dtype``: ``"uint8"`` serves uint8 images as they are; ``"float32"`` converts (uint8 is
@@ -126,8 +126,7 @@ def batches(
     order = epoch_indices(len(x), shuffle=shuffle, seed=seed, epoch=epoch, drop_last=drop_last,
                           rank=int(rank), world_size=int(world_size))
     out_shape = [int(np.prod(image_shape, dtype=np.int64))] if flatten else [int(d) for d in image_shape]
-    batcher: Iterator[tuple[npt.NDArray[Any], npt.NDArray[Any]]] = _core.Batcher(
+    return _core.Batcher(
         x, y, order, int(batch_size), bool(drop_last), dtype == "float32",
         _stat(mean, "mean", image_shape), _stat(std, "std", image_shape), out_shape,
     )
-    return batcher
