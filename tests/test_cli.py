@@ -120,10 +120,15 @@ def test_convert(empty: dict[str, str], tmp_path: Path, data_dir: Path) -> None:
     assert gone.returncode == 1 and "No such file" in gone.stderr
 
 
-def test_bench(present: dict[str, str], tmp_path: Path) -> None:
+def test_bench(present: dict[str, str], empty: dict[str, str], tmp_path: Path) -> None:
     out = run("bench", "--rounds", "1", env=present, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "fmnist.read_idx_many" in out.stdout and "x the reference" in out.stdout
+    assert "loading 4 files (55.0 MB decompressed)" in out.stdout
+    sample = run("bench", "--rounds", "1", env=empty, cwd=tmp_path)
+    assert sample.returncode == 0 and "timing the bundled sample files" in sample.stderr
+    bad = run("bench", "--rounds", "0", env=present, cwd=tmp_path)
+    assert bad.returncode == 2 and "must be at least 1, not 0" in bad.stderr
 
 
 def test_demo_with_the_dataset_then_with_nothing(present: dict[str, str], empty: dict[str, str],
@@ -137,3 +142,6 @@ def test_demo_with_the_dataset_then_with_nothing(present: dict[str, str], empty:
     assert bare.returncode == 0, bare.stderr
     assert "FALLING BACK TO THE BUNDLED SAMPLE" in bare.stdout and "T-shirt/top=100" in bare.stdout
     assert png_size(tmp_path / "bare.png") == (840, 840)
+    other = run("demo", "mnist", "--no-download", "-o", "mnist.png", env=empty, cwd=tmp_path)
+    assert other.returncode == 1 and "mnist: no verified copy of 4 file(s)" in other.stderr  # no MNIST sample
+    assert not (tmp_path / "mnist.png").exists()

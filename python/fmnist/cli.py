@@ -90,15 +90,22 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 1 if bad_files else 0
 
 
+SAMPLE_OF = "fashion-mnist"  # the dataset the bundled sample comes from
+
+
 def _dataset_or_sample(args: argparse.Namespace, split: str) -> tuple[Any, Any, str]:
-    """(images, labels, description) of the full split if it is on the machine, else the sample."""
+    """(images, labels, description) of the full split if it is on the machine, else (for
+    Fashion-MNIST only) the bundled sample."""
     if not getattr(args, "sample", False):
         try:
             (xtr, ytr), (xte, yte) = load_data(args.dataset, root=args.root, download=False)
             images, labels = (xtr, ytr) if split == "train" else (xte, yte)
             return images, labels, f"{args.dataset} {split} split"
         except DatasetNotFoundError:
-            pass
+            if args.dataset != SAMPLE_OF:
+                raise
+    elif args.dataset != SAMPLE_OF:
+        raise ValueError(f"the bundled sample is of {SAMPLE_OF}, not {args.dataset}")
     images, labels = load_sample()
     return images, labels, "the bundled sample (100 test images per class)"
 
@@ -180,6 +187,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         splits = {"train": (x_train, y_train), "test": (x_test, y_test)}
         images, labels = x_test, y_test
     except (DatasetNotFoundError, DownloadError) as e:
+        if ds.name != SAMPLE_OF:
+            raise  # the bundled sample is Fashion-MNIST: nothing to fall back to
         print(f"The full dataset is not available here ({type(e).__name__}: {str(e).splitlines()[0]})")
         print("FALLING BACK TO THE BUNDLED SAMPLE: 1,000 real test images (100 per class), not the dataset.")
         images, labels = load_sample()
@@ -191,6 +200,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     Path(args.output).write_bytes(encode_png(canvas))
     print(f"sprite: {args.output} ({canvas.shape[1]}x{canvas.shape[0]}, each class three rows)")
     return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -215,13 +231,13 @@ def _parser() -> argparse.ArgumentParser:
     p = command("sprite", cmd_sprite, "write a PNG sprite: each class takes three rows")
     p.add_argument("-o", "--output", default="fmnist-sprite.png", help="PNG path (default: fmnist-sprite.png)")
     p.add_argument("--split", choices=["train", "test"], default="test")
-    p.add_argument("--columns", type=int, default=30, help="images per row (default 30)")
+    p.add_argument("--columns", type=_positive, default=30, help="images per row (default 30)")
     p.add_argument("--sample", action="store_true", help="use the bundled sample even if the dataset is here")
     p = command("convert", cmd_convert, "convert IDX (.gz or raw) to .npy, or .npy to IDX", dataset=False)
     p.add_argument("source", type=Path)
     p.add_argument("dest", type=Path)
     p = command("bench", cmd_bench, "time loading on this machine: fmnist vs the pure-Python reference")
-    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--rounds", type=_positive, default=5, help="timed rounds per contender (default 5)")
     p = command("demo", cmd_demo, "find (or download) the dataset, verify, load with timings, summarise, "
                                   "write the sprite; falls back to the bundled sample, saying so")
     p.add_argument("--no-download", action="store_true", help="use only copies already on this machine")
