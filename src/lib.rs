@@ -10,6 +10,7 @@ pub mod batches;
 pub mod digest;
 pub mod gzip;
 pub mod idx;
+pub mod payload;
 pub mod reader;
 pub mod writer;
 

@@ -4,18 +4,23 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use ndarray::{s, Array1, IxDyn};
-use numpy::{Element, IntoPyArray, PyReadonlyArrayDyn, PyUntypedArray, PyUntypedArrayMethods};
+use std::os::raw::{c_int, c_void};
+
+use ndarray::{Array1, IxDyn};
+use numpy::npyffi::{npy_intp, NpyTypes, PyArrayObject, NPY_ARRAY_CARRAY, NPY_ARRAY_OWNDATA, PY_ARRAY_API};
+use numpy::{Element, IntoPyArray, PyArrayDescrMethods, PyReadonlyArrayDyn, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyMemoryError, PyOSError, PyTypeError, PyValueError};
 use pyo3::import_exception;
 use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyString};
 
 use crate::batches::{Buf, Kind, Normalize, Prefetch, Rows, Spec};
 use crate::digest::Algo;
 use crate::idx::Header;
-use crate::reader::{self, Covers, Data, Expect, Idx, Source, Typed};
+use crate::payload::{self, Payload};
+use crate::reader::{self, Covers, Data, Expect, Idx, Source};
 use crate::writer;
 use crate::Error;
 
@@ -119,22 +124,144 @@ fn expect(py: Python<'_>, d: &Digests, max_bytes: Option<usize>) -> Result<Expec
     Ok(e)
 }
 
-fn typed_to_numpy<'py, T: Element>(py: Python<'py>, t: Typed<T>, header: &Header) -> Bound<'py, PyAny> {
-    // Zero-copy: numpy gets a view past the IDX header into the Vec, which it then owns.
-    let flat = Array1::from_vec(t.vec).slice_move(s![t.offset..t.offset + header.count]);
-    let shaped = flat.into_shape_with_order(IxDyn(&header.dims)).expect("count is the product of dims");
-    shaped.into_pyarray(py).into_any()
+// ---------------------------------------------------------------------------------------------
+// Arrays that own their payload
+//
+// numpy (>= 1.22) frees an array's data with the memory handler recorded in the array. We give
+// our arrays a handler whose functions are payload.rs's, so a payload inflated in place becomes
+// the array's own memory: OWNDATA set, no base object, freed (or resized) by the allocator that
+// made it.
+
+#[repr(C)]
+struct Allocator {
+    ctx: *mut c_void,
+    malloc: unsafe extern "C" fn(*mut c_void, usize) -> *mut c_void,
+    calloc: unsafe extern "C" fn(*mut c_void, usize, usize) -> *mut c_void,
+    realloc: unsafe extern "C" fn(*mut c_void, *mut c_void, usize) -> *mut c_void,
+    free: unsafe extern "C" fn(*mut c_void, *mut c_void, usize),
 }
 
-fn to_numpy(py: Python<'_>, idx: Idx) -> Bound<'_, PyAny> {
+/// numpy's PyDataMem_Handler.
+#[repr(C)]
+struct Handler {
+    name: [u8; 127],
+    version: u8,
+    allocator: Allocator,
+}
+
+struct StaticHandler(Handler);
+// SAFETY: the handler is immutable, its context pointer is null and never used.
+unsafe impl Sync for StaticHandler {}
+
+unsafe extern "C" fn handler_malloc(_: *mut c_void, size: usize) -> *mut c_void {
+    payload::alloc(size, true)
+}
+
+unsafe extern "C" fn handler_calloc(_: *mut c_void, n: usize, size: usize) -> *mut c_void {
+    n.checked_mul(size).map_or(std::ptr::null_mut(), |bytes| payload::alloc(bytes, true))
+}
+
+unsafe extern "C" fn handler_realloc(_: *mut c_void, ptr: *mut c_void, size: usize) -> *mut c_void {
+    payload::realloc(ptr, size)
+}
+
+unsafe extern "C" fn handler_free(_: *mut c_void, ptr: *mut c_void, _size: usize) {
+    payload::free(ptr)
+}
+
+const fn handler_name(name: &str) -> [u8; 127] {
+    let mut out = [0u8; 127];
+    let bytes = name.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        out[i] = bytes[i];
+        i += 1;
+    }
+    out
+}
+
+static HANDLER: StaticHandler = StaticHandler(Handler {
+    name: handler_name("fmnist"),
+    version: 1,
+    allocator: Allocator {
+        ctx: std::ptr::null_mut(),
+        malloc: handler_malloc,
+        calloc: handler_calloc,
+        realloc: handler_realloc,
+        free: handler_free,
+    },
+});
+
+/// The capsule numpy expects in an array's `mem_handler` field; made once, kept forever.
+fn handler_capsule(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
+    static CAPSULE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+    CAPSULE
+        .get_or_try_init(py, || {
+            // SAFETY: HANDLER is a static, so the pointer outlives the capsule; the name is a
+            // static C string, as PyCapsule_New requires.
+            let ptr = unsafe {
+                pyo3::ffi::PyCapsule_New(&HANDLER.0 as *const Handler as *mut c_void, c"mem_handler".as_ptr(), None)
+            };
+            // SAFETY: a new reference, or null with an exception set.
+            unsafe { Bound::from_owned_ptr_or_err(py, ptr) }.map(Bound::unbind)
+        })
+        .map(|c| c.bind(py))
+}
+
+/// numpy's PyArrayObject_fields from 1.22 on (rust-numpy's PyArrayObject stops at weakreflist).
+#[repr(C)]
+struct ArrayFields {
+    head: PyArrayObject,
+    buffer_info: *mut c_void,
+    mem_handler: *mut pyo3::ffi::PyObject,
+}
+
+fn payload_to_numpy<'py, T: Element + Copy>(py: Python<'py>, payload: Payload<T>, header: &Header) -> PyResult<Bound<'py, PyAny>> {
+    let capsule = handler_capsule(py)?;
+    let mut dims: Vec<npy_intp> = header.dims.iter().map(|&d| d as npy_intp).collect();
+    let descr = T::get_dtype(py).into_dtype_ptr();
+    let data = payload.into_raw() as *mut c_void;
+    // SAFETY: descr is a new reference (stolen by the call); dims has nd entries; data points to
+    // product(dims) elements of T, 16-byte aligned, that nobody else references.
+    let array = unsafe {
+        PY_ARRAY_API.PyArray_NewFromDescr(
+            py,
+            PY_ARRAY_API.get_type_object(py, NpyTypes::PyArray_Type),
+            descr,
+            dims.len() as c_int,
+            dims.as_mut_ptr(),
+            std::ptr::null_mut(),
+            data,
+            NPY_ARRAY_CARRAY,
+            std::ptr::null_mut(),
+        )
+    };
+    if array.is_null() {
+        // SAFETY: numpy did not take the block; it is still ours to free.
+        unsafe { payload::free(data) };
+        return Err(PyErr::fetch(py));
+    }
+    // SAFETY: a fresh array made from our pointer, which numpy left without a handler and
+    // without OWNDATA; we hand it both, with a reference to the handler's capsule, so numpy
+    // frees the block through payload::free when the array dies.
+    unsafe {
+        let fields = array as *mut ArrayFields;
+        pyo3::ffi::Py_INCREF(capsule.as_ptr());
+        (*fields).mem_handler = capsule.as_ptr();
+        (*fields).head.flags |= NPY_ARRAY_OWNDATA;
+        Ok(Bound::from_owned_ptr(py, array))
+    }
+}
+
+fn to_numpy(py: Python<'_>, idx: Idx) -> PyResult<Bound<'_, PyAny>> {
     let h = &idx.header;
     match idx.data {
-        Data::U8(t) => typed_to_numpy(py, t, h),
-        Data::I8(t) => typed_to_numpy(py, t, h),
-        Data::I16(t) => typed_to_numpy(py, t, h),
-        Data::I32(t) => typed_to_numpy(py, t, h),
-        Data::F32(t) => typed_to_numpy(py, t, h),
-        Data::F64(t) => typed_to_numpy(py, t, h),
+        Data::U8(p) => payload_to_numpy(py, p, h),
+        Data::I8(p) => payload_to_numpy(py, p, h),
+        Data::I16(p) => payload_to_numpy(py, p, h),
+        Data::I32(p) => payload_to_numpy(py, p, h),
+        Data::F32(p) => payload_to_numpy(py, p, h),
+        Data::F64(p) => payload_to_numpy(py, p, h),
     }
 }
 
@@ -154,7 +281,7 @@ fn read_idx<'py>(
     let expect = expect(py, &(md5, sha256, content_md5, content_sha256), max_bytes).map_err(usage)?;
     let src = arg.source();
     let idx = py.detach(|| reader::read(src, &expect)).map_err(|e| to_py(e, &arg))?;
-    Ok(to_numpy(py, idx))
+    to_numpy(py, idx)
 }
 
 /// read_idx_many(sources, digests, max_bytes=None): digests[i] = (md5, sha256, content_md5,
@@ -184,7 +311,7 @@ fn read_idx_many<'py>(
     results
         .into_iter()
         .zip(&args)
-        .map(|(r, a)| r.map(|idx| to_numpy(py, idx)).map_err(|e| to_py(e, a)))
+        .map(|(r, a)| to_numpy(py, r.map_err(|e| to_py(e, a))?))
         .collect()
 }
 
@@ -235,7 +362,7 @@ fn read_idx_digests<'py>(
         for d in std::mem::take(&mut idx.digests) {
             digests.set_item(digest_name(d.algo, d.covers), d.hex)?;
         }
-        out.push((to_numpy(py, idx), digests));
+        out.push((to_numpy(py, idx)?, digests));
     }
     Ok(out)
 }

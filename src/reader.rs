@@ -1,10 +1,9 @@
 //! Reading IDX: a path or bytes in, a typed buffer holding exactly the payload out.
 //!
-//! The output buffer is allocated once, at its final size, as a `Vec<T>` of the element type, and
-//! the content (IDX header + payload) is inflated or read straight into it at a byte offset chosen
-//! so that the payload starts on an element boundary. Multi-byte elements are then byteswapped in
-//! place. The caller hands the `Vec` to numpy with a view past the header: the payload is never
-//! copied after inflation.
+//! The output is allocated once, at its final size, as a `Payload` (see `payload.rs`): the
+//! content (IDX header + payload) is inflated or read straight into it, the header into the
+//! prefix reserved before the payload. Multi-byte elements are then byteswapped in place, and
+//! numpy takes the payload over as the array's own memory: it is never copied after inflation.
 
 use std::borrow::Cow;
 use std::fs::File;
@@ -17,6 +16,7 @@ use std::thread;
 use crate::digest::{self, Algo};
 use crate::gzip::{self, Fit};
 use crate::idx::{self, Dtype, Header};
+use crate::payload::Payload;
 use crate::Error;
 
 /// Where the bytes come from.
@@ -119,13 +119,6 @@ macro_rules! elem_float {
 }
 elem_float!(f32 => u32, f64 => u64);
 
-/// A decoded array: `vec[offset .. offset + header.count]` is the payload, native byte order.
-#[derive(Debug)]
-pub struct Typed<T> {
-    pub vec: Vec<T>,
-    pub offset: usize,
-}
-
 /// A decoded IDX file.
 #[derive(Debug)]
 pub struct Idx {
@@ -137,65 +130,39 @@ pub struct Idx {
 
 #[derive(Debug)]
 pub enum Data {
-    U8(Typed<u8>),
-    I8(Typed<i8>),
-    I16(Typed<i16>),
-    I32(Typed<i32>),
-    F32(Typed<f32>),
-    F64(Typed<f64>),
+    U8(Payload<u8>),
+    I8(Payload<i8>),
+    I16(Payload<i16>),
+    I32(Payload<i32>),
+    F32(Payload<f32>),
+    F64(Payload<f64>),
 }
 
-/// The output buffer while it is being filled: raw IDX content (header + big-endian payload)
-/// at byte `pad`, where `pad + header_len` is a multiple of the element size.
+/// The output while it is being filled: the raw IDX content (header + big-endian payload), the
+/// header in the prefix right before the payload.
 struct Buffer<T> {
-    vec: Vec<T>,
-    pad: usize,
-    content_len: usize,
+    payload: Payload<T>,
+    header_len: usize,
 }
 
 impl<T: Elem> Buffer<T> {
     fn new(header: &Header) -> Result<Buffer<T>, Error> {
-        let size = std::mem::size_of::<T>();
-        let pad = (size - header.header_len() % size) % size;
-        let content_len = header.total_len();
-        let mut vec = zeroed_vec::<T>((pad + content_len) / size)
-            .ok_or_else(|| Error::Memory(format!("cannot allocate {content_len} bytes for {header}")))?;
-        advise_huge_pages(&mut vec);
-        Ok(Buffer { vec, pad, content_len })
+        let mut payload = Payload::zeroed(header.count).ok_or_else(|| {
+            Error::Memory(format!("cannot allocate {} bytes for {header}", header.payload_len))
+        })?;
+        advise_huge_pages(payload.as_mut_slice());
+        Ok(Buffer { payload, header_len: header.header_len() })
     }
 
     /// The raw content bytes (header + payload as stored).
     fn content_mut(&mut self) -> &mut [u8] {
-        let bytes = self.vec.len() * std::mem::size_of::<T>();
-        // SAFETY: T is a plain numeric type (u8..f64): every byte pattern is a valid T, the
-        // region is the Vec's own initialised memory, and u8 has no alignment requirement.
-        let all = unsafe { std::slice::from_raw_parts_mut(self.vec.as_mut_ptr() as *mut u8, bytes) };
-        &mut all[self.pad..self.pad + self.content_len]
+        self.payload.bytes_with_prefix_mut(self.header_len)
     }
 
-    fn finish(mut self, header: &Header) -> Typed<T> {
-        let offset = (self.pad + header.header_len()) / std::mem::size_of::<T>();
-        T::from_be_in_place(&mut self.vec[offset..offset + header.count]);
-        Typed { vec: self.vec, offset }
+    fn finish(mut self) -> Payload<T> {
+        T::from_be_in_place(self.payload.as_mut_slice());
+        self.payload
     }
-}
-
-/// `n` zeroed elements, or None if the allocator refuses (a valid but huge file on a small
-/// machine: reported as MemoryError, not an abort). Zeroed by calloc: the kernel hands out zero
-/// pages lazily, so this costs no pass over the memory.
-fn zeroed_vec<T: Elem>(n: usize) -> Option<Vec<T>> {
-    if n == 0 {
-        return Some(Vec::new());
-    }
-    let layout = std::alloc::Layout::array::<T>(n).ok()?;
-    // SAFETY: the layout has a non-zero size (n > 0, T is not zero-sized).
-    let ptr = unsafe { std::alloc::alloc_zeroed(layout) } as *mut T;
-    if ptr.is_null() {
-        return None;
-    }
-    // SAFETY: ptr was allocated by the global allocator with exactly Layout::array::<T>(n), and
-    // all-zero bytes are a valid T for every element type here (integers and floats).
-    Some(unsafe { Vec::from_raw_parts(ptr, n, n) })
 }
 
 /// Asks Linux to back a large, not yet touched buffer with transparent huge pages: inflating
@@ -324,7 +291,7 @@ fn read_raw_file(mut file: File, mut prefix: Vec<u8>, len: usize, expect: &Expec
         }
         let wants: Vec<&Want> = expect.digests.iter().collect();
         digests = verify(buf.content_mut(), &wants, false)?;
-        buf.finish(&header)
+        buf.finish()
     });
     Ok(Idx { header, data, digests })
 }
@@ -369,7 +336,7 @@ fn copy_raw(data: &[u8], expect: &Expect) -> Result<Idx, Error> {
     let data = with_elem!(header.dtype, T => {
         let mut buf = Buffer::<T>::new(&header)?;
         buf.content_mut().copy_from_slice(data);
-        buf.finish(&header)
+        buf.finish()
     });
     // Digests of uncompressed bytes come from the stored-bytes task (same bytes).
     Ok(Idx { header, data, digests: Vec::new() })
@@ -404,7 +371,7 @@ fn inflate(data: &[u8], content_wants: &[&Want], expect: &Expect) -> Result<Idx,
             }
         }
         digests = verify(buf.content_mut(), content_wants, true)?;
-        buf.finish(&header)
+        buf.finish()
     });
     Ok(Idx { header, data, digests })
 }

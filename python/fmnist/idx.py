@@ -62,7 +62,7 @@ def read_idx(
     refuses a larger payload before allocating it.
 
     Returns a C-contiguous, writeable, native-byte-order array with the IDX shape and dtype,
-    whose memory belongs to it alone. Raises ``IdxFormatError`` for malformed IDX,
+    that owns its memory (OWNDATA, no base). Raises ``IdxFormatError`` for malformed IDX,
     ``gzip.BadGzipFile`` for corrupt gzip, and the OS's own ``OSError`` subclasses.
     """
     return _core.read_idx(_source(source), md5, sha256, content_md5, content_sha256, _max_bytes(max_bytes))
