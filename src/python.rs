@@ -10,7 +10,7 @@ use ndarray::{Array1, IxDyn};
 use numpy::npyffi::{npy_intp, NpyTypes, PyArrayObject, NPY_ARRAY_CARRAY, NPY_ARRAY_OWNDATA, PY_ARRAY_API};
 use numpy::{Element, IntoPyArray, PyArrayDescrMethods, PyReadonlyArrayDyn, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::create_exception;
-use pyo3::exceptions::{PyMemoryError, PyOSError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyImportError, PyMemoryError, PyOSError, PyTypeError, PyValueError};
 use pyo3::import_exception;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -192,11 +192,22 @@ static HANDLER: StaticHandler = StaticHandler(Handler {
     },
 });
 
+/// numpy's C API feature version 1.22: the first with memory handlers (and `mem_handler`).
+const NPY_1_22_API_VERSION: u32 = 0x0000_000F;
+
 /// The capsule numpy expects in an array's `mem_handler` field; made once, kept forever.
 fn handler_capsule(py: Python<'_>) -> PyResult<&Bound<'_, PyAny>> {
     static CAPSULE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
     CAPSULE
         .get_or_try_init(py, || {
+            // SAFETY: a plain query of the loaded numpy's C API version.
+            let version = unsafe { PY_ARRAY_API.PyArray_GetNDArrayCFeatureVersion(py) };
+            if version < NPY_1_22_API_VERSION {
+                return Err(PyImportError::new_err(format!(
+                    "fmnist needs numpy >= 1.22 (C API feature version 0x{NPY_1_22_API_VERSION:x}), \
+                     this numpy has 0x{version:x}"
+                )));
+            }
             // SAFETY: HANDLER is a static, so the pointer outlives the capsule; the name is a
             // static C string, as PyCapsule_New requires.
             let ptr = unsafe {
@@ -407,6 +418,7 @@ fn encode_idx<'py>(py: Python<'py>, array: &Bound<'py, PyAny>, level: Option<i32
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    handler_capsule(py)?; // fails the import on a numpy without memory handlers (< 1.22)
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("IdxFormatError", py.get_type::<IdxFormatError>())?;
     m.add("ChecksumError", py.get_type::<ChecksumError>())?;
