@@ -599,15 +599,6 @@ impl Prefetch {
         Prefetch { shared, worker: Some(worker) }
     }
 
-    /// The next batch, or None after the last (or after `stop`).
-    pub fn next(&mut self) -> Option<(Buf, Buf, usize)> {
-        let got = self.shared.consume();
-        if got.is_none() {
-            self.stop();
-        }
-        got
-    }
-
     /// Stops the thread (it finishes at most the chunk in hand) and waits for it.
     pub fn stop(&mut self) {
         {
@@ -620,6 +611,19 @@ impl Prefetch {
         if let Some(w) = self.worker.take() {
             let _ = w.join();
         }
+    }
+}
+
+impl Iterator for Prefetch {
+    type Item = (Buf, Buf, usize);
+
+    /// The next batch, or None after the last (or after `stop`).
+    fn next(&mut self) -> Option<Self::Item> {
+        let got = self.shared.consume();
+        if got.is_none() {
+            self.stop();
+        }
+        got
     }
 }
 
@@ -654,11 +658,7 @@ mod tests {
         assert_eq!(spec.len(), 3);
         let (Buf::U8(x), Buf::I64(y), 1) = spec.batch(2) else { panic!("wrong kinds") };
         assert_eq!((x, y), (vec![14, 15], vec![7]));
-        let mut p = Prefetch::start(Arc::new(spec));
-        let mut seen = 0;
-        while let Some((_, _, n)) = p.next() {
-            seen += n;
-        }
+        let seen: usize = Prefetch::start(Arc::new(spec)).map(|(_, _, n)| n).sum();
         assert_eq!(seen, 5);
     }
 

@@ -462,7 +462,7 @@ fn rows_of(array: &Bound<'_, PyAny>, what: &str) -> PyResult<Rows> {
     let row_len = shape[1..].iter().product();
     // SAFETY: reading the data pointer of a live array object.
     let ptr = unsafe { (*array.as_array_ptr()).data } as *const u8;
-    if ptr as usize % kind.size() != 0 {
+    if !(ptr as usize).is_multiple_of(kind.size()) {
         return Err(PyValueError::new_err(format!("{what} is not aligned for its dtype")));
     }
     // SAFETY: the Batcher holds a reference to `array` for as long as these Rows live (its
