@@ -566,7 +566,8 @@ impl Shared {
     }
 }
 
-/// Spins until `ready()` or about 100 microseconds have passed; says which.
+/// Spins until `ready()` or about 100 microseconds have passed; says which. Yields the CPU
+/// between rounds, so a waiter never starves the thread it waits for when the two share a core.
 fn spin_until(ready: impl Fn() -> bool) -> bool {
     let start = std::time::Instant::now();
     loop {
@@ -579,6 +580,8 @@ fn spin_until(ready: impl Fn() -> bool) -> bool {
         if start.elapsed() > std::time::Duration::from_micros(100) {
             return false;
         }
+        // If the thread we wait for shares our core, spinning would only delay it: let it run.
+        std::thread::yield_now();
     }
 }
 
