@@ -256,6 +256,19 @@ def test_connection_dropped_mid_body_resumes_with_range(env: Path, server: Serve
     assert np.array_equal(fmnist.load(download=False)[0], expected[FILES[0]])
 
 
+def test_a_stale_partial_longer_than_the_file_starts_over(env: Path, server: Server) -> None:
+    folder = env / "fashion-mnist"
+    folder.mkdir(parents=True)
+    stale = folder / "t10k-labels-idx1-ubyte.gz.partial"
+    size = len(server.files["t10k-labels-idx1-ubyte.gz"])
+    stale.write_bytes(b"\0" * (size + 10))
+    fmnist.download(mirrors=[server.mirror("ok")], retries=2)
+    # The resumed range was asked for and refused (416); the download started again and verified.
+    assert ("ok", "t10k-labels-idx1-ubyte.gz", f"bytes={size + 10}-") in server.ranges
+    assert server.hits[("ok", "t10k-labels-idx1-ubyte.gz")] == 2
+    assert not stale.exists() and final_files(folder) == sorted(FILES)
+
+
 def test_server_without_range_support(env: Path, server: Server) -> None:
     fmnist.download(mirrors=[server.mirror("norange")], retries=3)
     assert server.hits[("norange", FILES[0])] == 2  # the dropped try, then the whole file again

@@ -216,3 +216,14 @@ def test_a_valid_file_larger_than_memory_is_a_memory_error(tmp_path: Path) -> No
         return
     with pytest.raises(MemoryError, match=f"{path}: cannot allocate 1099478073600 bytes for 65535 x 65535 x 256"):
         fmnist.read_idx(path)
+
+
+def test_internal_digest_reader_refuses_unknown_names() -> None:
+    from fmnist import _core
+
+    with pytest.raises(ValueError, match='unknown digest "sha1"'):
+        _core.read_idx_digests([GOOD], [["sha1"]])
+    with pytest.raises(ValueError, match="1 sources but 2 digest lists"):
+        _core.read_idx_digests([GOOD], [[], []])
+    ((array, digests),) = _core.read_idx_digests([GOOD_GZ], [["md5", "content_sha256"]])
+    assert array.shape == (3, 4) and set(digests) == {"md5", "content_sha256"}
