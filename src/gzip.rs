@@ -14,7 +14,6 @@ use crate::Error;
 
 pub const MAGIC: [u8; 2] = [0x1f, 0x8b];
 
-const FTEXT: u8 = 1;
 const FHCRC: u8 = 2;
 const FEXTRA: u8 = 4;
 const FNAME: u8 = 8;
@@ -50,7 +49,6 @@ pub fn member_header_len(data: &[u8]) -> Result<usize, Error> {
     if flags & RESERVED != 0 {
         return Err(bad(format!("gzip header has reserved flag bits set (flags 0x{flags:02x})")));
     }
-    let _ = FTEXT; // FTEXT is a hint only
     let mut pos = 10;
     if flags & FEXTRA != 0 {
         let xlen = data.get(pos..pos + 2).ok_or_else(truncated)?;

@@ -335,7 +335,10 @@ fn digest_name(algo: Algo, covers: Covers) -> &'static str {
     }
 }
 
-/// read_idx_digests(sources, wanted, max_bytes=None) -> [(array, {name: hex})]: reads like
+/// An array, the digests computed over it, and whether its source was gzip-compressed.
+type WithDigests<'py> = (Bound<'py, PyAny>, Bound<'py, PyDict>, bool);
+
+/// read_idx_digests(sources, wanted, max_bytes=None) -> [(array, {name: hex}, compressed)]: reads like
 /// read_idx_many, and computes (without checking) the digests named in wanted[i]: any of
 /// "md5", "sha256" (stored bytes), "content_md5", "content_sha256" (decompressed IDX).
 #[pyfunction]
@@ -345,7 +348,7 @@ fn read_idx_digests<'py>(
     sources: Vec<Bound<'py, PyAny>>,
     wanted: Vec<Vec<String>>,
     max_bytes: Option<usize>,
-) -> PyResult<Vec<(Bound<'py, PyAny>, Bound<'py, PyDict>)>> {
+) -> PyResult<Vec<WithDigests<'py>>> {
     if wanted.len() != sources.len() {
         return Err(PyValueError::new_err(format!("{} sources but {} digest lists", sources.len(), wanted.len())));
     }
@@ -373,7 +376,8 @@ fn read_idx_digests<'py>(
         for d in std::mem::take(&mut idx.digests) {
             digests.set_item(digest_name(d.algo, d.covers), d.hex)?;
         }
-        out.push((to_numpy(py, idx)?, digests));
+        let compressed = idx.compressed;
+        out.push((to_numpy(py, idx)?, digests, compressed));
     }
     Ok(out)
 }

@@ -126,6 +126,8 @@ pub struct Idx {
     pub data: Data,
     /// Every digest that was asked for (checked or only reported).
     pub digests: Vec<Digest>,
+    /// Whether the source was gzip-compressed.
+    pub compressed: bool,
 }
 
 #[derive(Debug)]
@@ -293,7 +295,7 @@ fn read_raw_file(mut file: File, mut prefix: Vec<u8>, len: usize, expect: &Expec
         digests = verify(buf.content_mut(), &wants, false)?;
         buf.finish()
     });
-    Ok(Idx { header, data, digests })
+    Ok(Idx { header, data, digests, compressed: false })
 }
 
 /// Like `read_exact`, but reports how much it got instead of failing at end of file.
@@ -339,7 +341,7 @@ fn copy_raw(data: &[u8], expect: &Expect) -> Result<Idx, Error> {
         buf.finish()
     });
     // Digests of uncompressed bytes come from the stored-bytes task (same bytes).
-    Ok(Idx { header, data, digests: Vec::new() })
+    Ok(Idx { header, data, digests: Vec::new(), compressed: false })
 }
 
 fn inflate(data: &[u8], content_wants: &[&Want], expect: &Expect) -> Result<Idx, Error> {
@@ -373,7 +375,7 @@ fn inflate(data: &[u8], content_wants: &[&Want], expect: &Expect) -> Result<Idx,
         digests = verify(buf.content_mut(), content_wants, true)?;
         buf.finish()
     });
-    Ok(Idx { header, data, digests })
+    Ok(Idx { header, data, digests, compressed: true })
 }
 
 /// Runs `f(0..n)` on up to one thread per core, this one included (so one task starts no

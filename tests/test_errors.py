@@ -225,5 +225,5 @@ def test_internal_digest_reader_refuses_unknown_names() -> None:
         _core.read_idx_digests([GOOD], [["sha1"]])
     with pytest.raises(ValueError, match="1 sources but 2 digest lists"):
         _core.read_idx_digests([GOOD], [[], []])
-    ((array, digests),) = _core.read_idx_digests([GOOD_GZ], [["md5", "content_sha256"]])
+    ((array, digests, _),) = _core.read_idx_digests([GOOD_GZ], [["md5", "content_sha256"]])
     assert array.shape == (3, 4) and set(digests) == {"md5", "content_sha256"}

@@ -75,7 +75,7 @@ class Cache:
         if status == "stale":
             expected = info.content_sha256 or self._stamps().get(info.stem, {}).get("content_sha256")
             try:
-                ((_, digests),) = _core.read_idx_digests([str(path)], [["content_sha256"]])
+                ((_, digests, _),) = _core.read_idx_digests([str(path)], [["content_sha256"]])
                 good = expected is not None and digests["content_sha256"] == expected
             except (ValueError, OSError):
                 good = False

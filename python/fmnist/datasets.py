@@ -41,10 +41,6 @@ class FileInfo:
             n *= d
         return 4 + 4 * len(self.shape) + n
 
-    @property
-    def has_content_digest(self) -> bool:
-        return self.content_md5 is not None or self.content_sha256 is not None
-
 
 @dataclass(frozen=True)
 class Dataset:

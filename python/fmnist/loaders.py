@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from . import cache as cache_mod
 from .cache import Cache
-from .datasets import Dataset, FileInfo, get
+from .datasets import SPLITS, Dataset, FileInfo, get
 from .download import DownloadError, fetch
 from .idx import read_idx_many
 from .verify import Verdict, read_verified
@@ -202,7 +202,7 @@ class Store:
 
 
 def _split_files(ds: Dataset, split: str) -> list[FileInfo]:
-    if split not in ("train", "test"):
+    if split not in SPLITS:
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
     return [ds.file(split, "images"), ds.file(split, "labels")]
 

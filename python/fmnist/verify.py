@@ -85,20 +85,19 @@ def read_verified(paths: Sequence[PathLike], infos: Sequence[FileInfo]) -> list[
     except (OSError, ValueError):  # IdxFormatError, BadGzipFile, an unreadable file
         # One of them is broken: judge them one at a time so the others still count.
         return [_read_one(p, i) for p, i in zip(paths, infos)]
-    return [_finish(path, info, array, digests) for path, info, (array, digests) in zip(paths, infos, results)]
+    return [_finish(path, info, *result) for path, info, result in zip(paths, infos, results)]
 
 
 def _read_one(path: PathLike, info: FileInfo) -> tuple[Any, Verdict]:
     try:
-        ((array, digests),) = _core.read_idx_digests([os.fspath(path)], [wanted(info)])
+        ((array, digests, compressed),) = _core.read_idx_digests([os.fspath(path)], [wanted(info)])
     except (OSError, ValueError) as e:  # IdxFormatError, BadGzipFile, an unreadable file
         return None, Verdict(False, "", (f"unreadable: {e}",))
-    return _finish(path, info, array, digests)
+    return _finish(path, info, array, digests, compressed)
 
 
-def _finish(path: PathLike, info: FileInfo, array: npt.NDArray[Any], digests: dict[str, str]) -> tuple[Any, Verdict]:
-    with open(path, "rb") as f:
-        compressed = f.read(2) == b"\x1f\x8b"
+def _finish(path: PathLike, info: FileInfo, array: npt.NDArray[Any], digests: dict[str, str],
+            compressed: bool) -> tuple[Any, Verdict]:
     verdict = judge(info, digests, compressed)
     if not verdict.ok:
         return None, verdict
