@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import sys
 from html import escape
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 BASELINES = ("reference", "mnist_reader idiom", "numpy idiom")
 
@@ -64,12 +64,16 @@ def svg(results: dict[str, Any], title: str) -> str:
             colour = "#1f77b4" if name.startswith("fmnist") else ("#999999" if name.startswith("floor") else "#ff7f0e")
             parts.append(f'<text x="{bar_x - 8}" y="{y + 15}" font-size="12" text-anchor="end">{escape(name)}</text>')
             parts.append(f'<rect x="{bar_x}" y="{y + 3}" width="{length:.1f}" height="{row_h - 6}" fill="{colour}"/>')
-            parts.append(f'<text x="{bar_x + length + 6:.1f}" y="{y + 15}" font-size="12">'
-                         f'{v["median_s"] * 1e3:.1f} ms ({speed:.1f}x)</text>')
+            parts.append(
+                f'<text x="{bar_x + length + 6:.1f}" y="{y + 15}" font-size="12">'
+                f"{v['median_s'] * 1e3:.1f} ms ({speed:.1f}x)</text>"
+            )
             y += row_h
         y += gap
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{y}" font-family="sans-serif">'
-            f'<rect width="100%" height="100%" fill="white"/>' + "".join(parts) + "</svg>\n")
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{y}" font-family="sans-serif">'
+        f'<rect width="100%" height="100%" fill="white"/>' + "".join(parts) + "</svg>\n"
+    )
 
 
 def main() -> int:
@@ -78,7 +82,7 @@ def main() -> int:
     if "--svg" in args:
         i = args.index("--svg")
         out_svg = Path(args[i + 1])
-        del args[i:i + 2]
+        del args[i : i + 2]
     path = Path(args[0]) if args else Path(__file__).with_name("results.json")
     data = json.loads(path.read_text())
     print(f"Machine: {data['machine']}\n")

@@ -22,15 +22,17 @@ F32 = "epoch of shuffled batches of 256, float32 normalised"
 
 @pytest.fixture(scope="module")
 def train(data_dir: Path) -> tuple[Any, Any]:
-    return (fmnist.read_idx(data_dir / "train-images-idx3-ubyte.gz"),
-            fmnist.read_idx(data_dir / "train-labels-idx1-ubyte.gz"))
+    return (
+        fmnist.read_idx(data_dir / "train-images-idx3-ubyte.gz"),
+        fmnist.read_idx(data_dir / "train-labels-idx1-ubyte.gz"),
+    )
 
 
 def numpy_u8(x: Any, y: Any) -> int:
     perm = np.random.default_rng(0).permutation(len(x))
     n = 0
     for i in range(0, len(x), BATCH):
-        idx = perm[i:i + BATCH]
+        idx = perm[i : i + BATCH]
         xb, yb = x[idx], y[idx]
         n += len(xb) if len(xb) == len(yb) else 0
     return n
@@ -40,7 +42,7 @@ def numpy_f32(x: Any, y: Any) -> int:
     perm = np.random.default_rng(0).permutation(len(x))
     n = 0
     for i in range(0, len(x), BATCH):
-        idx = perm[i:i + BATCH]
+        idx = perm[i : i + BATCH]
         xb, yb = (x[idx].astype(np.float32) / 255 - MEAN) / STD, y[idx]
         n += len(xb) if len(xb) == len(yb) else 0
     return n
@@ -62,8 +64,13 @@ def test_uint8_numpy(measure: Callable[..., Any], train: Any) -> None:
 
 def test_float32_fmnist(measure: Callable[..., Any], train: Any) -> None:
     x, y = train
-    n = measure(F32, "fmnist.batches", lambda: fmnist_epoch(x, y, dtype="float32", mean=MEAN, std=STD), x.nbytes * 4,
-                rounds=ROUNDS)
+    n = measure(
+        F32,
+        "fmnist.batches",
+        lambda: fmnist_epoch(x, y, dtype="float32", mean=MEAN, std=STD),
+        x.nbytes * 4,
+        rounds=ROUNDS,
+    )
     assert n == 60000
 
 
@@ -88,5 +95,6 @@ def test_float32_torch_dataloader(measure: Callable[..., Any], data_dir: Path, t
     transform = tv.transforms.Compose([tv.transforms.ToTensor(), tv.transforms.Normalize((MEAN,), (STD,))])
     ds = tv.datasets.FashionMNIST(str(tmp_path), train=True, download=False, transform=transform)
     loader = torch.utils.data.DataLoader(ds, batch_size=BATCH, shuffle=True)
-    measure(F32, "torchvision FashionMNIST + DataLoader", lambda: sum(len(b) for b, _ in loader), 60000 * 784 * 4,
-            rounds=3)
+    measure(
+        F32, "torchvision FashionMNIST + DataLoader", lambda: sum(len(b) for b, _ in loader), 60000 * 784 * 4, rounds=3
+    )

@@ -53,18 +53,25 @@ def test_mnist_reader_idiom(measure: Callable[..., Any], data_dir: Path, group: 
 
 @pytest.mark.parametrize("group", [COLD, WARM])
 def test_reference(measure: Callable[..., Any], data_dir: Path, group: str) -> None:
-    measure(group, "reference (no verification)", lambda: [reference.read_idx(data_dir / f) for f in FILES],
-            PAYLOAD, rounds=7)
+    measure(
+        group,
+        "reference (no verification)",
+        lambda: [reference.read_idx(data_dir / f) for f in FILES],
+        PAYLOAD,
+        rounds=7,
+    )
 
 
 def test_fmnist_cold(measure: Callable[..., Any], fmnist_env: None) -> None:
-    result = measure(COLD, "fmnist.load_data (verified, cache off)", lambda: fmnist.load_data(download=False, cache=False),
-                     PAYLOAD)
+    result = measure(
+        COLD, "fmnist.load_data (verified, cache off)", lambda: fmnist.load_data(download=False, cache=False), PAYLOAD
+    )
     assert result[0][0].shape == (60000, 28, 28)
 
 
 def test_fmnist_warm(measure: Callable[..., Any], fmnist_env: None) -> None:
     fmnist.load_data(download=False)  # the first, verifying load fills the cache
-    result = measure(WARM, "fmnist.load_data (warm cache)", lambda: fmnist.load_data(download=False), PAYLOAD,
-                     rounds=50)
+    result = measure(
+        WARM, "fmnist.load_data (warm cache)", lambda: fmnist.load_data(download=False), PAYLOAD, rounds=50
+    )
     assert result[1][1].shape == (10000,)

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import deflate
 import numpy as np
@@ -27,14 +27,14 @@ MD5 = {f: REAL[f][0] for f in FILES}  # of the stored (.gz) bytes of the shared/
 PAYLOAD = sum(REAL[f][1] for f in FILES)  # decompressed IDX bytes of the four files
 
 
-def stored_md5(data_dir: Path) -> dict[str, Optional[str]]:
+def stored_md5(data_dir: Path) -> dict[str, str | None]:
     if (data_dir / "SOURCE.md").exists():
         return dict(MD5)
     # Another copy (Debian's package) has other .gz bytes: take their MD5 as given.
     return {f: hashlib.md5((data_dir / f).read_bytes()).hexdigest() for f in FILES}
 
 
-def mnist_reader_idiom(paths: list[Path], md5: dict[str, Optional[str]], check: bool) -> list[Any]:
+def mnist_reader_idiom(paths: list[Path], md5: dict[str, str | None], check: bool) -> list[Any]:
     # utils/mnist_reader.py: gzip.open(...).read() into np.frombuffer, plus hashlib for the MD5.
     out = []
     for p in paths:
@@ -46,7 +46,7 @@ def mnist_reader_idiom(paths: list[Path], md5: dict[str, Optional[str]], check: 
     return out
 
 
-def libdeflate_composition(paths: list[Path], md5: dict[str, Optional[str]], check: bool) -> list[Any]:
+def libdeflate_composition(paths: list[Path], md5: dict[str, str | None], check: bool) -> list[Any]:
     def one(p: Path) -> Any:
         data = p.read_bytes()
         if check:
@@ -58,11 +58,13 @@ def libdeflate_composition(paths: list[Path], md5: dict[str, Optional[str]], che
         return list(pool.map(one, sorted(paths, key=lambda p: -p.stat().st_size)))
 
 
-CONTENDERS: dict[str, Callable[[list[Path], dict[str, Optional[str]], bool], list[Any]]] = {
+CONTENDERS: dict[str, Callable[[list[Path], dict[str, str | None], bool], list[Any]]] = {
     "fmnist.read_idx_many": lambda ps, md5, check: fmnist.read_idx_many(
-        ps, md5=[md5[p.name] for p in ps] if check else None),
+        ps, md5=[md5[p.name] for p in ps] if check else None
+    ),
     "fmnist.read_idx, one by one": lambda ps, md5, check: [
-        fmnist.read_idx(p, md5=md5[p.name] if check else None) for p in ps],
+        fmnist.read_idx(p, md5=md5[p.name] if check else None) for p in ps
+    ],
     "reference": lambda ps, md5, check: [reference.read_idx(p, md5=md5[p.name] if check else None) for p in ps],
     "mnist_reader idiom": mnist_reader_idiom,
     "libdeflate (deflate pkg) + hashlib, 2 threads": libdeflate_composition,
@@ -83,8 +85,9 @@ def test_load_four_files(measure: Callable[..., Any], data_dir: Path, name: str,
 def test_libdeflate_alone_on_train_images(measure: Callable[..., Any], data_dir: Path, group: str) -> None:
     """The floor the issue names: libdeflate inflating the training images, nothing else."""
     data = (data_dir / FILES[0]).read_bytes()
-    measure(group, "floor: libdeflate inflates train images only", lambda: deflate.gzip_decompress(data),
-            REAL[FILES[0]][1])
+    measure(
+        group, "floor: libdeflate inflates train images only", lambda: deflate.gzip_decompress(data), REAL[FILES[0]][1]
+    )
 
 
 # VmHWM is the peak RSS of this process's own address space (ru_maxrss would carry the
@@ -107,7 +110,12 @@ def test_peak_memory_of_loading_train_images(data_dir: Path) -> None:
     grown, payload = map(int, out.stdout.split())
     compressed = path.stat().st_size
     allowed = payload + compressed + 8 * 2**20
-    record("peak RSS, read_idx(train-images-idx3-ubyte.gz)", "fmnist",
-           grown_MB=round(grown / 1e6, 1), payload_MB=round(payload / 1e6, 1),
-           compressed_MB=round(compressed / 1e6, 1), allowed_MB=round(allowed / 1e6, 1))
+    record(
+        "peak RSS, read_idx(train-images-idx3-ubyte.gz)",
+        "fmnist",
+        grown_MB=round(grown / 1e6, 1),
+        payload_MB=round(payload / 1e6, 1),
+        compressed_MB=round(compressed / 1e6, 1),
+        allowed_MB=round(allowed / 1e6, 1),
+    )
     assert grown <= allowed, (grown, allowed)

@@ -32,16 +32,27 @@ def run(rank: int, world_size: int, args: argparse.Namespace) -> None:
     os.environ.setdefault("MASTER_PORT", str(args.port))
     dist.init_process_group("gloo", rank=rank, world_size=world_size)
     torch.manual_seed(0)  # the same initial weights on every rank
-    model = nn.parallel.DistributedDataParallel(nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(),
-                                                              nn.Linear(128, 10)))
+    model = nn.parallel.DistributedDataParallel(
+        nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
+    )
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     (x_train, y_train), (x_test, y_test) = fmnist.load_data(root=args.root)
 
     for epoch in range(args.epochs):
         seen = 0
-        for xb, yb in fmnist.batches(x_train, y_train, args.batch_size, seed=args.seed, epoch=epoch,
-                                     rank=rank, world_size=world_size, drop_last=True,
-                                     dtype="float32", mean=MEAN, std=STD):
+        for xb, yb in fmnist.batches(
+            x_train,
+            y_train,
+            args.batch_size,
+            seed=args.seed,
+            epoch=epoch,
+            rank=rank,
+            world_size=world_size,
+            drop_last=True,
+            dtype="float32",
+            mean=MEAN,
+            std=STD,
+        ):
             x = torch.from_numpy(xb)  # shares xb's memory
             y = torch.from_numpy(yb.astype(np.int64))
             opt.zero_grad()
@@ -53,8 +64,9 @@ def run(rank: int, world_size: int, args: argparse.Namespace) -> None:
 
     if rank == 0:
         with torch.no_grad():
-            xb = next(iter(fmnist.batches(x_test, y_test, len(x_test), shuffle=False, dtype="float32",
-                                          mean=MEAN, std=STD)))[0]
+            xb = next(
+                iter(fmnist.batches(x_test, y_test, len(x_test), shuffle=False, dtype="float32", mean=MEAN, std=STD))
+            )[0]
             accuracy = (model(torch.from_numpy(xb)).argmax(1).numpy() == y_test).mean()
         print(f"test accuracy {accuracy:.3f}")
     dist.destroy_process_group()

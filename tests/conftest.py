@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,19 @@ settings.register_profile("fmnist", max_examples=200, deadline=None, suppress_he
 settings.load_profile("fmnist")
 
 REPO = Path(__file__).resolve().parents[1]
+
+#: Tests that read Linux's /proc (thread counts, peak RSS, the overcommit policy).
+linux_only = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc, which only Linux has")
+
+
+def link(target: Path, at: Path) -> None:
+    """``at`` becomes a symlink to ``target``, or a copy where the OS will not make one (Windows
+    without the symlink privilege)."""
+    try:
+        at.symlink_to(target)
+    except OSError:
+        shutil.copyfile(target, at)
+
 
 FILES = [
     "train-images-idx3-ubyte.gz",

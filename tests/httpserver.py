@@ -21,11 +21,11 @@ import threading
 import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Optional
+from typing import Any
 
 
 class Server:
-    def __init__(self, files: dict[str, bytes], wrong: Optional[dict[str, bytes]] = None, delay: float = 2.0) -> None:
+    def __init__(self, files: dict[str, bytes], wrong: dict[str, bytes] | None = None, delay: float = 2.0) -> None:
         self.files = files
         self.wrong = wrong or {}
         self.delay = delay
@@ -43,7 +43,7 @@ class Server:
     def mirror(self, mode: str) -> str:
         return f"{self.url}/{mode}/"
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         self.thread.start()
         return self
 
@@ -105,7 +105,7 @@ class Server:
                 body = data[start:]
                 if mode == "trickle":
                     for i in range(0, len(body), 16384):
-                        self.wfile.write(body[i:i + 16384])
+                        self.wfile.write(body[i : i + 16384])
                         self.wfile.flush()
                         time.sleep(server.delay)
                 else:

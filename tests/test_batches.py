@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 import math
 import threading
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -17,9 +17,12 @@ from hypothesis import strategies as st
 import fmnist
 from fmnist.pipeline import epoch_indices
 
+from .conftest import linux_only
 
-def sampler_model(n: int, shuffle: bool, seed: int, epoch: int, drop_last: bool, rank: int,
-                  world_size: int) -> list[int]:
+
+def sampler_model(
+    n: int, shuffle: bool, seed: int, epoch: int, drop_last: bool, rank: int, world_size: int
+) -> list[int]:
     """torch.utils.data.DistributedSampler.__iter__, with numpy's permutation for the shuffle."""
     indices = np.random.default_rng(seed + epoch).permutation(n).tolist() if shuffle else list(range(n))
     if drop_last and n % world_size != 0:
@@ -38,12 +41,22 @@ def sampler_model(n: int, shuffle: bool, seed: int, epoch: int, drop_last: bool,
     return indices[rank:total_size:world_size]
 
 
-def batches_model(images: npt.NDArray[Any], labels: npt.NDArray[Any], batch_size: int, *, dtype: Optional[str],
-                  mean: Any, std: Any, flatten: bool, drop_last: bool, **order: Any) -> list[tuple[Any, Any]]:
+def batches_model(
+    images: npt.NDArray[Any],
+    labels: npt.NDArray[Any],
+    batch_size: int,
+    *,
+    dtype: str | None,
+    mean: Any,
+    std: Any,
+    flatten: bool,
+    drop_last: bool,
+    **order: Any,
+) -> list[tuple[Any, Any]]:
     idx = sampler_model(len(images), drop_last=drop_last, **order)
     out = []
     for start in range(0, len(idx), batch_size):
-        b = idx[start:start + batch_size]
+        b = idx[start : start + batch_size]
         if drop_last and len(b) < batch_size:
             break
         x = images[b]
@@ -71,19 +84,28 @@ def ulps(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> int:
     return int(np.abs(ai - bi)[finite].max(initial=0))
 
 
-order_args = st.fixed_dictionaries({
-    "shuffle": st.booleans(),
-    "seed": st.integers(0, 2**32),
-    "epoch": st.integers(0, 5),
-    "drop_last": st.booleans(),
-}).flatmap(lambda d: st.integers(1, 5).flatmap(
-    lambda ws: st.integers(0, ws - 1).map(lambda r: {**d, "world_size": ws, "rank": r})))
+order_args = st.fixed_dictionaries(
+    {
+        "shuffle": st.booleans(),
+        "seed": st.integers(0, 2**32),
+        "epoch": st.integers(0, 5),
+        "drop_last": st.booleans(),
+    }
+).flatmap(
+    lambda d: st.integers(1, 5).flatmap(
+        lambda ws: st.integers(0, ws - 1).map(lambda r: {**d, "world_size": ws, "rank": r})
+    )
+)
 
 
 @st.composite
 def conversions(draw: st.DrawFn) -> dict[str, Any]:
     dtype = draw(st.sampled_from(["uint8", "float32"]))
-    stat = st.none() | st.floats(0.0625, 2.0, width=32) | st.lists(st.floats(0.0625, 2.0, width=32), min_size=4, max_size=4)
+    stat = (
+        st.none()
+        | st.floats(0.0625, 2.0, width=32)
+        | st.lists(st.floats(0.0625, 2.0, width=32), min_size=4, max_size=4)
+    )
     return {
         "dtype": dtype,
         "mean": draw(stat) if dtype == "float32" else None,
@@ -94,8 +116,9 @@ def conversions(draw: st.DrawFn) -> dict[str, Any]:
 
 @given(st.integers(0, 300), st.integers(1, 64), order_args, conversions(), st.integers(0, 2**31))
 @settings(max_examples=200, deadline=None)
-def test_same_batches_as_the_model(n: int, batch_size: int, order: dict[str, Any], conv: dict[str, Any],
-                                   data_seed: int) -> None:
+def test_same_batches_as_the_model(
+    n: int, batch_size: int, order: dict[str, Any], conv: dict[str, Any], data_seed: int
+) -> None:
     rng = np.random.default_rng(data_seed)
     images = rng.integers(0, 256, (n, 3, 4), dtype=np.uint8)
     labels = np.arange(n, dtype=np.int64)  # a label is its row index: order is visible
@@ -120,9 +143,18 @@ def test_epoch_indices_is_the_sampler(n: int, order: dict[str, Any]) -> None:
 def test_ranks_cover_the_permutation(n: int, world_size: int, drop_last: bool) -> None:
     labels = np.arange(n)
     images = np.zeros((n, 2), np.uint8)
-    shards = [np.concatenate([y for _, y in fmnist.batches(images, labels, 1, seed=3, epoch=1, rank=r,
-                                                           world_size=world_size, drop_last=drop_last)]
-                             or [np.array([], np.int64)]) for r in range(world_size)]
+    shards = [
+        np.concatenate(
+            [
+                y
+                for _, y in fmnist.batches(
+                    images, labels, 1, seed=3, epoch=1, rank=r, world_size=world_size, drop_last=drop_last
+                )
+            ]
+            or [np.array([], np.int64)]
+        )
+        for r in range(world_size)
+    ]
     assert len({len(s) for s in shards}) == 1  # every rank the same number of samples
     everything = np.concatenate(shards)
     perm = np.random.default_rng(4).permutation(n)
@@ -146,22 +178,23 @@ def test_real_training_set_float32(data_dir: Any) -> None:
     xs = np.concatenate([b for b, _ in got])
     want = (x[perm].astype(np.float32) / np.float32(255) - np.float32(0.2860)) / np.float32(0.3530)
     assert ulps(xs, want) <= 1
-    assert np.array_equal(np.concatenate([l for _, l in got]), y[perm])
+    assert np.array_equal(np.concatenate([labels for _, labels in got]), y[perm])
 
 
 def test_any_shape_and_dtype() -> None:
     rng = np.random.default_rng(1)
     images = rng.integers(-300, 300, (10, 2, 3, 4)).astype(np.int16)
     labels = rng.random((10, 3))
-    (x, y), = fmnist.batches(images, labels, 16, shuffle=False, dtype="float32", mean=[1, 2, 3, 4], std=2)
+    ((x, y),) = fmnist.batches(images, labels, 16, shuffle=False, dtype="float32", mean=[1, 2, 3, 4], std=2)
     assert x.shape == (10, 2, 3, 4) and y.shape == (10, 3) and y.dtype == np.float64
     mean = np.array([1, 2, 3, 4], np.float32)
     assert ulps(x, (images.astype(np.float32) - mean) / np.float32(2)) <= 1
-    (x, _), = fmnist.batches(images.astype(">f8"), labels, 16, shuffle=False, dtype=None, flatten=True)
+    ((x, _),) = fmnist.batches(images.astype(">f8"), labels, 16, shuffle=False, dtype=None, flatten=True)
     assert x.dtype == np.float64 and x.shape == (10, 24) and np.array_equal(x, images.reshape(10, -1))
     chw = rng.integers(0, 256, (5, 3, 2, 2), dtype=np.uint8)  # channels first: mean of shape (3, 1, 1)
-    (x, _), = fmnist.batches(chw, np.zeros(5), 8, shuffle=False, dtype="float32",
-                             mean=np.array([0.1, 0.2, 0.3]).reshape(3, 1, 1))
+    ((x, _),) = fmnist.batches(
+        chw, np.zeros(5), 8, shuffle=False, dtype="float32", mean=np.array([0.1, 0.2, 0.3]).reshape(3, 1, 1)
+    )
     mean = np.array([0.1, 0.2, 0.3], np.float32).reshape(3, 1, 1)
     assert ulps(x, chw.astype(np.float32) / np.float32(255) - mean) <= 1
 
@@ -172,7 +205,7 @@ def test_batches_are_fresh_writeable_arrays() -> None:
     for i, (x, y) in enumerate(got):
         assert x.flags.writeable and x.flags.c_contiguous and y.flags.writeable
         assert not np.shares_memory(x, images)
-        for x2, _ in got[i + 1:]:
+        for x2, _ in got[i + 1 :]:
             assert not np.shares_memory(x, x2)
     got[0][0][:] = 0
     assert images.sum() == sum(range(40))
@@ -206,6 +239,7 @@ def os_threads() -> int:
         return next(int(line.split()[1]) for line in f if line.startswith("Threads:"))
 
 
+@linux_only
 def test_no_thread_outlives_its_iterator() -> None:
     images = np.zeros((5000, 28, 28), np.uint8)
     labels = np.zeros(5000, np.uint8)

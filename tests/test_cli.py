@@ -14,15 +14,16 @@ import pytest
 
 import fmnist
 
-from .conftest import FILES
+from .conftest import FILES, link
 from .httpserver import Server
 
 COMMANDS = ["info", "download", "verify", "sprite", "convert", "bench", "demo"]
 
 
 def run(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "fmnist", *args], env=env, cwd=cwd, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "fmnist", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.fixture
@@ -37,7 +38,7 @@ def present(tmp_path: Path, data_dir: Path) -> dict[str, str]:
     folder = tmp_path / "search" / "fashion-mnist"
     folder.mkdir(parents=True)
     for f in FILES:
-        (folder / f).symlink_to(data_dir / f)
+        link(data_dir / f, folder / f)
     return {**os.environ, "FMNIST_HOME": str(tmp_path / "root"), "FMNIST_SEARCH_PATH": str(tmp_path / "search")}
 
 
@@ -45,7 +46,10 @@ def png_size(path: Path) -> tuple[int, int]:
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     length, kind = struct.unpack(">I4s", data[8:16])
-    assert kind == b"IHDR" and zlib.crc32(data[12:16 + length]) == struct.unpack(">I", data[16 + length:20 + length])[0]
+    assert (
+        kind == b"IHDR"
+        and zlib.crc32(data[12 : 16 + length]) == struct.unpack(">I", data[16 + length : 20 + length])[0]
+    )
     width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
     assert (depth, colour) == (8, 0)
     return width, height
@@ -131,8 +135,9 @@ def test_bench(present: dict[str, str], empty: dict[str, str], tmp_path: Path) -
     assert bad.returncode == 2 and "must be at least 1, not 0" in bad.stderr
 
 
-def test_demo_with_the_dataset_then_with_nothing(present: dict[str, str], empty: dict[str, str],
-                                                 tmp_path: Path) -> None:
+def test_demo_with_the_dataset_then_with_nothing(
+    present: dict[str, str], empty: dict[str, str], tmp_path: Path
+) -> None:
     out = run("demo", "--no-download", env=present, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "content SHA-256 matches the known content SHA-256 (a recompressed copy)" in out.stdout

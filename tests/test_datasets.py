@@ -7,12 +7,12 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -22,7 +22,7 @@ from fmnist import reference
 from fmnist.datasets import DATASETS, FASHION_MNIST
 from fmnist.loaders import Store
 
-from .conftest import FILES
+from .conftest import FILES, link
 from .httpserver import Server
 from .test_real_data import REAL
 
@@ -51,8 +51,10 @@ def expected(data_dir: Path) -> dict[str, Any]:
 def server(real: dict[str, bytes]) -> Iterator[Server]:
     # "Another dataset" under the right names: same shapes, other content.
     rng = np.random.default_rng(0)
-    wrong = {f: reference.write_idx(rng.integers(0, 256, i.shape, dtype=np.uint8), members=1)
-             for f, i in ((i.name, i) for i in FASHION_MNIST.files)}
+    wrong = {
+        f: reference.write_idx(rng.integers(0, 256, i.shape, dtype=np.uint8), members=1)
+        for f, i in ((i.name, i) for i in FASHION_MNIST.files)
+    }
     with Server(real, wrong=wrong, delay=2.0) as s:
         yield s
 
@@ -63,12 +65,23 @@ def final_files(folder: Path) -> list[str]:
 
 # --- registry and policy ------------------------------------------------------------------
 
+
 def test_registry_knows_three_datasets_with_labelled_digests() -> None:
     assert list(DATASETS) == ["fashion-mnist", "mnist", "kmnist"]
     assert fmnist.DATASETS is DATASETS
     fm = DATASETS["fashion-mnist"]
-    assert fm.classes == ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
-                          "Bag", "Ankle boot")
+    assert fm.classes == (
+        "T-shirt/top",
+        "Trouser",
+        "Pullover",
+        "Dress",
+        "Coat",
+        "Sandal",
+        "Shirt",
+        "Sneaker",
+        "Bag",
+        "Ankle boot",
+    )
     for ds in DATASETS.values():
         assert len(ds.files) == 4 and ds.mirrors and len(ds.classes) == 10
         for f in ds.files:
@@ -86,7 +99,7 @@ def test_recompressed_copy_is_accepted_by_its_content_digest(env: Path, data_dir
     debian = tmp_path / "search" / "fashion-mnist"  # Debian's layout: /usr/share/datasets/fashion-mnist/
     debian.mkdir(parents=True)
     for f in FILES:
-        (debian / f).symlink_to(data_dir / f)
+        link(data_dir / f, debian / f)
     store = Store(FASHION_MNIST)
     store.arrays(list(FASHION_MNIST.files), download=False, cache=False)
     for f in FILES:
@@ -111,6 +124,7 @@ def test_another_datasets_bytes_are_rejected(env: Path, tmp_path: Path) -> None:
 
 # --- discovery ------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "layout, folder, decompressed",
     [
@@ -121,15 +135,16 @@ def test_another_datasets_bytes_are_rejected(env: Path, tmp_path: Path) -> None:
         ("fmnist / Debian", "fashion-mnist", True),
     ],
 )
-def test_discovery_of_each_layout(env: Path, data_dir: Path, tmp_path: Path, expected: dict[str, Any],
-                                  layout: str, folder: str, decompressed: bool) -> None:
+def test_discovery_of_each_layout(
+    env: Path, data_dir: Path, tmp_path: Path, expected: dict[str, Any], layout: str, folder: str, decompressed: bool
+) -> None:
     where = tmp_path / "search" / folder
     where.mkdir(parents=True)
     for f in FILES:
         if decompressed:
             (where / f[:-3]).write_bytes(gzip.decompress((data_dir / f).read_bytes()))
         else:
-            (where / f).symlink_to(data_dir / f)
+            link(data_dir / f, where / f)
     store = Store(FASHION_MNIST)
     arrays = store.arrays(list(FASHION_MNIST.files), download=False, cache=False)
     for f, a in zip(FILES, arrays):
@@ -145,7 +160,7 @@ def test_torchvision_root_given_as_root(env: Path, data_dir: Path, tmp_path: Pat
     raw = tv_root / "FashionMNIST" / "raw"
     raw.mkdir(parents=True)
     for f in FILES:
-        (raw / f).symlink_to(data_dir / f)
+        link(data_dir / f, raw / f)
     (x, y), (xt, yt) = fmnist.load_data(root=tv_root, download=False, cache=False)
     assert x.shape == (60000, 28, 28) and yt.shape == (10000,)
 
@@ -157,12 +172,14 @@ def test_nothing_found_and_download_off(env: Path) -> None:
 
 # --- warm cache -------------------------------------------------------------------------------
 
-def test_warm_path_equals_cold_and_repairs_its_cache(env: Path, data_dir: Path, tmp_path: Path,
-                                                     expected: dict[str, Any]) -> None:
+
+def test_warm_path_equals_cold_and_repairs_its_cache(
+    env: Path, data_dir: Path, tmp_path: Path, expected: dict[str, Any]
+) -> None:
     search = tmp_path / "search" / "fashion-mnist"
     search.mkdir(parents=True)
     for f in FILES:
-        (search / f).symlink_to(data_dir / f)
+        link(data_dir / f, search / f)
     cold = fmnist.load_data()
     cache = env / "fashion-mnist" / "t10k-images-idx3-ubyte"
     assert cache.stat().st_size == 7840016
@@ -188,13 +205,14 @@ def test_cache_can_be_turned_off(env: Path, data_dir: Path, tmp_path: Path, monk
     search = tmp_path / "search" / "fashion-mnist"
     search.mkdir(parents=True)
     for f in FILES:
-        (search / f).symlink_to(data_dir / f)
+        link(data_dir / f, search / f)
     monkeypatch.setenv("FMNIST_CACHE", "0")
     fmnist.load(split="test")
     assert final_files(env / "fashion-mnist") == []
 
 
 # --- downloads --------------------------------------------------------------------------------
+
 
 def test_download_into_an_empty_root_then_load(env: Path, server: Server, expected: dict[str, Any]) -> None:
     folder = fmnist.download(mirrors=[server.mirror("ok")])
@@ -293,8 +311,16 @@ print(hashlib.sha256(b"".join(a.tobytes() for a in (x, y, xt, yt))).hexdigest())
 
 
 def test_four_processes_download_once(env: Path, server: Server) -> None:
-    procs = [subprocess.Popen([sys.executable, "-c", CHILD, server.mirror("ok")], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=os.environ.copy()) for _ in range(4)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD, server.mirror("ok")],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=os.environ.copy(),
+        )
+        for _ in range(4)
+    ]
     outs = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs), [err for _, err in outs]
     assert len({out.strip() for out, _ in outs}) == 1  # identical arrays everywhere
@@ -303,14 +329,16 @@ def test_four_processes_download_once(env: Path, server: Server) -> None:
 
 def test_sigkill_mid_download_leaves_nothing_at_the_final_path(env: Path, server: Server) -> None:
     server.delay = 0.01  # 16 KiB every 10 ms: the training images take several seconds
-    child = subprocess.Popen([sys.executable, "-c", "import sys, fmnist; fmnist.download(mirrors=[sys.argv[1]])",
-                              server.mirror("trickle")], env=os.environ.copy())
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys, fmnist; fmnist.download(mirrors=[sys.argv[1]])", server.mirror("trickle")],
+        env=os.environ.copy(),
+    )
     partial = env / "fashion-mnist" / "train-images-idx3-ubyte.gz.partial"
     deadline = time.monotonic() + 60
     while not (partial.exists() and partial.stat().st_size > 1 << 20):
         assert time.monotonic() < deadline and child.poll() is None
         time.sleep(0.05)
-    child.send_signal(signal.SIGKILL)
+    child.kill()  # SIGKILL on POSIX, TerminateProcess on Windows: no cleanup runs
     child.wait()
     assert not (env / "fashion-mnist" / "train-images-idx3-ubyte.gz").exists()
     fmnist.download(mirrors=[server.mirror("ok")])
@@ -319,6 +347,7 @@ def test_sigkill_mid_download_leaves_nothing_at_the_final_path(env: Path, server
 
 
 # --- drop-in loaders ----------------------------------------------------------------------------
+
 
 def test_load_mnist_has_the_mnist_reader_form(data_dir: Path, expected: dict[str, Any]) -> None:
     images, labels = fmnist.load_mnist(data_dir, kind="t10k")

@@ -4,7 +4,7 @@ exception, and fmnist rejects exactly the inputs the reference rejects."""
 from __future__ import annotations
 
 from gzip import BadGzipFile
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import numpy as np
 from hypothesis import given, settings
@@ -20,13 +20,14 @@ VALID = [
     reference.write_idx(rng.integers(0, 256, (5, 4, 3), dtype=np.uint8)),
     reference.write_idx(rng.standard_normal((3, 2)), members=0),
     reference.write_idx(rng.integers(-5, 5, (40,), dtype=np.int16), members=1),
-    reference.write_idx(rng.integers(0, 256, (6, 7), dtype=np.uint8), members=2, name=b"x", comment=b"c",
-                        extra=b"ex", header_crc=True),
+    reference.write_idx(
+        rng.integers(0, 256, (6, 7), dtype=np.uint8), members=2, name=b"x", comment=b"c", extra=b"ex", header_crc=True
+    ),
     reference.write_idx(rng.standard_normal((2, 3, 4)).astype(np.float32), members=3, level=0),
 ]
 
 
-def outcome(read: Callable[[bytes], Any], data: bytes) -> tuple[Optional[type], Any]:
+def outcome(read: Callable[[bytes], Any], data: bytes) -> tuple[type | None, Any]:
     try:
         return None, read(data)
     except Exception as e:  # noqa: BLE001 - the point is to see every class
@@ -39,7 +40,7 @@ def mutations(draw: st.DrawFn) -> bytes:
     for _ in range(draw(st.integers(1, 3))):
         kind = draw(st.sampled_from(["truncate", "extend", "flip", "set"]))
         if kind == "truncate":
-            del data[draw(st.integers(0, max(len(data) - 1, 0))):]
+            del data[draw(st.integers(0, max(len(data) - 1, 0))) :]
         elif kind == "extend":
             data += draw(st.binary(min_size=1, max_size=16))
         elif data:

@@ -18,14 +18,30 @@ from .conftest import FILES, REPO
 # From ../shared/data/fashion-mnist/SOURCE.md (checked against it below when it is present):
 # file -> (.gz MD5 of the Debian-recompressed copy, IDX bytes, IDX MD5, IDX SHA-256)
 REAL = {
-    "train-images-idx3-ubyte.gz": ("cf8536b0aa1a6ac5fa3f23001093305c", 47040016, "f4a8712d7a061bf5bd6d2ca38dc4d50a",
-                                   "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888"),
-    "train-labels-idx1-ubyte.gz": ("10bea18fdb374794d4bb42e356e600c9", 60008, "9018921c3c673c538a1fc5bad174d6f9",
-                                   "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9"),
-    "t10k-images-idx3-ubyte.gz": ("f78720b4224f21cce2f2ccf2d7a94c9a", 7840016, "8181f5470baa50b63fa0f6fddb340f0a",
-                                  "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b"),
-    "t10k-labels-idx1-ubyte.gz": ("0d30e22e447f3c33dab9ed536400ac01", 10008, "15d484375f8d13e6eb1aabb0c3f46965",
-                                  "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"),
+    "train-images-idx3-ubyte.gz": (
+        "cf8536b0aa1a6ac5fa3f23001093305c",
+        47040016,
+        "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+        "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    ),
+    "train-labels-idx1-ubyte.gz": (
+        "10bea18fdb374794d4bb42e356e600c9",
+        60008,
+        "9018921c3c673c538a1fc5bad174d6f9",
+        "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    ),
+    "t10k-images-idx3-ubyte.gz": (
+        "f78720b4224f21cce2f2ccf2d7a94c9a",
+        7840016,
+        "8181f5470baa50b63fa0f6fddb340f0a",
+        "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    ),
+    "t10k-labels-idx1-ubyte.gz": (
+        "0d30e22e447f3c33dab9ed536400ac01",
+        10008,
+        "15d484375f8d13e6eb1aabb0c3f46965",
+        "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+    ),
 }
 SHAPES = {
     "train-images-idx3-ubyte.gz": (60000, 28, 28),
@@ -89,7 +105,11 @@ def test_equal_to_the_reference(data_dir: Path) -> None:
 
 
 def test_result_is_native_writeable_and_owned(data_dir: Path) -> None:
-    from numpy._core.multiarray import get_handler_name
+    import importlib
+
+    # numpy.core became numpy._core in numpy 2 (the old name is deprecated there).
+    core = "numpy._core" if int(np.__version__.split(".")[0]) >= 2 else "numpy.core"
+    get_handler_name = importlib.import_module(core + ".multiarray").get_handler_name
 
     a = fmnist.read_idx(data_dir / "t10k-labels-idx1-ubyte.gz")
     assert a.flags.c_contiguous and a.flags.writeable and a.flags.aligned
@@ -104,8 +124,9 @@ def test_result_is_native_writeable_and_owned(data_dir: Path) -> None:
 
 def test_many_matches_one_by_one_with_digests(data_dir: Path) -> None:
     paths = [data_dir / f for f in FILES]
-    many = fmnist.read_idx_many(paths, content_md5=[REAL[f][2] for f in FILES],
-                                content_sha256=[REAL[f][3] for f in FILES])
+    many = fmnist.read_idx_many(
+        paths, content_md5=[REAL[f][2] for f in FILES], content_sha256=[REAL[f][3] for f in FILES]
+    )
     for path, a in zip(paths, many):
         assert np.array_equal(a, fmnist.read_idx(path))
     bad = [REAL[f][2] for f in FILES]

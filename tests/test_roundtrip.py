@@ -52,8 +52,9 @@ def same(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> bool:
 
 
 @given(arrays(), gzip_layouts(), st.integers(0, 3), st.booleans())
-def test_reference_writes_fmnist_reads(array: npt.NDArray[Any], layout: dict[str, Any], padding: int,
-                                       via_file: bool) -> None:
+def test_reference_writes_fmnist_reads(
+    array: npt.NDArray[Any], layout: dict[str, Any], padding: int, via_file: bool
+) -> None:
     data = reference.write_idx(array, **layout)
     if layout["members"]:
         data += b"\0" * padding  # zero padding after the last member is allowed (as gzip allows)

@@ -31,6 +31,9 @@ def test_version_comes_from_cargo() -> None:
 def test_mypy_strict() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "mypy", "--strict", "--no-incremental", "python/fmnist", "tests"],
-        cwd=REPO, capture_output=True, text=True, env={**os.environ, "MYPYPATH": str(REPO / "python")},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "MYPYPATH": str(REPO / "python")},
     )
     assert out.returncode == 0, out.stdout + out.stderr

@@ -15,7 +15,7 @@ import json
 import mmap
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -27,7 +27,7 @@ from .idx import atomic_write
 STAMPS = ".fmnist-cache.json"
 
 
-def enabled(cache: Optional[bool] = None) -> bool:
+def enabled(cache: bool | None = None) -> bool:
     if cache is not None:
         return cache
     return os.environ.get("FMNIST_CACHE", "1").strip().lower() not in ("0", "false", "no", "off")
@@ -66,7 +66,7 @@ class Cache:
             return "fresh"
         return "stale"
 
-    def get(self, info: FileInfo) -> Optional[npt.NDArray[Any]]:
+    def get(self, info: FileInfo) -> npt.NDArray[Any] | None:
         """The cached array, or None (absent, or found corrupt and deleted)."""
         status = self.status(info)
         if status == "absent":
@@ -114,7 +114,7 @@ def _header(info: FileInfo) -> bytes:
     return bytes([0, 0, 8, len(info.shape)]) + np.array(info.shape, ">u4").tobytes()
 
 
-def _map(path: Path, info: FileInfo) -> Optional[npt.NDArray[Any]]:
+def _map(path: Path, info: FileInfo) -> npt.NDArray[Any] | None:
     """Maps a cached IDX file copy-on-write as an array of ``info.shape``; None if its header or
     length is not the expected one."""
     header = _header(info)
@@ -122,5 +122,9 @@ def _map(path: Path, info: FileInfo) -> Optional[npt.NDArray[Any]]:
         size = os.fstat(f.fileno()).st_size
         if size != info.content_size or f.read(len(header)) != header:
             return None
+        if os.name == "nt":
+            # Windows cannot replace or delete a file while it is mapped, and the cache must
+            # stay replaceable (a rebuild, `fmnist verify`): there the file is read instead.
+            return np.fromfile(f, dtype=np.uint8, count=size - len(header)).reshape(info.shape)
         mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
     return np.ndarray(info.shape, dtype=np.uint8, buffer=mm, offset=len(header))

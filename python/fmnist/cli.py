@@ -10,16 +10,18 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable
 
 import numpy as np
 
 from . import cache as cache_mod
 from . import datasets, reference
+from ._core import __version__
 from .download import DownloadError
 from .idx import read_idx, read_idx_many, write_idx
-from .loaders import DatasetNotFoundError, Store, download, load_data
+from .loaders import DatasetNotFoundError, Store, default_root, download, load_data
 from .png import encode_png, sprite
 from .sample import load_sample
 from .verify import read_verified
@@ -50,13 +52,18 @@ def cmd_info(args: argparse.Namespace) -> int:
             array = found.get(info.name)
             if array is None:
                 missing += 1
-                print(f"  {info.name}: NOT FOUND" + "".join(f"\n      rejected {r}" for r in rejected.get(info.name, [])))
+                print(
+                    f"  {info.name}: NOT FOUND" + "".join(f"\n      rejected {r}" for r in rejected.get(info.name, []))
+                )
                 continue
             f = store.found[info.name]
             where, how = f.path, f"{f.layout}; verified: {f.verdict.rule}"
         size = os.path.getsize(where)
         print(f"  {info.name}: {where} ({size:,} bytes) [{how}]")
-        print(f"      {array.shape} {array.dtype}" + (f"; per class: {_counts(array, ds.classes)}" if info.kind == "labels" else ""))
+        print(
+            f"      {array.shape} {array.dtype}"
+            + (f"; per class: {_counts(array, ds.classes)}" if info.kind == "labels" else "")
+        )
     if missing:
         print(f"{missing} file(s) missing: `fmnist download {ds.name}` fetches them", file=sys.stderr)
     return 1 if missing else 0
@@ -82,7 +89,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         if not candidates:
             print(f"{info.name}: MISSING")
         for path, layout in candidates:
-            (_, verdict), = read_verified([path], [info])
+            ((_, verdict),) = read_verified([path], [info])
             good |= verdict.ok
             state = f"OK ({verdict.rule})" if verdict.ok else "FAILED: " + "; ".join(verdict.problems)
             print(f"{info.name}: {path} [{layout}]: {state}")
@@ -173,8 +180,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     try:
         store = Store(ds, args.root)
         t0 = time.perf_counter()
-        x_train, y_train, x_test, y_test = store.arrays(files, download=not args.no_download,
-                                                        mirrors=args.mirror or None)
+        x_train, y_train, x_test, y_test = store.arrays(
+            files, download=not args.no_download, mirrors=args.mirror or None
+        )
         first = time.perf_counter() - t0
         for info in files:
             f = store.found[info.name]
@@ -182,8 +190,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         t0 = time.perf_counter()
         Store(ds, args.root).arrays(files, download=False)
         second = time.perf_counter() - t0
-        print(f"first load {first * 1e3:.0f} ms; second load {second * 1e3:.1f} ms "
-              f"({'warm cache' if cache_mod.enabled() else 'cache off: verified again'})")
+        print(
+            f"first load {first * 1e3:.0f} ms; second load {second * 1e3:.1f} ms "
+            f"({'warm cache' if cache_mod.enabled() else 'cache off: verified again'})"
+        )
         splits = {"train": (x_train, y_train), "test": (x_test, y_test)}
         images, labels = x_test, y_test
     except (DatasetNotFoundError, DownloadError) as e:
@@ -210,16 +220,25 @@ def _positive(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fmnist", description=__doc__.split("\n")[0],
-                                     epilog="Data root: --root, else $FMNIST_HOME, else ~/.cache/fmnist.")
+    parser = argparse.ArgumentParser(
+        prog="fmnist",
+        description=__doc__.split("\n")[0],
+        epilog=f"Data root: --root, else $FMNIST_HOME, else the platform's cache folder (here {default_root()}).",
+    )
+    parser.add_argument("--version", action="version", version=f"fmnist {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, run: Callable[[argparse.Namespace], int], help: str, dataset: bool = True) -> Any:
         p = sub.add_parser(name, help=help, description=help)
         if dataset:
-            p.add_argument("dataset", nargs="?", default="fashion-mnist", choices=sorted(datasets.DATASETS),
-                           help="dataset name (default: fashion-mnist)")
-            p.add_argument("--root", help="data root (default: $FMNIST_HOME, else ~/.cache/fmnist)")
+            p.add_argument(
+                "dataset",
+                nargs="?",
+                default="fashion-mnist",
+                choices=sorted(datasets.DATASETS),
+                help="dataset name (default: fashion-mnist)",
+            )
+            p.add_argument("--root", help="data root (default: $FMNIST_HOME, else the platform's cache folder)")
         p.set_defaults(run=run)
         return p
 
@@ -238,15 +257,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("dest", type=Path)
     p = command("bench", cmd_bench, "time loading on this machine: fmnist vs the pure-Python reference")
     p.add_argument("--rounds", type=_positive, default=5, help="timed rounds per contender (default 5)")
-    p = command("demo", cmd_demo, "find (or download) the dataset, verify, load with timings, summarise, "
-                                  "write the sprite; falls back to the bundled sample, saying so")
+    p = command(
+        "demo",
+        cmd_demo,
+        "find (or download) the dataset, verify, load with timings, summarise, "
+        "write the sprite; falls back to the bundled sample, saying so",
+    )
     p.add_argument("--no-download", action="store_true", help="use only copies already on this machine")
     p.add_argument("--mirror", action="append", metavar="URL", help="base URL to try (repeatable)")
     p.add_argument("-o", "--output", default="fmnist-sprite.png", help="sprite path (default: fmnist-sprite.png)")
     return parser
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return int(args.run(args))

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import secrets
-from typing import IO, Any, Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import IO, Any, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -25,7 +26,7 @@ IDX_DTYPES = {
 }
 
 
-def _source(source: Any) -> Union[str, bytes]:
+def _source(source: Any) -> str | bytes:
     """A path becomes str, any bytes-like object becomes bytes (gzip is told by its magic bytes)."""
     if isinstance(source, (str, os.PathLike)):
         return os.fsdecode(os.fspath(source))
@@ -37,7 +38,7 @@ def _source(source: Any) -> Union[str, bytes]:
         raise TypeError(f"source must be a path or a bytes-like object, not {type(source).__name__}") from None
 
 
-def _max_bytes(max_bytes: Optional[int]) -> Optional[int]:
+def _max_bytes(max_bytes: int | None) -> int | None:
     if max_bytes is None:
         return None
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0:
@@ -48,11 +49,11 @@ def _max_bytes(max_bytes: Optional[int]) -> Optional[int]:
 def read_idx(
     source: Source,
     *,
-    md5: Optional[str] = None,
-    sha256: Optional[str] = None,
-    content_md5: Optional[str] = None,
-    content_sha256: Optional[str] = None,
-    max_bytes: Optional[int] = None,
+    md5: str | None = None,
+    sha256: str | None = None,
+    content_md5: str | None = None,
+    content_sha256: str | None = None,
+    max_bytes: int | None = None,
 ) -> npt.NDArray[Any]:
     """Read an IDX file, raw or gzip-compressed, into a numpy array.
 
@@ -71,11 +72,11 @@ def read_idx(
 def read_idx_many(
     sources: Sequence[Source],
     *,
-    md5: Optional[Sequence[Optional[str]]] = None,
-    sha256: Optional[Sequence[Optional[str]]] = None,
-    content_md5: Optional[Sequence[Optional[str]]] = None,
-    content_sha256: Optional[Sequence[Optional[str]]] = None,
-    max_bytes: Optional[int] = None,
+    md5: Sequence[str | None] | None = None,
+    sha256: Sequence[str | None] | None = None,
+    content_md5: Sequence[str | None] | None = None,
+    content_sha256: Sequence[str | None] | None = None,
+    max_bytes: int | None = None,
 ) -> list[npt.NDArray[Any]]:
     """Read several IDX files at once, spread over the machine's cores (largest first).
 
@@ -85,7 +86,12 @@ def read_idx_many(
     """
     srcs = [_source(s) for s in sources]
     columns = []
-    for label, given in (("md5", md5), ("sha256", sha256), ("content_md5", content_md5), ("content_sha256", content_sha256)):
+    for label, given in (
+        ("md5", md5),
+        ("sha256", sha256),
+        ("content_md5", content_md5),
+        ("content_sha256", content_sha256),
+    ):
         column = [None] * len(srcs) if given is None else list(given)
         if len(column) != len(srcs):
             raise ValueError(f"{label} has {len(column)} entries for {len(srcs)} sources")
@@ -93,7 +99,7 @@ def read_idx_many(
     return _core.read_idx_many(srcs, list(zip(*columns)), _max_bytes(max_bytes))
 
 
-def _level(compress: Union[bool, int]) -> Optional[int]:
+def _level(compress: bool | int) -> int | None:
     if compress is False:
         return None
     if compress is True:
@@ -113,7 +119,7 @@ def _native_idx_array(array: npt.ArrayLike) -> npt.NDArray[Any]:
     return a.astype(native, copy=False)
 
 
-def write_idx(dest: Dest, array: npt.ArrayLike, *, compress: Union[bool, int] = False) -> None:
+def write_idx(dest: Dest, array: npt.ArrayLike, *, compress: bool | int = False) -> None:
     """Write ``array`` as an IDX file (C order, big-endian), gzip-compressed when ``compress`` is
     True or a gzip level 0-9.
 
@@ -129,12 +135,14 @@ def write_idx(dest: Dest, array: npt.ArrayLike, *, compress: Union[bool, int] = 
     atomic_write(os.fspath(dest), data)
 
 
-def atomic_write(path: str, *chunks: Union[bytes, memoryview], fsync: bool = True) -> None:
+def atomic_write(path: str, *chunks: bytes | memoryview, fsync: bool = True) -> None:
     """Write ``chunks`` to ``path`` through a temporary file in the same folder, fsync (unless
     told not to) and rename: the path holds the old file or the whole new one, never a part."""
     # Not mkstemp: its 0600 mode would outlive the rename; O_EXCL with the umask's mode instead.
     tmp = f"{os.path.abspath(path)}.{secrets.token_hex(6)}.partial"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    # O_BINARY (Windows only): without it the C runtime writes in text mode, turning every
+    # 0x0A byte into 0x0D 0x0A.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             for chunk in chunks:

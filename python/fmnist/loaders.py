@@ -1,7 +1,8 @@
 """Datasets by name: where the files are, how they are found, verified, downloaded and cached,
 and the drop-in loaders built on that.
 
-Where data lives: ``root`` if given, else ``$FMNIST_HOME``, else ``~/.cache/fmnist``; a dataset
+Where data lives: ``root`` if given, else ``$FMNIST_HOME``, else the platform's cache folder
+(``~/.cache/fmnist`` on Linux, see ``default_root``); a dataset
 lives in ``<root>/<name>/``. Before downloading, verified copies already on the machine are
 found and used in place: torchvision's ``<dir>/FashionMNIST/raw/`` (.gz or decompressed), keras's
 ``~/.keras/datasets/fashion-mnist/``, Debian's ``/usr/share/datasets/fashion-mnist/`` and a clone
@@ -13,10 +14,11 @@ of the dataset's repository (``data/fashion/``). The folders searched are ``<roo
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence, Union
+from typing import Any, Union
 
 import numpy.typing as npt
 
@@ -44,10 +46,25 @@ class DatasetNotFoundError(FileNotFoundError):
 
 
 def data_root(root: PathArg = None) -> Path:
+    """``root``, else ``$FMNIST_HOME``, else the platform's cache folder (``default_root``)."""
     if root is not None:
         return Path(root).expanduser()
     env = os.environ.get("FMNIST_HOME")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "fmnist"
+    return Path(env).expanduser() if env else default_root()
+
+
+def default_root() -> Path:
+    """The platform's user cache folder for fmnist, by platformdirs' rules:
+    ``$XDG_CACHE_HOME/fmnist`` (``~/.cache/fmnist``) on Linux, ``~/Library/Caches/fmnist`` on
+    macOS, ``%LOCALAPPDATA%\\fmnist\\Cache`` on Windows. A ``~/.cache/fmnist`` that an earlier
+    fmnist filled keeps being used while the platform folder does not exist."""
+    from platformdirs import user_cache_path
+
+    platform = user_cache_path("fmnist", appauthor=False)
+    legacy = Path.home() / ".cache" / "fmnist"
+    if legacy != platform and legacy.is_dir() and not platform.exists():
+        return legacy
+    return platform
 
 
 def search_roots() -> list[Path]:
@@ -144,8 +161,8 @@ class Store:
         infos: Sequence[FileInfo],
         *,
         download: bool = True,
-        mirrors: Optional[Sequence[str]] = None,
-        cache: Optional[bool] = None,
+        mirrors: Sequence[str] | None = None,
+        cache: bool | None = None,
         timeout: float = 30.0,
         retries: int = 3,
     ) -> list[Array]:
@@ -158,8 +175,9 @@ class Store:
                 hit = self.cache.get(info)
                 if hit is not None:
                     out[info.name] = hit
-                    self.found[info.name] = Found(self.cache.path(info), "fmnist warm cache",
-                                                  Verdict(True, "stamped by an earlier verification"))
+                    self.found[info.name] = Found(
+                        self.cache.path(info), "fmnist warm cache", Verdict(True, "stamped by an earlier verification")
+                    )
         todo = [i for i in infos if i.name not in out]
         fresh, rejected = self.find(todo) if todo else ({}, {})
         out.update(fresh)
@@ -173,8 +191,9 @@ class Store:
                 for info in todo:
                     if info.name in out:
                         continue
-                    array, verdict, path = fetch(info, self.folder, list(mirrors or self.dataset.mirrors),
-                                                 timeout=timeout, retries=retries)
+                    array, verdict, path = fetch(
+                        info, self.folder, list(mirrors or self.dataset.mirrors), timeout=timeout, retries=retries
+                    )
                     out[info.name] = fresh[info.name] = array
                     self.found[info.name] = Found(path, "fmnist (downloaded)", verdict)
             todo = []
@@ -185,7 +204,8 @@ class Store:
             looked = ", ".join(str(f) for f, _ in self.folders())
             raise DatasetNotFoundError(
                 f"{self.dataset.name}: no verified copy of {len(todo)} file(s) and download=False:\n"
-                + "\n".join(lines) + f"\nlooked in: {looked}"
+                + "\n".join(lines)
+                + f"\nlooked in: {looked}"
             )
         if use_cache and fresh:
             self._cache(infos, fresh)
@@ -213,8 +233,8 @@ def load(
     *,
     root: PathArg = None,
     download: bool = True,
-    mirrors: Optional[Sequence[str]] = None,
-    cache: Optional[bool] = None,
+    mirrors: Sequence[str] | None = None,
+    cache: bool | None = None,
 ) -> tuple[Array, Array]:
     """``(images, labels)`` of one split: images ``(N, 28, 28)`` uint8, labels ``(N,)`` uint8,
     verified. From the warm cache, a verified copy on the machine, or a download."""
@@ -228,8 +248,8 @@ def load_data(
     *,
     root: PathArg = None,
     download: bool = True,
-    mirrors: Optional[Sequence[str]] = None,
-    cache: Optional[bool] = None,
+    mirrors: Sequence[str] | None = None,
+    cache: bool | None = None,
 ) -> tuple[tuple[Array, Array], tuple[Array, Array]]:
     """``((x_train, y_train), (x_test, y_test))``, as ``keras.datasets.fashion_mnist.load_data()``
     returns them (uint8, ``(60000, 28, 28)``, ``(60000,)``, ``(10000, 28, 28)``, ``(10000,)``)."""
@@ -239,7 +259,7 @@ def load_data(
     return (x_train, y_train), (x_test, y_test)
 
 
-def load_mnist(path: Union[str, "os.PathLike[str]"], kind: str = "train") -> tuple[Array, Array]:
+def load_mnist(path: str | os.PathLike[str], kind: str = "train") -> tuple[Array, Array]:
     """The dataset repository's ``utils/mnist_reader.load_mnist``: reads
     ``<path>/<kind>-labels-idx1-ubyte.gz`` and ``<path>/<kind>-images-idx3-ubyte.gz`` (``kind`` is
     "train" or "t10k") and returns images ``(N, 784)`` uint8 and labels ``(N,)`` uint8."""
@@ -253,7 +273,7 @@ def download(
     name: str = "fashion-mnist",
     *,
     root: PathArg = None,
-    mirrors: Optional[Sequence[str]] = None,
+    mirrors: Sequence[str] | None = None,
     timeout: float = 30.0,
     retries: int = 3,
 ) -> Path:
@@ -264,7 +284,7 @@ def download(
         for info in store.dataset.files:
             path = store.folder / info.name
             if path.is_file():
-                (_, verdict), = read_verified([path], [info])
+                ((_, verdict),) = read_verified([path], [info])
                 if verdict.ok:
                     continue
                 path.unlink()  # a bad file at a final path: replace it
@@ -272,6 +292,15 @@ def download(
     return store.folder
 
 
-__all__ = ["DatasetNotFoundError", "DownloadError", "Store", "data_root", "download", "load", "load_data",
-           "load_mnist", "search_roots"]
-
+__all__ = [
+    "DatasetNotFoundError",
+    "DownloadError",
+    "Store",
+    "data_root",
+    "default_root",
+    "download",
+    "load",
+    "load_data",
+    "load_mnist",
+    "search_roots",
+]

@@ -29,8 +29,9 @@ def encode_png(image: npt.NDArray[Any]) -> bytes:
     )
 
 
-def sprite(images: npt.NDArray[Any], labels: npt.NDArray[Any], *, classes: int = 10, rows_per_class: int = 3,
-           columns: int = 30) -> npt.NDArray[Any]:
+def sprite(
+    images: npt.NDArray[Any], labels: npt.NDArray[Any], *, classes: int = 10, rows_per_class: int = 3, columns: int = 30
+) -> npt.NDArray[Any]:
     """Tiles images like the dataset README's sprite: each class takes ``rows_per_class`` rows of
     ``columns`` images, classes in label order, images in file order. Raises ValueError if a
     class has too few images."""
@@ -43,5 +44,5 @@ def sprite(images: npt.NDArray[Any], labels: npt.NDArray[Any], *, classes: int =
             raise ValueError(f"class {c} has {len(picks)} images; the sprite needs {need}")
         for k, i in enumerate(picks):
             r, col = c * rows_per_class + k // columns, k % columns
-            canvas[r * h:(r + 1) * h, col * w:(col + 1) * w] = images[i]
+            canvas[r * h : (r + 1) * h, col * w : (col + 1) * w] = images[i]
     return canvas

@@ -17,7 +17,7 @@ import os
 import struct
 import zlib
 from gzip import BadGzipFile
-from typing import Any, Optional, Union
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -36,7 +36,7 @@ def _member_header(data: bytes, pos: int) -> int:
     """Checks the gzip member header at ``pos``; returns where its deflate data starts."""
     start = pos
     if data[pos : pos + 2] != b"\x1f\x8b"[: len(data) - pos]:
-        raise BadGzipFile(f"not a gzip member: expected magic bytes 1f 8b, found {data[pos:pos + 2].hex(' ')}")
+        raise BadGzipFile(f"not a gzip member: expected magic bytes 1f 8b, found {data[pos : pos + 2].hex(' ')}")
     if len(data) - pos < 10:
         raise BadGzipFile("truncated gzip member header")
     method, flags = data[pos + 2], data[pos + 3]
@@ -95,7 +95,7 @@ def gunzip(data: bytes) -> bytes:
         pos += 8
 
 
-def _check(name: str, algo: str, what: str, data: bytes, expected: Optional[str]) -> None:
+def _check(name: str, algo: str, what: str, data: bytes, expected: str | None) -> None:
     if expected is not None:
         actual = hashlib.new(algo, data).hexdigest()
         if actual != expected.strip().lower():
@@ -103,13 +103,13 @@ def _check(name: str, algo: str, what: str, data: bytes, expected: Optional[str]
 
 
 def read_idx(
-    source: Union[str, os.PathLike[str], bytes],
+    source: str | os.PathLike[str] | bytes,
     *,
-    md5: Optional[str] = None,
-    sha256: Optional[str] = None,
-    content_md5: Optional[str] = None,
-    content_sha256: Optional[str] = None,
-    max_bytes: Optional[int] = None,
+    md5: str | None = None,
+    sha256: str | None = None,
+    content_md5: str | None = None,
+    content_sha256: str | None = None,
+    max_bytes: int | None = None,
 ) -> npt.NDArray[Any]:
     """Reads an IDX file (raw or gzip) from a path or bytes into a native-order numpy array."""
     if isinstance(source, (str, os.PathLike)):
@@ -158,9 +158,9 @@ def gzip_member(
     data: bytes,
     *,
     level: int = 6,
-    name: Optional[bytes] = None,
-    comment: Optional[bytes] = None,
-    extra: Optional[bytes] = None,
+    name: bytes | None = None,
+    comment: bytes | None = None,
+    extra: bytes | None = None,
     header_crc: bool = False,
     mtime: int = 0,
 ) -> bytes:

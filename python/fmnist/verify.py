@@ -9,8 +9,9 @@ Anything else is rejected, with the file, what was hashed, expected and actual.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence, Union
+from typing import Any, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -52,16 +53,26 @@ def judge(info: FileInfo, digests: dict[str, str], compressed: bool) -> Verdict:
     if compressed:
         checks += [
             ("md5", info.gz_md5, "stored MD5 matches the published .gz MD5", "MD5 of the stored .gz bytes"),
-            ("sha256", info.gz_sha256, "stored SHA-256 matches the published .gz SHA-256",
-             "SHA-256 of the stored .gz bytes"),
+            (
+                "sha256",
+                info.gz_sha256,
+                "stored SHA-256 matches the published .gz SHA-256",
+                "SHA-256 of the stored .gz bytes",
+            ),
         ]
     checks += [
-        ("content_sha256", info.content_sha256,
-         "content SHA-256 matches the known content SHA-256" + (" (a recompressed copy)" if compressed else ""),
-         "SHA-256 of the decompressed IDX content"),
-        ("content_md5", info.content_md5,
-         "content MD5 matches the known content MD5" + (" (a recompressed copy)" if compressed else ""),
-         "MD5 of the decompressed IDX content"),
+        (
+            "content_sha256",
+            info.content_sha256,
+            "content SHA-256 matches the known content SHA-256" + (" (a recompressed copy)" if compressed else ""),
+            "SHA-256 of the decompressed IDX content",
+        ),
+        (
+            "content_md5",
+            info.content_md5,
+            "content MD5 matches the known content MD5" + (" (a recompressed copy)" if compressed else ""),
+            "MD5 of the decompressed IDX content",
+        ),
     ]
     problems = []
     for key, expected, rule, what in checks:
@@ -72,8 +83,9 @@ def judge(info: FileInfo, digests: dict[str, str], compressed: bool) -> Verdict:
             return Verdict(True, rule, content_sha256=sha)
         problems.append(f"{what}: expected {expected}, found {actual}")
     if not problems:
-        problems.append("no published digest covers this form of the file "
-                        f"({'compressed' if compressed else 'decompressed'})")
+        problems.append(
+            f"no published digest covers this form of the file ({'compressed' if compressed else 'decompressed'})"
+        )
     return Verdict(False, "", tuple(problems), sha)
 
 
@@ -96,8 +108,9 @@ def _read_one(path: PathLike, info: FileInfo) -> tuple[Any, Verdict]:
     return _finish(path, info, array, digests, compressed)
 
 
-def _finish(path: PathLike, info: FileInfo, array: npt.NDArray[Any], digests: dict[str, str],
-            compressed: bool) -> tuple[Any, Verdict]:
+def _finish(
+    path: PathLike, info: FileInfo, array: npt.NDArray[Any], digests: dict[str, str], compressed: bool
+) -> tuple[Any, Verdict]:
     verdict = judge(info, digests, compressed)
     if not verdict.ok:
         return None, verdict
