@@ -8,7 +8,8 @@
 //! reciprocal would not be a normal float).
 
 use std::mem::MaybeUninit;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
@@ -129,10 +130,7 @@ impl Spec {
             return Err(Error::Usage("batch_size must be at least 1".into()));
         }
         if self.images.count != self.labels.count {
-            return Err(Error::Usage(format!(
-                "{} images but {} labels",
-                self.images.count, self.labels.count
-            )));
+            return Err(Error::Usage(format!("{} images but {} labels", self.images.count, self.labels.count)));
         }
         if let Some(&bad) = self.order.iter().find(|&&i| i >= self.images.count) {
             return Err(Error::Usage(format!("index {bad} out of range for {} rows", self.images.count)));
@@ -166,7 +164,7 @@ impl Spec {
     }
 
     /// Batch `k` made on this thread alone: (images, labels, rows in it).
-    pub fn batch(&self, k: usize) -> (Buf, Buf, usize) {
+    pub fn batch(&self, k: usize) -> Result<(Buf, Buf, usize), Error> {
         let work = Work::new(self, k);
         while work.run_one(self) {}
         work.take()
@@ -177,16 +175,46 @@ impl Spec {
 macro_rules! for_kind {
     ($kind:expr, $T:ident => $body:expr) => {
         match $kind {
-            Kind::U8 => { type $T = u8; $body }
-            Kind::I8 => { type $T = i8; $body }
-            Kind::U16 => { type $T = u16; $body }
-            Kind::I16 => { type $T = i16; $body }
-            Kind::U32 => { type $T = u32; $body }
-            Kind::I32 => { type $T = i32; $body }
-            Kind::U64 => { type $T = u64; $body }
-            Kind::I64 => { type $T = i64; $body }
-            Kind::F32 => { type $T = f32; $body }
-            Kind::F64 => { type $T = f64; $body }
+            Kind::U8 => {
+                type $T = u8;
+                $body
+            }
+            Kind::I8 => {
+                type $T = i8;
+                $body
+            }
+            Kind::U16 => {
+                type $T = u16;
+                $body
+            }
+            Kind::I16 => {
+                type $T = i16;
+                $body
+            }
+            Kind::U32 => {
+                type $T = u32;
+                $body
+            }
+            Kind::I32 => {
+                type $T = i32;
+                $body
+            }
+            Kind::U64 => {
+                type $T = u64;
+                $body
+            }
+            Kind::I64 => {
+                type $T = i64;
+                $body
+            }
+            Kind::F32 => {
+                type $T = f32;
+                $body
+            }
+            Kind::F64 => {
+                type $T = f64;
+                $body
+            }
         }
     };
 }
@@ -241,6 +269,8 @@ struct Work {
     chunks: usize,
     next: AtomicUsize,
     done: AtomicUsize,
+    /// A chunk panicked: the batch is not whole, and the iterator must fail, never wait.
+    failed: AtomicBool,
     x: Mutex<Option<Buf>>,
     y: Mutex<Option<Buf>>,
     x_ptr: *mut u8,
@@ -272,6 +302,7 @@ impl Work {
             chunks: rows.div_ceil(chunk_rows),
             next: AtomicUsize::new(0),
             done: AtomicUsize::new(0),
+            failed: AtomicBool::new(false),
             x: Mutex::new(Some(x)),
             y: Mutex::new(Some(y)),
             x_ptr,
@@ -290,12 +321,21 @@ impl Work {
     }
 
     /// Claims and makes one chunk; false when none was left to claim. Returns true also for the
-    /// chunk that completes the batch (the caller then notifies waiters).
+    /// chunk that completes the batch (the caller then notifies waiters). A chunk that panics
+    /// still counts as done, with the batch marked failed: whoever waits for it wakes up.
     fn run_one(&self, spec: &Spec) -> bool {
         let c = self.next.fetch_add(1, Ordering::AcqRel);
         if c >= self.chunks {
             return false;
         }
+        if catch_unwind(AssertUnwindSafe(|| self.make_chunk(spec, c))).is_err() {
+            self.failed.store(true, Ordering::Release);
+        }
+        self.done.fetch_add(1, Ordering::AcqRel);
+        true
+    }
+
+    fn make_chunk(&self, spec: &Spec, c: usize) {
         let first = c * self.chunk_rows;
         let idx = &spec.rows_of(self.k)[first..(first + self.chunk_rows).min(self.rows)];
         // SAFETY: chunk c owns output rows [first, first + idx.len()), inside the capacity
@@ -314,13 +354,14 @@ impl Work {
             }
             gather_bytes(&spec.labels, idx, self.y_ptr, first);
         }
-        self.done.fetch_add(1, Ordering::AcqRel);
-        true
     }
 
-    /// The finished buffers. Call once, after `is_done`.
-    fn take(&self) -> (Buf, Buf, usize) {
+    /// The finished buffers. Call once, after `is_done`; an error if a chunk panicked.
+    fn take(&self) -> Result<(Buf, Buf, usize), Error> {
         debug_assert!(self.is_done());
+        if self.failed.load(Ordering::Acquire) {
+            return Err(Error::Usage(format!("making batch {} failed (a panic in fmnist's batch maker)", self.k)));
+        }
         let mut x = self.x.lock().expect("not poisoned").take().expect("taken once");
         let mut y = self.y.lock().expect("not poisoned").take().expect("taken once");
         // SAFETY: every chunk is done, so every element of both buffers was written.
@@ -328,7 +369,7 @@ impl Work {
             x.set_len(self.x_len);
             y.set_len(self.y_len);
         }
-        (x, y, self.rows)
+        Ok((x, y, self.rows))
     }
 }
 
@@ -407,18 +448,34 @@ fn convert_row<T: Pixel>(src: &[T], norm: &Normalize, out: &mut [MaybeUninit<f32
 /// 8 starts to evict what is still needed).
 const PREFETCH_ROWS: usize = 4;
 
-/// Asks the CPU to start loading `bytes` bytes at `p` into cache. A hint only: never faults.
+/// Asks the CPU to start loading `bytes` bytes at `p` into cache, one 64-byte line at a time.
+/// A hint only: never faults. x86_64 has `prefetcht0`, aarch64 `prfm pldl1keep` (stable Rust
+/// has no intrinsic for it, so inline asm); elsewhere it does nothing.
 #[inline(always)]
 fn prefetch(p: *const u8, bytes: usize) {
-    #[cfg(target_arch = "x86_64")]
     for line in (0..bytes).step_by(64) {
+        let at = p.wrapping_add(line);
+        #[cfg(target_arch = "x86_64")]
         // SAFETY: prefetch instructions never fault, whatever the address.
-        unsafe { std::arch::x86_64::_mm_prefetch(p.wrapping_add(line) as *const i8, std::arch::x86_64::_MM_HINT_T0) };
+        unsafe {
+            std::arch::x86_64::_mm_prefetch(at as *const i8, std::arch::x86_64::_MM_HINT_T0)
+        };
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: prfm is a hint that never faults, whatever the address; it changes no memory
+        // the program can observe, touches no stack and leaves the flags alone.
+        unsafe {
+            std::arch::asm!("prfm pldl1keep, [{0}]", in(reg) at, options(nostack, readonly, preserves_flags))
+        };
+        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+        let _ = at;
     }
 }
 
 #[inline(always)]
 fn convert_rows<T: Pixel>(src: &[T], row: usize, idx: &[usize], norm: &Normalize, out: &mut [MaybeUninit<f32>]) {
+    if row == 0 {
+        return; // zero-width rows (images of shape (N, 0)): nothing to convert
+    }
     let row_bytes = row * std::mem::size_of::<T>();
     for &i in idx.iter().take(PREFETCH_ROWS) {
         prefetch(src[i * row..].as_ptr() as *const u8, row_bytes);
@@ -434,7 +491,13 @@ fn convert_rows<T: Pixel>(src: &[T], row: usize, idx: &[usize], norm: &Normalize
 /// The same loop compiled for AVX2 (8 floats a step), chosen at run time.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn convert_rows_avx2<T: Pixel>(src: &[T], row: usize, idx: &[usize], norm: &Normalize, out: &mut [MaybeUninit<f32>]) {
+unsafe fn convert_rows_avx2<T: Pixel>(
+    src: &[T],
+    row: usize,
+    idx: &[usize],
+    norm: &Normalize,
+    out: &mut [MaybeUninit<f32>],
+) {
     convert_rows(src, row, idx, norm, out)
 }
 
@@ -536,7 +599,7 @@ impl Shared {
         }
     }
 
-    fn consume(&self) -> Option<(Buf, Buf, usize)> {
+    fn consume(&self) -> Option<Result<(Buf, Buf, usize), Error>> {
         let mut g = self.lock();
         loop {
             self.start_next(&mut g);
@@ -544,9 +607,16 @@ impl Shared {
             if w.is_done() {
                 g.current = None;
                 g.handed += 1;
-                self.start_next(&mut g); // the thread makes the next one while the caller works
+                let batch = w.take();
+                if batch.is_err() {
+                    g.stop = true; // no batch after a failed one
+                    self.events.fetch_add(1, Ordering::Release);
+                    self.wake.notify_all();
+                } else {
+                    self.start_next(&mut g); // the thread makes the next one while the caller works
+                }
                 drop(g);
-                return Some(w.take());
+                return Some(batch);
             }
             if w.all_claimed() {
                 // The last chunks are in another thread's hands and take microseconds: spin
@@ -618,12 +688,13 @@ impl Prefetch {
 }
 
 impl Iterator for Prefetch {
-    type Item = (Buf, Buf, usize);
+    type Item = Result<(Buf, Buf, usize), Error>;
 
-    /// The next batch, or None after the last (or after `stop`).
+    /// The next batch, or None after the last (or after `stop`); an error (once, then None) if
+    /// making it panicked.
     fn next(&mut self) -> Option<Self::Item> {
         let got = self.shared.consume();
-        if got.is_none() {
+        if !matches!(got, Some(Ok(_))) {
             self.stop();
         }
         got
@@ -659,10 +730,33 @@ mod tests {
         };
         spec.validate().unwrap();
         assert_eq!(spec.len(), 3);
-        let (Buf::U8(x), Buf::I64(y), 1) = spec.batch(2) else { panic!("wrong kinds") };
+        let (Buf::U8(x), Buf::I64(y), 1) = spec.batch(2).unwrap() else { panic!("wrong kinds") };
         assert_eq!((x, y), (vec![14, 15], vec![7]));
-        let seen: usize = Prefetch::start(Arc::new(spec)).map(|(_, _, n)| n).sum();
+        let seen: usize = Prefetch::start(Arc::new(spec)).map(|b| b.unwrap().2).sum();
         assert_eq!(seen, 5);
+    }
+
+    #[test]
+    fn a_panic_in_the_batch_maker_is_an_error_then_the_end_never_a_hang() {
+        // An index past the end (what `validate` refuses) makes the float conversion panic on
+        // whichever thread takes the chunk: the consumer must get an error, then None.
+        let images: Vec<u8> = (0..20).collect();
+        let labels: Vec<u8> = (0..10).collect();
+        let spec = Spec {
+            images: rows(&images, 2, Kind::U8),
+            labels: rows(&labels, 1, Kind::U8),
+            order: vec![0, 1, 2, 3, 99, 5],
+            batch_size: 2,
+            drop_last: false,
+            to_f32: Some(Normalize::new(None, None)),
+        };
+        assert!(spec.validate().is_err());
+        let mut batches = Prefetch::start(Arc::new(spec));
+        assert!(batches.next().unwrap().is_ok());
+        assert!(batches.next().unwrap().is_ok());
+        let failed = batches.next().unwrap().err().expect("batch 2 holds the bad index");
+        assert!(failed.to_string().contains("making batch 2 failed"), "{failed}");
+        assert!(batches.next().is_none());
     }
 
     #[test]
@@ -679,7 +773,7 @@ mod tests {
         };
         assert_eq!(spec.len(), 0);
         let spec = Spec { drop_last: false, ..spec };
-        let (Buf::F32(x), _, 2) = spec.batch(0) else { panic!("wrong kinds") };
+        let (Buf::F32(x), _, 2) = spec.batch(0).unwrap() else { panic!("wrong kinds") };
         let want = |v: u8, m: f32, s: f32| (v as f32 / 255.0 - m) / s;
         assert_eq!(x, vec![want(128, 0.5, 0.5), want(255, 0.25, 2.0), want(0, 0.5, 0.5), want(1, 0.25, 2.0)]);
     }

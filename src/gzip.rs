@@ -68,9 +68,7 @@ pub fn member_header_len(data: &[u8]) -> Result<usize, Error> {
         let stored = u16::from_le_bytes([stored[0], stored[1]]);
         let actual = (libdeflater::crc32(&data[..pos]) & 0xffff) as u16;
         if stored != actual {
-            return Err(bad(format!(
-                "gzip header CRC16 mismatch: header says {stored:04x}, computed {actual:04x}"
-            )));
+            return Err(bad(format!("gzip header CRC16 mismatch: header says {stored:04x}, computed {actual:04x}")));
         }
         pos += 2;
     }

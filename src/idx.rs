@@ -87,6 +87,13 @@ impl Header {
             return Err(Error::Format(format!("dimension {d} does not fit IDX's 32-bit sizes")));
         }
         let too_big = || Error::Format(format!("sizes {} overflow this machine's address space", fmt_dims(&dims)));
+        // numpy skips zero sizes when it checks that an array fits (nbytes of the non-zero
+        // sizes must fit an npy_intp): so must we, or `FFFFFFFF x FFFFFFFF x 0` would reach
+        // numpy's bare "array is too big".
+        let nonzero = dims.iter().filter(|&&d| d != 0).try_fold(dtype.itemsize(), |acc, &d| acc.checked_mul(d));
+        if nonzero.is_none_or(|n| n > isize::MAX as usize) {
+            return Err(too_big());
+        }
         let count = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(too_big)?;
         let payload_len = count.checked_mul(dtype.itemsize()).ok_or_else(too_big)?;
         // The whole file must be addressable too (isize::MAX is Rust's and numpy's allocation limit).
@@ -172,10 +179,7 @@ pub fn parse(prefix: &[u8]) -> Result<Header, Error> {
             prefix.len()
         )));
     }
-    let dims = prefix[4..hlen]
-        .chunks_exact(4)
-        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
-        .collect();
+    let dims = prefix[4..hlen].chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize).collect();
     Header::new(dtype, dims)
 }
 
@@ -196,10 +200,9 @@ pub fn check_len(header: &Header, found: usize) -> Result<(), Error> {
 /// Refuses a payload over the caller's limit, before anything is allocated for it.
 pub fn check_max(header: &Header, max_bytes: Option<usize>) -> Result<(), Error> {
     match max_bytes {
-        Some(max) if header.payload_len > max => Err(Error::Format(format!(
-            "payload of {header} is {} bytes, over max_bytes={max}",
-            header.payload_len
-        ))),
+        Some(max) if header.payload_len > max => {
+            Err(Error::Format(format!("payload of {header} is {} bytes, over max_bytes={max}", header.payload_len)))
+        }
         _ => Ok(()),
     }
 }

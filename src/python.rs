@@ -2,7 +2,9 @@
 //! Everything here is a thin wrapper over an engine function with the same meaning.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::time::Duration;
 
 use std::os::raw::{c_int, c_void};
 
@@ -10,11 +12,11 @@ use ndarray::{Array1, IxDyn};
 use numpy::npyffi::{npy_intp, NpyTypes, PyArrayObject, NPY_ARRAY_CARRAY, NPY_ARRAY_OWNDATA, PY_ARRAY_API};
 use numpy::{Element, IntoPyArray, PyArrayDescrMethods, PyReadonlyArrayDyn, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::create_exception;
-use pyo3::exceptions::{PyImportError, PyMemoryError, PyOSError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyImportError, PyMemoryError, PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::import_exception;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyDict, PyString};
+use pyo3::types::{PyBytes, PyDict, PyString, PyWeakrefReference};
 
 use crate::batches::{Buf, Kind, Normalize, Prefetch, Rows, Spec};
 use crate::digest::Algo;
@@ -53,10 +55,7 @@ impl<'py> Arg<'py> {
         } else if let Ok(b) = obj.cast::<PyBytes>() {
             Ok(Arg::Bytes(b.clone()))
         } else {
-            Err(PyTypeError::new_err(format!(
-                "source must be a path (str) or bytes, not {}",
-                obj.get_type().name()?
-            )))
+            Err(PyTypeError::new_err(format!("source must be a path (str) or bytes, not {}", obj.get_type().name()?)))
         }
     }
 
@@ -90,11 +89,7 @@ fn to_py(err: Error, arg: &Arg<'_>) -> PyErr {
         Error::Io(e) => match (e.raw_os_error(), arg.path()) {
             // OSError(errno, strerror, filename) picks the right subclass (FileNotFoundError,
             // PermissionError, ...) and sets .errno and .filename, as open() does.
-            (Some(code), Some(path)) => {
-                let text = e.to_string();
-                let strerror = text.split(" (os error").next().unwrap_or(&text).to_owned();
-                PyOSError::new_err((code, strerror, path.to_owned()))
-            }
+            (Some(code), Some(path)) => os_error(code, &e, path),
             _ => PyErr::from(e),
         },
         Error::Format(m) => IdxFormatError::new_err(format!("{name}: {m}")),
@@ -105,6 +100,60 @@ fn to_py(err: Error, arg: &Arg<'_>) -> PyErr {
     }
 }
 
+/// `OSError(errno, strerror, filename)`, as `open()` raises it: Python picks the subclass
+/// (FileNotFoundError, PermissionError, ...) from the errno and sets `.errno` and `.filename`.
+#[cfg(not(windows))]
+fn os_error(code: i32, err: &std::io::Error, path: &str) -> PyErr {
+    let text = err.to_string();
+    let strerror = text.split(" (os error").next().unwrap_or(&text).to_owned();
+    PyOSError::new_err((code, strerror, path.to_owned()))
+}
+
+/// On Windows the OS code is a Win32 error, not an errno: it goes in the fourth argument,
+/// `winerror`, from which Python derives `.errno` and the subclass (as it does for `open()`).
+#[cfg(windows)]
+fn os_error(code: i32, err: &std::io::Error, path: &str) -> PyErr {
+    PyOSError::new_err((0, err.to_string(), path.to_owned(), code))
+}
+
+/// Set by an `atexit` hook (registered when the module loads): the interpreter is shutting down.
+static FINALIZING: AtomicBool = AtomicBool::new(false);
+/// Threads between deciding to take the GIL back and holding it again.
+static REACQUIRING: AtomicUsize = AtomicUsize::new(0);
+
+/// The `atexit` hook. From now on a thread leaving `detach` parks instead of asking for the GIL;
+/// the threads already asking get it first (the main thread lends it for up to a few seconds),
+/// so that no fmnist frame is on a stack that CPython later ends with `pthread_exit`.
+#[pyfunction]
+fn _interpreter_exiting(py: Python<'_>) {
+    FINALIZING.store(true, Ordering::SeqCst);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while REACQUIRING.load(Ordering::SeqCst) > 0 && std::time::Instant::now() < deadline {
+        py.detach(|| std::thread::sleep(Duration::from_millis(1)));
+    }
+}
+
+/// `py.detach(f)` for every call that releases the GIL. At interpreter exit, CPython (before
+/// 3.14) ends a daemon thread that asks for the GIL with `pthread_exit`, whose forced unwind
+/// through Rust frames aborts the process ("FATAL: exception not rethrown", at PyO3's
+/// catch_unwind). A thread that finishes its work once exit has begun therefore never asks: it
+/// parks until the process ends; one already asking is let through by the atexit hook.
+fn detach<T: Send, F: Send + FnOnce() -> T>(py: Python<'_>, f: F) -> T {
+    let out = py.detach(|| {
+        let out = f();
+        REACQUIRING.fetch_add(1, Ordering::SeqCst);
+        if FINALIZING.load(Ordering::SeqCst) {
+            REACQUIRING.fetch_sub(1, Ordering::SeqCst);
+            loop {
+                std::thread::park();
+            }
+        }
+        out
+    });
+    REACQUIRING.fetch_sub(1, Ordering::SeqCst);
+    out
+}
+
 fn usage(err: Error) -> PyErr {
     PyValueError::new_err(err.to_string())
 }
@@ -112,11 +161,8 @@ fn usage(err: Error) -> PyErr {
 type Digests = (Option<String>, Option<String>, Option<String>, Option<String>);
 
 fn expect(py: Python<'_>, d: &Digests, max_bytes: Option<usize>) -> Result<Expect, Error> {
-    let mut e = Expect {
-        max_bytes,
-        max_ndim: Some(if numpy::npyffi::is_numpy_2(py) { 64 } else { 32 }),
-        ..Expect::default()
-    };
+    let mut e =
+        Expect { max_bytes, max_ndim: Some(if numpy::npyffi::is_numpy_2(py) { 64 } else { 32 }), ..Expect::default() };
     e.want(Algo::Md5, Covers::Stored, d.0.as_deref())?;
     e.want(Algo::Sha256, Covers::Stored, d.1.as_deref())?;
     e.want(Algo::Md5, Covers::Content, d.2.as_deref())?;
@@ -227,7 +273,11 @@ struct ArrayFields {
     mem_handler: *mut pyo3::ffi::PyObject,
 }
 
-fn payload_to_numpy<'py, T: Element + Copy>(py: Python<'py>, payload: Payload<T>, header: &Header) -> PyResult<Bound<'py, PyAny>> {
+fn payload_to_numpy<'py, T: Element + Copy>(
+    py: Python<'py>,
+    payload: Payload<T>,
+    header: &Header,
+) -> PyResult<Bound<'py, PyAny>> {
     let capsule = handler_capsule(py)?;
     let mut dims: Vec<npy_intp> = header.dims.iter().map(|&d| d as npy_intp).collect();
     let descr = T::get_dtype(py).into_dtype_ptr();
@@ -291,7 +341,7 @@ fn read_idx<'py>(
     let arg = Arg::new(source)?;
     let expect = expect(py, &(md5, sha256, content_md5, content_sha256), max_bytes).map_err(usage)?;
     let src = arg.source();
-    let idx = py.detach(|| reader::read(src, &expect)).map_err(|e| to_py(e, &arg))?;
+    let idx = detach(py, || reader::read(src, &expect)).map_err(|e| to_py(e, &arg))?;
     to_numpy(py, idx)
 }
 
@@ -306,11 +356,7 @@ fn read_idx_many<'py>(
     max_bytes: Option<usize>,
 ) -> PyResult<Vec<Bound<'py, PyAny>>> {
     if digests.len() != sources.len() {
-        return Err(PyValueError::new_err(format!(
-            "{} sources but {} digest entries",
-            sources.len(),
-            digests.len()
-        )));
+        return Err(PyValueError::new_err(format!("{} sources but {} digest entries", sources.len(), digests.len())));
     }
     let args = sources.iter().map(Arg::new).collect::<PyResult<Vec<_>>>()?;
     let jobs = args
@@ -318,12 +364,8 @@ fn read_idx_many<'py>(
         .zip(&digests)
         .map(|(a, d)| Ok((a.source(), expect(py, d, max_bytes).map_err(|e| to_py(e, a))?)))
         .collect::<PyResult<Vec<_>>>()?;
-    let results = py.detach(|| reader::read_many(&jobs));
-    results
-        .into_iter()
-        .zip(&args)
-        .map(|(r, a)| to_numpy(py, r.map_err(|e| to_py(e, a))?))
-        .collect()
+    let results = detach(py, || reader::read_many(&jobs));
+    results.into_iter().zip(&args).map(|(r, a)| to_numpy(py, r.map_err(|e| to_py(e, a))?)).collect()
 }
 
 fn digest_name(algo: Algo, covers: Covers) -> &'static str {
@@ -368,7 +410,7 @@ fn read_idx_digests<'py>(
         }
         jobs.push((a.source(), e));
     }
-    let results = py.detach(|| reader::read_many(&jobs));
+    let results = detach(py, || reader::read_many(&jobs));
     let mut out = Vec::with_capacity(results.len());
     for (r, a) in results.into_iter().zip(&args) {
         let mut idx = r.map_err(|e| to_py(e, a))?;
@@ -391,7 +433,7 @@ fn encode_typed<T: Element + writer::BigEndian + Sync>(
     let dims = array.shape().to_vec();
     let view = array.as_array();
     // Any layout: the view iterates in C order whatever the strides.
-    let encoded = py.detach(|| writer::encode(dims, view.iter(), level)).map_err(usage)?;
+    let encoded = detach(py, || writer::encode(dims, view.iter(), level)).map_err(usage)?;
     Ok(Some(encoded))
 }
 
@@ -431,6 +473,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(read_idx_digests, m)?)?;
     m.add_function(wrap_pyfunction!(encode_idx, m)?)?;
     m.add_class::<Batcher>()?;
+    let hook = wrap_pyfunction!(_interpreter_exiting, m)?;
+    py.import("atexit")?.call_method1("register", (hook,))?;
     Ok(())
 }
 
@@ -496,28 +540,99 @@ fn buf_to_numpy<'py>(py: Python<'py>, buf: Buf, shape: Vec<usize>) -> PyResult<B
     }
 }
 
-/// Batcher(images, labels, order, batch_size, drop_last, to_f32, mean, std, image_shape):
-/// iterates (x, y) batches of one epoch; made one batch ahead on a background thread that
-/// starts at the first next() and is stopped by close(), exhaustion or garbage collection.
-#[pyclass(module = "fmnist._core")]
-struct Batcher {
-    // Field order is drop order: the thread stops before the arrays it reads are released.
+/// Where an array's memory is, and how large: checked before each batch.
+fn memory_of(array: &Bound<'_, PyAny>) -> PyResult<(usize, usize)> {
+    let array = array.cast::<PyUntypedArray>()?;
+    // SAFETY: reading the data pointer of a live array object, with the GIL held.
+    let ptr = unsafe { (*array.as_array_ptr()).data } as usize;
+    Ok((ptr, array.len() * array.dtype().itemsize()))
+}
+
+/// Weak references to `array` and every array it is a view of. numpy refuses to resize an
+/// array that has weak references, even with `refcheck=False`; holding them for the Batcher's
+/// life keeps the memory its rows point to from being reallocated under the helper thread.
+fn pin_memory<'py>(array: &Bound<'py, PyAny>) -> PyResult<Vec<Py<PyAny>>> {
+    let mut pins = Vec::new();
+    let mut obj = array.clone();
+    while obj.cast::<PyUntypedArray>().is_ok() {
+        pins.push(PyWeakrefReference::new(&obj)?.into_any().unbind());
+        let base = obj.getattr("base")?;
+        if base.is_none() {
+            break;
+        }
+        obj = base;
+    }
+    Ok(pins)
+}
+
+/// The mutable state of a Batcher, behind its lock.
+struct Progress {
     prefetch: Option<Prefetch>,
     spec: Option<Arc<Spec>>,
     remaining: usize,
+    /// Set when making a batch failed: every later next() raises it again.
+    failed: Option<String>,
+}
+
+impl Progress {
+    fn close(&mut self) {
+        if let Some(mut p) = self.prefetch.take() {
+            p.stop();
+        }
+        self.spec = None;
+        self.remaining = 0;
+    }
+}
+
+/// Batcher(images, labels, order, batch_size, drop_last, to_f32, mean, std, image_shape):
+/// iterates (x, y) batches of one epoch; made one batch ahead on a background thread that
+/// starts at the first next() and is stopped by close(), exhaustion or garbage collection.
+/// Threads may share one: next() calls are served one at a time, each batch handed out once.
+#[pyclass(module = "fmnist._core", frozen)]
+struct Batcher {
+    // Field order is drop order: the thread stops before the arrays it reads are released.
+    progress: Mutex<Progress>,
     image_shape: Vec<usize>,
     label_shape: Vec<usize>,
-    _images: Py<PyAny>,
-    _labels: Py<PyAny>,
+    /// (array, its memory as the Rows saw it) for images and labels.
+    arrays: [(Py<PyAny>, (usize, usize)); 2],
+    _pins: Vec<Py<PyAny>>,
+}
+
+impl Batcher {
+    /// The lock on the progress, waited for with the GIL released (the thread that holds it may
+    /// need the GIL to finish).
+    fn progress(&self, py: Python<'_>) -> MutexGuard<'_, Progress> {
+        loop {
+            match self.progress.try_lock() {
+                Ok(g) => return g,
+                Err(TryLockError::Poisoned(p)) => return p.into_inner(),
+                Err(TryLockError::WouldBlock) => detach(py, || std::thread::sleep(Duration::from_micros(50))),
+            }
+        }
+    }
+
+    /// The arrays' memory is where it was when the batcher was made (numpy 1.x still lets
+    /// `a.data = ...` swap it out).
+    fn check_memory(&self, py: Python<'_>) -> PyResult<()> {
+        for ((array, seen), what) in self.arrays.iter().zip(["images", "labels"]) {
+            if memory_of(array.bind(py))? != *seen {
+                return Err(PyRuntimeError::new_err(format!(
+                    "the {what} array's memory was replaced or resized during iteration; make a new iterator"
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[pymethods]
 impl Batcher {
     #[new]
-    #[pyo3(signature = (images_obj, labels, order, batch_size, drop_last, to_f32, mean, std, image_shape))]
+    #[pyo3(signature = (images, labels, order, batch_size, drop_last, to_f32, mean, std, image_shape))]
     #[allow(clippy::too_many_arguments)]
     fn new(
-        images_obj: &Bound<'_, PyAny>,
+        images: &Bound<'_, PyAny>,
         labels: &Bound<'_, PyAny>,
         order: PyReadonlyArrayDyn<'_, i64>,
         batch_size: usize,
@@ -533,18 +648,29 @@ impl Batcher {
             .map(|&i| usize::try_from(i).map_err(|_| PyValueError::new_err(format!("negative index {i}"))))
             .collect::<PyResult<Vec<usize>>>()?;
         let label_shape = labels.cast::<PyUntypedArray>()?.shape()[1..].to_vec();
-        let images = rows_of(images_obj, "images")?;
+        let mut pins = pin_memory(images)?;
+        pins.extend(pin_memory(labels)?);
         let to_f32 = to_f32.then(|| Normalize::new(mean, std));
-        let spec = Spec { images, labels: rows_of(labels, "labels")?, order, batch_size, drop_last, to_f32 };
+        let spec = Spec {
+            images: rows_of(images, "images")?,
+            labels: rows_of(labels, "labels")?,
+            order,
+            batch_size,
+            drop_last,
+            to_f32,
+        };
         spec.validate().map_err(usage)?;
         Ok(Batcher {
-            prefetch: None,
-            remaining: spec.len(),
-            spec: Some(Arc::new(spec)),
+            progress: Mutex::new(Progress {
+                prefetch: None,
+                remaining: spec.len(),
+                spec: Some(Arc::new(spec)),
+                failed: None,
+            }),
             image_shape,
             label_shape,
-            _images: images_obj.clone().unbind(),
-            _labels: labels.clone().unbind(),
+            arrays: [(images.clone().unbind(), memory_of(images)?), (labels.clone().unbind(), memory_of(labels)?)],
+            _pins: pins,
         })
     }
 
@@ -552,36 +678,56 @@ impl Batcher {
         slf
     }
 
-    fn __len__(&self) -> usize {
-        self.remaining
+    fn __len__(&self, py: Python<'_>) -> usize {
+        self.progress(py).remaining
     }
 
-    fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<(Bound<'py, PyAny>, Bound<'py, PyAny>)>> {
-        if self.remaining == 0 {
-            self.close();
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<(Bound<'py, PyAny>, Bound<'py, PyAny>)>> {
+        let mut progress = self.progress(py);
+        if let Some(failed) = &progress.failed {
+            return Err(PyRuntimeError::new_err(failed.clone()));
+        }
+        if progress.remaining == 0 {
+            progress.close();
             return Ok(None);
         }
-        if self.prefetch.is_none() {
-            let spec = self.spec.clone().expect("spec kept until exhausted or closed");
-            self.prefetch = Some(Prefetch::start(spec));
+        self.check_memory(py)?;
+        if progress.prefetch.is_none() {
+            let spec = progress.spec.clone().expect("spec kept until exhausted or closed");
+            progress.prefetch = Some(Prefetch::start(spec));
         }
-        let prefetch = self.prefetch.as_mut().expect("started above");
-        let Some((x, y, n)) = py.detach(|| prefetch.next()) else {
-            self.close();
-            return Ok(None);
+        let prefetch = progress.prefetch.as_mut().expect("started above");
+        let (x, y, n) = match detach(py, || prefetch.next()) {
+            None => {
+                progress.close();
+                return Ok(None);
+            }
+            Some(Err(e)) => {
+                progress.close();
+                progress.failed = Some(e.to_string());
+                return Err(PyRuntimeError::new_err(e.to_string()));
+            }
+            Some(Ok(batch)) => batch,
         };
-        self.remaining -= 1;
+        progress.remaining -= 1;
         let xs = [n].into_iter().chain(self.image_shape.iter().copied()).collect();
         let ys = [n].into_iter().chain(self.label_shape.iter().copied()).collect();
         Ok(Some((buf_to_numpy(py, x, xs)?, buf_to_numpy(py, y, ys)?)))
     }
 
     /// Stops the background thread (it finishes at most the batch in hand) and ends iteration.
-    fn close(&mut self) {
-        if let Some(mut p) = self.prefetch.take() {
-            p.stop();
-        }
-        self.spec = None;
-        self.remaining = 0;
+    fn close(&self, py: Python<'_>) {
+        self.progress(py).close();
+    }
+
+    fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    /// `with fmnist.batches(...) as it:` closes the iterator on the way out.
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, pyo3::types::PyTuple>) -> bool {
+        self.close(py);
+        false
     }
 }

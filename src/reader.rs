@@ -149,9 +149,8 @@ struct Buffer<T> {
 
 impl<T: Elem> Buffer<T> {
     fn new(header: &Header) -> Result<Buffer<T>, Error> {
-        let mut payload = Payload::zeroed(header.count).ok_or_else(|| {
-            Error::Memory(format!("cannot allocate {} bytes for {header}", header.payload_len))
-        })?;
+        let mut payload = Payload::zeroed(header.count)
+            .ok_or_else(|| Error::Memory(format!("cannot allocate {} bytes for {header}", header.payload_len)))?;
         advise_huge_pages(payload.as_mut_slice());
         Ok(Buffer { payload, header_len: header.header_len() })
     }
@@ -169,7 +168,10 @@ impl<T: Elem> Buffer<T> {
 
 /// Asks Linux to back a large, not yet touched buffer with transparent huge pages: inflating
 /// into 4 KiB pages costs one page fault per 4 KiB, a sizeable share of the whole read.
+/// Elsewhere it does nothing.
 fn advise_huge_pages<T>(vec: &mut [T]) {
+    #[cfg(not(target_os = "linux"))]
+    let _ = vec;
     #[cfg(target_os = "linux")]
     {
         const HUGE: usize = 2 << 20;
@@ -192,12 +194,30 @@ fn advise_huge_pages<T>(vec: &mut [T]) {
 macro_rules! with_elem {
     ($dtype:expr, $T:ident => $body:expr) => {
         match $dtype {
-            Dtype::U8 => { type $T = u8; Data::U8($body) }
-            Dtype::I8 => { type $T = i8; Data::I8($body) }
-            Dtype::I16 => { type $T = i16; Data::I16($body) }
-            Dtype::I32 => { type $T = i32; Data::I32($body) }
-            Dtype::F32 => { type $T = f32; Data::F32($body) }
-            Dtype::F64 => { type $T = f64; Data::F64($body) }
+            Dtype::U8 => {
+                type $T = u8;
+                Data::U8($body)
+            }
+            Dtype::I8 => {
+                type $T = i8;
+                Data::I8($body)
+            }
+            Dtype::I16 => {
+                type $T = i16;
+                Data::I16($body)
+            }
+            Dtype::I32 => {
+                type $T = i32;
+                Data::I32($body)
+            }
+            Dtype::F32 => {
+                type $T = f32;
+                Data::F32($body)
+            }
+            Dtype::F64 => {
+                type $T = f64;
+                Data::F64($body)
+            }
         }
     };
 }
@@ -262,12 +282,57 @@ fn load<'a>(source: Source<'a>, expect: &Expect) -> Result<Loaded<'a>, Error> {
     if !gzip::is_gzip(&magic) {
         return Ok(Loaded::Done(read_raw_file(file, magic, len, expect)));
     }
-    // The compressed bytes are needed whole (libdeflate is one-shot): one read.
-    let mut data = Vec::with_capacity(len.max(2));
+    // The compressed bytes are needed whole (libdeflate is one-shot), but only once the IDX
+    // header, streamed out of the first block, says the file is worth reading: a corrupt stream,
+    // a payload over `max_bytes`, or a file far larger or smaller than any gzip of the content
+    // the header declares is refused after reading at most FIRST_BLOCK bytes.
+    let mut data = Vec::new();
+    data.try_reserve_exact(len.max(2))
+        .map_err(|_| Error::Memory(format!("cannot allocate {len} bytes to read the compressed file")))?;
     advise_huge_pages(data.spare_capacity_mut());
     data.extend_from_slice(&magic);
+    (&mut file).take(FIRST_BLOCK as u64 - 2).read_to_end(&mut data)?;
+    if data.len() < len {
+        let header = gzip_header(&data, expect)?;
+        check_gzip_len(&header, len)?;
+    }
     file.read_to_end(&mut data)?;
     Ok(Loaded::Bytes(Cow::Owned(data)))
+}
+
+/// How much of a compressed file is read before its IDX header is judged.
+const FIRST_BLOCK: usize = 1 << 20;
+
+/// The IDX header at the start of the content of gzip `data` (the whole file, or its first
+/// block), checked against `expect`.
+fn gzip_header(data: &[u8], expect: &Expect) -> Result<Header, Error> {
+    let prefix = gzip::read_prefix(data, idx::header_len(255))?;
+    let header = idx::parse(&prefix)?;
+    check_header(&header, expect)?;
+    Ok(header)
+}
+
+/// A gzip file of `len` bytes can hold the content `header` declares: deflate expands at most
+/// 1032:1, and stores incompressible data with 5 bytes per 64 KiB block; beyond that, 1 MiB of
+/// member headers, empty members and zero padding is allowed.
+fn check_gzip_len(header: &Header, len: usize) -> Result<(), Error> {
+    let total = header.total_len();
+    let limit = len.saturating_mul(gzip::MAX_RATIO);
+    if total > limit {
+        return Err(Error::Format(format!(
+            "IDX header declares {header} = {total} bytes, but {len} bytes of gzip can hold at most {limit} \
+             (deflate expands at most {}:1): corrupt header or truncated file",
+            gzip::MAX_RATIO
+        )));
+    }
+    let most = total.saturating_add(total / 8).saturating_add(FIRST_BLOCK);
+    if len > most {
+        return Err(Error::Gzip(format!(
+            "the file has {len} bytes, more than any gzip of the {total} bytes of content its IDX header \
+             declares ({header}) needs (at most {most}): trailing data after the IDX content"
+        )));
+    }
+    Ok(())
 }
 
 /// An uncompressed file: the header first, then the payload read straight into the output.
@@ -345,19 +410,8 @@ fn copy_raw(data: &[u8], expect: &Expect) -> Result<Idx, Error> {
 }
 
 fn inflate(data: &[u8], content_wants: &[&Want], expect: &Expect) -> Result<Idx, Error> {
-    let prefix = gzip::read_prefix(data, idx::header_len(255))?;
-    let header = idx::parse(&prefix)?;
-    check_header(&header, expect)?;
-    let limit = data.len().saturating_mul(gzip::MAX_RATIO);
-    if header.total_len() > limit {
-        return Err(Error::Format(format!(
-            "IDX header declares {header} = {} bytes, but {} bytes of gzip can hold at most {limit} \
-             (deflate expands at most {}:1): corrupt header or truncated file",
-            header.total_len(),
-            data.len(),
-            gzip::MAX_RATIO
-        )));
-    }
+    let header = gzip_header(data, expect)?;
+    check_gzip_len(&header, data.len())?;
     let digests;
     let data = with_elem!(header.dtype, T => {
         let mut buf = Buffer::<T>::new(&header)?;

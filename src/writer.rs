@@ -62,7 +62,10 @@ mod tests {
             assert_eq!(idx.header.dims, vec![2, 3]);
             let Data::F64(t) = idx.data else { panic!("wrong dtype") };
             let got = t.as_slice();
-            assert_eq!(got.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), xs.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+            assert_eq!(
+                got.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                xs.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+            );
         }
     }
 

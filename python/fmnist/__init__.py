@@ -14,10 +14,11 @@ from .datasets import DATASETS
 from .download import DownloadError
 from .idx import read_idx, read_idx_many, write_idx
 from .loaders import DatasetNotFoundError, download, load, load_data, load_mnist
-from .pipeline import batches
+from .pipeline import Batches, batches
 
 __all__ = [
     "BadGzipFile",
+    "Batches",
     "ChecksumError",
     "DATASETS",
     "DatasetNotFoundError",

@@ -15,7 +15,8 @@ batch ahead on a background thread.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Any, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +27,10 @@ from . import _core
 SUPPORTED = tuple(np.dtype(t) for t in ("u1", "i1", "u2", "i2", "u4", "i4", "u8", "i8", "f4", "f8"))
 
 Stat = Union[float, Sequence[float], npt.NDArray[Any], None]
+
+#: The iterator ``batches`` returns: ``len()`` (batches left), ``close()``, and a context manager
+#: (``with fmnist.batches(...) as it:`` closes it on the way out).
+Batches = _core.Batcher
 
 
 def epoch_indices(
@@ -60,7 +65,7 @@ def _native(a: npt.NDArray[Any], what: str) -> npt.NDArray[Any]:
     return np.ascontiguousarray(a, dtype=native)
 
 
-def _stat(value: Stat, name: str, shape: tuple[int, ...]) -> Optional[list[float]]:
+def _stat(value: Stat, name: str, shape: tuple[int, ...]) -> list[float] | None:
     if value is None:
         return None
     v = np.asarray(value, dtype=np.float32)
@@ -85,11 +90,11 @@ def batches(
     drop_last: bool = False,
     rank: int = 0,
     world_size: int = 1,
-    dtype: Optional[str] = "uint8",
+    dtype: str | None = "uint8",
     flatten: bool = False,
     mean: Stat = None,
     std: Stat = None,
-) -> _core.Batcher:
+) -> Batches:
     """One epoch of ``(x, y)`` batches from ``images`` and ``labels`` (same length).
 
     ``dtype``: ``"uint8"`` serves uint8 images as they are; ``"float32"`` converts (uint8 is
@@ -123,10 +128,18 @@ def batches(
     if dtype != "float32" and (mean is not None or std is not None):
         raise ValueError("mean/std normalise float32 batches: pass dtype='float32'")
     image_shape = x.shape[1:]
-    order = epoch_indices(len(x), shuffle=shuffle, seed=seed, epoch=epoch, drop_last=drop_last,
-                          rank=int(rank), world_size=int(world_size))
+    order = epoch_indices(
+        len(x), shuffle=shuffle, seed=seed, epoch=epoch, drop_last=drop_last, rank=int(rank), world_size=int(world_size)
+    )
     out_shape = [int(np.prod(image_shape, dtype=np.int64))] if flatten else [int(d) for d in image_shape]
     return _core.Batcher(
-        x, y, order, int(batch_size), bool(drop_last), dtype == "float32",
-        _stat(mean, "mean", image_shape), _stat(std, "std", image_shape), out_shape,
+        x,
+        y,
+        order,
+        int(batch_size),
+        bool(drop_last),
+        dtype == "float32",
+        _stat(mean, "mean", image_shape),
+        _stat(std, "std", image_shape),
+        out_shape,
     )

@@ -1,0 +1,204 @@
+"""Nothing a caller does can crash or hang the process: each case that used to abort, segfault or
+hang runs here, in a subprocess where a crash would otherwise take pytest down with it."""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fmnist
+
+from .conftest import linux_only
+
+
+def run(code: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout)
+
+
+# --- 1. a sparse 64 GiB "gzip" file, and max_bytes bounding the work on compressed sources ----
+
+
+@linux_only  # a sparse file and peak RSS from /proc
+def test_a_huge_sparse_gzip_file_is_refused_without_reading_it(tmp_path: Path) -> None:
+    path = tmp_path / "huge.gz"
+    with open(path, "wb") as f:
+        f.write(b"\x1f\x8b\x08\x00")
+        f.truncate(64 << 30)
+    code = (
+        "import sys, gzip, fmnist\n"
+        "def peak():\n"
+        "    with open('/proc/self/status') as f:\n"
+        "        return next(int(l.split()[1]) for l in f if l.startswith('VmHWM:'))\n"
+        "before = peak()\n"
+        "for max_bytes in (None, 1 << 20):\n"
+        "    try:\n"
+        "        fmnist.read_idx(sys.argv[1], max_bytes=max_bytes)\n"
+        "    except (gzip.BadGzipFile, fmnist.IdxFormatError, MemoryError) as e:\n"
+        "        print(type(e).__name__, e)\n"
+        "print(peak() - before)\n"
+    )
+    out = run(code, str(path))
+    assert out.returncode == 0, out.stderr
+    *errors, grown_kib = out.stdout.strip().splitlines()
+    assert len(errors) == 2 and all(str(path) in e for e in errors), errors
+    assert int(grown_kib) < 64 * 1024  # read no more than the first block, never the 64 GiB
+
+
+@linux_only
+def test_a_sparse_gzip_with_a_valid_header_is_refused_after_its_first_block(tmp_path: Path) -> None:
+    # A real gzip of a 28x28 IDX file, then 10 GiB of zeros: the header says 800 bytes of
+    # content, which no gzip needs 10 GiB for; refused before the rest is read.
+    import gzip
+
+    path = tmp_path / "padded.gz"
+    with open(path, "wb") as f:
+        f.write(gzip.compress(struct.pack(">BBBBII", 0, 0, 8, 2, 28, 28) + bytes(784)))
+        f.truncate(10 << 30)
+    start = time.monotonic()
+    with pytest.raises(gzip.BadGzipFile, match=r"more than any gzip of the 796 bytes of content"):
+        fmnist.read_idx(path)
+    with pytest.raises(fmnist.IdxFormatError, match="over max_bytes"):
+        fmnist.read_idx(path, max_bytes=100)
+    assert time.monotonic() - start < 5  # reading 10 GiB takes ~20 s here
+
+
+# --- 2. fmnist calls in daemon threads when the interpreter exits ------------------------------
+
+DAEMON = """
+import sys, threading, time
+import numpy as np
+import fmnist
+path = sys.argv[1]
+what = sys.argv[2]
+def work():
+    images = np.zeros((20000, 28, 28), np.uint8)
+    labels = np.zeros(20000, np.uint8)
+    while True:
+        if what == "read_idx":
+            fmnist.read_idx(path)
+        elif what == "read_idx_many":
+            fmnist.read_idx_many([path, path])
+        else:
+            for _ in fmnist.batches(images, labels, 256, dtype="float32"):
+                pass
+threading.Thread(target=work, daemon=True).start()
+time.sleep(0.25)
+"""
+
+
+@pytest.mark.parametrize("what", ["read_idx", "read_idx_many", "batches"])
+def test_daemon_threads_at_interpreter_exit_never_abort(data_dir: Path, what: str) -> None:
+    path = str(data_dir / "train-images-idx3-ubyte.gz")
+    with ThreadPoolExecutor(4) as pool:
+        outs = list(pool.map(lambda _: run(DAEMON, path, what, timeout=60), range(30)))
+    codes = [o.returncode for o in outs]
+    assert codes == [0] * 30, [(o.returncode, o.stderr[-300:]) for o in outs if o.returncode]
+
+
+# --- 3. zero-width rows, and a failure in the batch maker ---------------------------------------
+
+
+def test_zero_width_rows_make_batches() -> None:
+    images = np.zeros((1000, 0), np.uint8)
+    labels = np.arange(1000)
+    got = list(fmnist.batches(images, labels, 100, dtype="float32", shuffle=False))
+    assert [x.shape for x, _ in got] == [(100, 0)] * 10 and all(x.dtype == np.float32 for x, _ in got)
+    assert np.array_equal(np.concatenate([y for _, y in got]), labels)
+    assert [x.shape for x, _ in fmnist.batches(images, labels, 300)] == [(300, 0)] * 3 + [(100, 0)]
+
+
+# --- 4. resizing the source arrays during iteration -----------------------------------------------
+
+
+def test_resizing_the_images_during_iteration_is_refused(data_dir: Path) -> None:
+    code = (
+        "import numpy as np, fmnist\n"
+        "x = np.arange(5000 * 784, dtype=np.uint8).reshape(5000, 784) + 0\n"
+        "y = np.arange(5000) + 0\n"
+        "it = fmnist.batches(x, y, 100, shuffle=False)\n"
+        "first = next(it)\n"
+        "for a in (x, y):\n"
+        "    try:\n"
+        "        a.resize((10,) + a.shape[1:], refcheck=False)\n"
+        "        print('resized')\n"
+        "    except ValueError as e:\n"
+        "        print('refused')\n"
+        "rest = list(it)\n"
+        "assert np.array_equal(np.concatenate([first[1]] + [b for _, b in rest]), np.arange(5000))\n"
+        "print(len(rest))\n"
+        "del it, rest\n"
+        "x.resize((10, 784), refcheck=False)  # once the iterator is gone, the array is the user's again\n"
+        "print(x.shape)\n"
+    )
+    out = run(code)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["refused", "refused", "49", "(10,", "784)"]
+
+
+def test_a_view_keeps_its_base_from_being_resized() -> None:
+    base = np.zeros((2000, 10), np.uint8)
+    it = fmnist.batches(base[:1000], np.zeros(1000), 10)
+    next(it)
+    with pytest.raises(ValueError, match="resize"):
+        base.resize((10, 10), refcheck=False)
+    it.close()
+
+
+# --- 5. sizes numpy cannot hold ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dims", [(0xFFFFFFFF, 0xFFFFFFFF, 0), (0, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF)])
+def test_sizes_numpy_cannot_hold_are_an_idx_format_error(tmp_path: Path, dims: tuple[int, ...]) -> None:
+    path = tmp_path / "zero.idx"
+    path.write_bytes(struct.pack(f">BBBB{len(dims)}I", 0, 0, 8, len(dims), *dims))
+    with pytest.raises(fmnist.IdxFormatError, match=f"{path}: sizes .* overflow this machine's address space"):
+        fmnist.read_idx(path)
+    # A zero size with sizes numpy can hold is a valid, empty array.
+    path.write_bytes(struct.pack(">BBBB3I", 0, 0, 8, 3, 0xFFFF, 0xFFFF, 0))
+    assert fmnist.read_idx(path).shape == (0xFFFF, 0xFFFF, 0)
+
+
+# --- 6. one iterator, several threads ------------------------------------------------------------
+
+
+def test_threads_sharing_an_iterator_get_each_batch_once() -> None:
+    n = 20000
+    images = np.zeros((n, 28, 28), np.uint8)
+    labels = np.arange(n)
+    it = fmnist.batches(images, labels, 64, dtype="float32")
+    seen: list[np.ndarray] = []
+    errors: list[BaseException] = []
+
+    def consume() -> None:
+        try:
+            for _, y in it:
+                seen.append(y)
+        except BaseException as e:  # collected and asserted below
+            errors.append(e)
+
+    threads = [threading.Thread(target=consume) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors and not any(t.is_alive() for t in threads)
+    assert len(seen) == -(-n // 64)
+    assert np.array_equal(np.sort(np.concatenate(seen)), labels)
+
+
+def test_batches_is_a_context_manager() -> None:
+    images = np.zeros((1000, 4), np.uint8)
+    with fmnist.batches(images, np.zeros(1000), 10) as it:
+        next(it)
+        assert len(it) == 99
+    assert len(it) == 0
+    with pytest.raises(StopIteration):
+        next(it)
