@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by scripts/build-wheels and scripts/test: a virtual environment of the build and lint
 # tools (all from PyPI), in target/tools, made once and reused. Sets $TOOLS and puts its bin/
 # first on PATH.

@@ -35,9 +35,29 @@ impl<T> std::fmt::Debug for Payload<T> {
     }
 }
 
-impl<T: Copy> Payload<T> {
-    /// `len` zeroed elements, or None if the allocator refuses. T must be a plain numeric type
-    /// (all-zero bytes are a valid value).
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// Plain numeric element types a payload may hold: every bit pattern, all-zero bytes included,
+/// is a valid value, so a zeroed block and any bytes inflated into it are valid `T`s.
+///
+/// # Safety
+/// Implemented only here (the trait is sealed), for the six IDX element types.
+pub unsafe trait Plain: Copy + sealed::Sealed {}
+
+macro_rules! plain {
+    ($($t:ty),*) => {$(
+        impl sealed::Sealed for $t {}
+        // SAFETY: a primitive integer or float: no invalid bit patterns, no padding.
+        unsafe impl Plain for $t {}
+    )*};
+}
+plain!(u8, i8, i16, i32, f32, f64);
+
+impl<T: Plain> Payload<T> {
+    /// `len` zeroed elements, or None if the allocator refuses. `T: Plain` makes all-zero bytes
+    /// (and any bytes written through `bytes_with_prefix_mut`) valid values.
     pub fn zeroed(len: usize) -> Option<Payload<T>> {
         let bytes = len.checked_mul(std::mem::size_of::<T>())?;
         // SAFETY: alloc has no preconditions; a null result is checked.

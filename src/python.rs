@@ -273,7 +273,7 @@ struct ArrayFields {
     mem_handler: *mut pyo3::ffi::PyObject,
 }
 
-fn payload_to_numpy<'py, T: Element + Copy>(
+fn payload_to_numpy<'py, T: Element + crate::payload::Plain>(
     py: Python<'py>,
     payload: Payload<T>,
     header: &Header,

@@ -89,7 +89,7 @@ impl Expect {
 }
 
 /// The element types, with the one operation that differs between them: big-endian to native.
-pub trait Elem: Copy + Default + Send + Sync + 'static {
+pub trait Elem: crate::payload::Plain + Default + Send + Sync + 'static {
     fn from_be_in_place(xs: &mut [Self]);
 }
 
