@@ -10,8 +10,10 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 import fmnist
@@ -75,6 +77,7 @@ def test_a_sparse_gzip_with_a_valid_header_is_refused_after_its_first_block(tmp_
 DAEMON = """
 import sys, threading, time
 import numpy as np
+import numpy.typing as npt
 import fmnist
 path = sys.argv[1]
 what = sys.argv[2]
@@ -174,7 +177,7 @@ def test_threads_sharing_an_iterator_get_each_batch_once() -> None:
     images = np.zeros((n, 28, 28), np.uint8)
     labels = np.arange(n)
     it = fmnist.batches(images, labels, 64, dtype="float32")
-    seen: list[np.ndarray] = []
+    seen: list[npt.NDArray[Any]] = []
     errors: list[BaseException] = []
 
     def consume() -> None:

@@ -92,7 +92,7 @@ def read_idx_many(
         ("content_md5", content_md5),
         ("content_sha256", content_sha256),
     ):
-        column = [None] * len(srcs) if given is None else list(given)
+        column: list[str | None] = [None] * len(srcs) if given is None else list(given)
         if len(column) != len(srcs):
             raise ValueError(f"{label} has {len(column)} entries for {len(srcs)} sources")
         columns.append(column)
