@@ -150,3 +150,29 @@ def test_demo_with_the_dataset_then_with_nothing(
     other = run("demo", "mnist", "--no-download", "-o", "mnist.png", env=empty, cwd=tmp_path)
     assert other.returncode == 1 and "mnist: no verified copy of 4 file(s)" in other.stderr  # no MNIST sample
     assert not (tmp_path / "mnist.png").exists()
+
+
+def test_version() -> None:
+    out = subprocess.run([sys.executable, "-m", "fmnist", "--version"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == f"fmnist {fmnist.__version__}"
+
+
+def test_default_root_follows_the_platform_and_keeps_an_existing_cache(tmp_path: Path) -> None:
+    # In a child process: HOME, XDG_CACHE_HOME and FMNIST_HOME are read when the root is needed.
+    code = "import fmnist.loaders as l; print(l.data_root())"
+    env = {k: v for k, v in os.environ.items() if k != "FMNIST_HOME"}
+    env.update(HOME=str(tmp_path / "home"), XDG_CACHE_HOME=str(tmp_path / "xdg"))
+
+    def root(**extra: str) -> str:
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**env, **extra})
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip()
+
+    if sys.platform == "linux":
+        assert root() == str(tmp_path / "xdg" / "fmnist")
+        # A ~/.cache/fmnist an earlier fmnist filled keeps being used while the new one is absent.
+        (tmp_path / "home" / ".cache" / "fmnist").mkdir(parents=True)
+        assert root() == str(tmp_path / "home" / ".cache" / "fmnist")
+        (tmp_path / "xdg" / "fmnist").mkdir(parents=True)
+        assert root() == str(tmp_path / "xdg" / "fmnist")
+    assert root(FMNIST_HOME=str(tmp_path / "mine")) == str(tmp_path / "mine")
