@@ -134,6 +134,57 @@ pub fn read_prefix(data: &[u8], n: usize) -> Result<Vec<u8>, Error> {
     Ok(out)
 }
 
+/// Checks every member of `data` as the reference does (header, deflate stream, CRC32, ISIZE,
+/// zero padding between members), inflating in 64 KiB steps into a scratch buffer: for telling
+/// a corrupt stream (a gzip error) from well-formed gzip of malformed IDX, as the reference,
+/// which inflates everything before it looks at the IDX header, tells them.
+pub fn check_stream(data: &[u8]) -> Result<(), Error> {
+    let mut scratch = vec![0u8; 64 << 10];
+    let mut pos = 0;
+    let mut members = 0;
+    while let Some(start) = next_member(data, pos) {
+        pos = start + member_header_len(&data[start..])?;
+        let mut z = Decompress::new(false);
+        let mut crc = flate2::Crc::new();
+        loop {
+            let (before_in, before_out) = (z.total_in(), z.total_out());
+            let status = z
+                .decompress(&data[pos..], &mut scratch, FlushDecompress::None)
+                .map_err(|e| bad(format!("corrupt deflate data: {e}")))?;
+            pos += (z.total_in() - before_in) as usize;
+            crc.update(&scratch[..(z.total_out() - before_out) as usize]);
+            match status {
+                Status::StreamEnd => break,
+                _ if z.total_in() == before_in && z.total_out() == before_out => {
+                    return Err(bad("corrupt or truncated deflate data"))
+                }
+                _ => {}
+            }
+        }
+        let t = data.get(pos..pos + 8).ok_or_else(|| bad("truncated gzip member: CRC32/ISIZE trailer missing"))?;
+        let (stored_crc, isize) =
+            (u32::from_le_bytes([t[0], t[1], t[2], t[3]]), u32::from_le_bytes([t[4], t[5], t[6], t[7]]));
+        if stored_crc != crc.sum() {
+            return Err(bad(format!(
+                "CRC32 check failed: trailer says {stored_crc:08x}, data gives {:08x}",
+                crc.sum()
+            )));
+        }
+        if isize != crc.amount() {
+            return Err(bad(format!(
+                "ISIZE check failed: trailer says {isize} bytes (mod 2^32), member gave {}",
+                crc.amount()
+            )));
+        }
+        pos += 8;
+        members += 1;
+    }
+    if members == 0 {
+        return Err(bad("empty input: no gzip member"));
+    }
+    Ok(())
+}
+
 /// One libdeflate decompressor; freed on drop.
 struct Inflater(*mut sys::libdeflate_decompressor);
 

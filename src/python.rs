@@ -1,7 +1,8 @@
 //! The one door to Python: argument conversion, GIL release, numpy arrays and exceptions.
 //! Everything here is a thin wrapper over an engine function with the same meaning.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::Duration;
@@ -19,10 +20,9 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyString, PyWeakrefReference};
 
 use crate::batches::{Buf, Kind, Normalize, Prefetch, Rows, Spec};
-use crate::digest::Algo;
 use crate::idx::Header;
 use crate::payload::{self, Payload};
-use crate::reader::{self, Covers, Data, Expect, Idx, Source};
+use crate::reader::{self, Data, Digest, DigestKind, Expect, Idx, Source};
 use crate::writer;
 use crate::Error;
 
@@ -41,19 +41,24 @@ create_exception!(
 );
 import_exception!(gzip, BadGzipFile);
 
-/// A source as Python passed it: a path (str) or bytes. The Python layer normalises
-/// os.PathLike and other bytes-like objects to these two.
+/// A source as Python passed it: a path (str, surrogate-escaped bytes allowed: any path `open()`
+/// takes), bytes, or (bytes, name) for the contents of a named file object. The Python layer
+/// normalises os.PathLike, file objects and other bytes-like objects to these.
 enum Arg<'py> {
-    Path(String),
-    Bytes(Bound<'py, PyBytes>),
+    /// The path, and the `str` it came as (messages and `OSError.filename` use it as given).
+    Path(PathBuf, Bound<'py, PyString>),
+    /// Bytes in memory, and the name of the file object they were read from, if it had one.
+    Bytes(Bound<'py, PyBytes>, Option<String>),
 }
 
 impl<'py> Arg<'py> {
     fn new(obj: &Bound<'py, PyAny>) -> PyResult<Arg<'py>> {
         if let Ok(s) = obj.cast::<PyString>() {
-            Ok(Arg::Path(s.to_cow()?.into_owned()))
+            Ok(Arg::Path(s.extract::<PathBuf>()?, s.clone()))
         } else if let Ok(b) = obj.cast::<PyBytes>() {
-            Ok(Arg::Bytes(b.clone()))
+            Ok(Arg::Bytes(b.clone(), None))
+        } else if let Ok((b, name)) = obj.extract::<(Bound<'py, PyBytes>, String)>() {
+            Ok(Arg::Bytes(b, Some(name)))
         } else {
             Err(PyTypeError::new_err(format!("source must be a path (str) or bytes, not {}", obj.get_type().name()?)))
         }
@@ -61,23 +66,17 @@ impl<'py> Arg<'py> {
 
     fn source(&self) -> Source<'_> {
         match self {
-            Arg::Path(p) => Source::Path(Path::new(p)),
-            Arg::Bytes(b) => Source::Bytes(b.as_bytes()),
+            Arg::Path(p, _) => Source::Path(p),
+            Arg::Bytes(b, _) => Source::Bytes(b.as_bytes()),
         }
     }
 
     /// How messages name this source.
     fn name(&self) -> String {
         match self {
-            Arg::Path(p) => p.clone(),
-            Arg::Bytes(b) => format!("<{} bytes in memory>", b.as_bytes().len()),
-        }
-    }
-
-    fn path(&self) -> Option<&str> {
-        match self {
-            Arg::Path(p) => Some(p),
-            Arg::Bytes(_) => None,
+            Arg::Path(_, s) => s.to_string_lossy().into_owned(),
+            Arg::Bytes(_, Some(name)) => name.clone(),
+            Arg::Bytes(b, None) => format!("<{} bytes in memory>", b.as_bytes().len()),
         }
     }
 }
@@ -86,10 +85,8 @@ impl<'py> Arg<'py> {
 fn to_py(err: Error, arg: &Arg<'_>) -> PyErr {
     let name = arg.name();
     match err {
-        Error::Io(e) => match (e.raw_os_error(), arg.path()) {
-            // OSError(errno, strerror, filename) picks the right subclass (FileNotFoundError,
-            // PermissionError, ...) and sets .errno and .filename, as open() does.
-            (Some(code), Some(path)) => os_error(code, &e, path),
+        Error::Io(e) => match (e.raw_os_error(), arg) {
+            (Some(code), Arg::Path(_, path)) => os_error(code, &e, path),
             _ => PyErr::from(e),
         },
         Error::Format(m) => IdxFormatError::new_err(format!("{name}: {m}")),
@@ -101,19 +98,23 @@ fn to_py(err: Error, arg: &Arg<'_>) -> PyErr {
 }
 
 /// `OSError(errno, strerror, filename)`, as `open()` raises it: Python picks the subclass
-/// (FileNotFoundError, PermissionError, ...) from the errno and sets `.errno` and `.filename`.
+/// (FileNotFoundError, PermissionError, ...) from the errno and sets `.errno` and `.filename`;
+/// `strerror` is Python's own text for the errno (`os.strerror`).
 #[cfg(not(windows))]
-fn os_error(code: i32, err: &std::io::Error, path: &str) -> PyErr {
-    let text = err.to_string();
-    let strerror = text.split(" (os error").next().unwrap_or(&text).to_owned();
-    PyOSError::new_err((code, strerror, path.to_owned()))
+fn os_error(code: i32, _err: &std::io::Error, path: &Bound<'_, PyString>) -> PyErr {
+    let strerror = path
+        .py()
+        .import("os")
+        .and_then(|os| os.call_method1("strerror", (code,))?.extract::<String>())
+        .unwrap_or_else(|_| format!("OS error {code}"));
+    PyOSError::new_err((code, strerror, path.clone().unbind()))
 }
 
 /// On Windows the OS code is a Win32 error, not an errno: it goes in the fourth argument,
 /// `winerror`, from which Python derives `.errno` and the subclass (as it does for `open()`).
 #[cfg(windows)]
-fn os_error(code: i32, err: &std::io::Error, path: &str) -> PyErr {
-    PyOSError::new_err((0, err.to_string(), path.to_owned(), code))
+fn os_error(code: i32, err: &std::io::Error, path: &Bound<'_, PyString>) -> PyErr {
+    PyOSError::new_err((0, err.to_string(), path.clone().unbind(), code))
 }
 
 /// Set by an `atexit` hook (registered when the module loads): the interpreter is shutting down.
@@ -158,15 +159,17 @@ fn usage(err: Error) -> PyErr {
     PyValueError::new_err(err.to_string())
 }
 
-type Digests = (Option<String>, Option<String>, Option<String>, Option<String>);
-
-fn expect(py: Python<'_>, d: &Digests, max_bytes: Option<usize>) -> Result<Expect, Error> {
+/// What a read requires: the expected digests (kind, hex), `max_bytes`, and numpy's ndim limit.
+fn expect<'a>(
+    py: Python<'_>,
+    digests: impl IntoIterator<Item = (DigestKind, Option<&'a str>)>,
+    max_bytes: Option<usize>,
+) -> Result<Expect, Error> {
     let mut e =
         Expect { max_bytes, max_ndim: Some(if numpy::npyffi::is_numpy_2(py) { 64 } else { 32 }), ..Expect::default() };
-    e.want(Algo::Md5, Covers::Stored, d.0.as_deref())?;
-    e.want(Algo::Sha256, Covers::Stored, d.1.as_deref())?;
-    e.want(Algo::Md5, Covers::Content, d.2.as_deref())?;
-    e.want(Algo::Sha256, Covers::Content, d.3.as_deref())?;
+    for (kind, given) in digests {
+        e.want(kind, given)?;
+    }
     Ok(e)
 }
 
@@ -332,96 +335,119 @@ fn to_numpy(py: Python<'_>, idx: Idx) -> PyResult<Bound<'_, PyAny>> {
 fn read_idx<'py>(
     py: Python<'py>,
     source: &Bound<'py, PyAny>,
-    md5: Option<String>,
-    sha256: Option<String>,
-    content_md5: Option<String>,
-    content_sha256: Option<String>,
+    md5: Option<&str>,
+    sha256: Option<&str>,
+    content_md5: Option<&str>,
+    content_sha256: Option<&str>,
     max_bytes: Option<usize>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let arg = Arg::new(source)?;
-    let expect = expect(py, &(md5, sha256, content_md5, content_sha256), max_bytes).map_err(usage)?;
+    let given = [
+        (DigestKind::MD5, md5),
+        (DigestKind::SHA256, sha256),
+        (DigestKind::CONTENT_MD5, content_md5),
+        (DigestKind::CONTENT_SHA256, content_sha256),
+    ];
+    let expect = expect(py, given, max_bytes).map_err(usage)?;
     let src = arg.source();
     let idx = detach(py, || reader::read(src, &expect)).map_err(|e| to_py(e, &arg))?;
     to_numpy(py, idx)
 }
 
-/// read_idx_many(sources, digests, max_bytes=None): digests[i] = (md5, sha256, content_md5,
-/// content_sha256) for sources[i]. Raises the error of the first failing source, in order.
+/// read_idx_many(sources, digests, max_bytes=None): digests[i] maps digest kinds ("md5",
+/// "sha256", "content_md5", "content_sha256") to the hex sources[i] must have. Raises the error
+/// of the first failing source, in order.
 #[pyfunction]
 #[pyo3(signature = (sources, digests, max_bytes=None))]
 fn read_idx_many<'py>(
     py: Python<'py>,
     sources: Vec<Bound<'py, PyAny>>,
-    digests: Vec<Digests>,
+    digests: Vec<HashMap<String, String>>,
     max_bytes: Option<usize>,
 ) -> PyResult<Vec<Bound<'py, PyAny>>> {
     if digests.len() != sources.len() {
         return Err(PyValueError::new_err(format!("{} sources but {} digest entries", sources.len(), digests.len())));
     }
     let args = sources.iter().map(Arg::new).collect::<PyResult<Vec<_>>>()?;
-    let jobs = args
-        .iter()
-        .zip(&digests)
-        .map(|(a, d)| Ok((a.source(), expect(py, d, max_bytes).map_err(|e| to_py(e, a))?)))
-        .collect::<PyResult<Vec<_>>>()?;
+    let mut jobs = Vec::with_capacity(args.len());
+    for (a, d) in args.iter().zip(&digests) {
+        let kinds =
+            d.iter().map(|(k, v)| Ok((k.parse::<DigestKind>()?, Some(v.as_str())))).collect::<Result<Vec<_>, Error>>();
+        let e = kinds.and_then(|k| expect(py, k, max_bytes)).map_err(usage)?;
+        jobs.push((a.source(), e));
+    }
     let results = detach(py, || reader::read_many(&jobs));
     results.into_iter().zip(&args).map(|(r, a)| to_numpy(py, r.map_err(|e| to_py(e, a))?)).collect()
 }
 
-fn digest_name(algo: Algo, covers: Covers) -> &'static str {
-    match (algo, covers) {
-        (Algo::Md5, Covers::Stored) => "md5",
-        (Algo::Sha256, Covers::Stored) => "sha256",
-        (Algo::Md5, Covers::Content) => "content_md5",
-        (Algo::Sha256, Covers::Content) => "content_sha256",
-    }
-}
-
-/// An array, the digests computed over it, and whether its source was gzip-compressed.
-type WithDigests<'py> = (Bound<'py, PyAny>, Bound<'py, PyDict>, bool);
-
-/// read_idx_digests(sources, wanted, max_bytes=None) -> [(array, {name: hex}, compressed)]: reads like
-/// read_idx_many, and computes (without checking) the digests named in wanted[i]: any of
-/// "md5", "sha256" (stored bytes), "content_md5", "content_sha256" (decompressed IDX).
+/// read_idx_digests(sources, wanted, max_bytes=None, decode=True) -> one outcome per source, in
+/// order: `(array, {kind: hex}, compressed)`, or the exception reading it raised (returned, not
+/// raised: one bad file does not hide the others). Computes (without checking) the digests
+/// named in wanted[i]. With `decode=False` nothing is decoded into an array (it is None): the
+/// digests are taken as the bytes stream past.
 #[pyfunction]
-#[pyo3(signature = (sources, wanted, max_bytes=None))]
+#[pyo3(signature = (sources, wanted, max_bytes=None, decode=true))]
 fn read_idx_digests<'py>(
     py: Python<'py>,
     sources: Vec<Bound<'py, PyAny>>,
     wanted: Vec<Vec<String>>,
     max_bytes: Option<usize>,
-) -> PyResult<Vec<WithDigests<'py>>> {
+    decode: bool,
+) -> PyResult<Vec<Bound<'py, PyAny>>> {
     if wanted.len() != sources.len() {
         return Err(PyValueError::new_err(format!("{} sources but {} digest lists", sources.len(), wanted.len())));
     }
     let args = sources.iter().map(Arg::new).collect::<PyResult<Vec<_>>>()?;
+    let kinds = wanted
+        .iter()
+        .map(|names| names.iter().map(|n| n.parse::<DigestKind>()).collect::<Result<Vec<_>, Error>>())
+        .collect::<Result<Vec<_>, Error>>()
+        .map_err(usage)?;
+    let outcome = |r: Result<(Option<Idx>, Vec<Digest>, bool), Error>, a: &Arg<'py>| -> PyResult<Bound<'py, PyAny>> {
+        match r {
+            Err(e) => Ok(to_py(e, a).into_value(py).into_bound(py).into_any()),
+            Ok((idx, computed, compressed)) => {
+                let digests = PyDict::new(py);
+                for d in computed {
+                    digests.set_item(d.kind().to_string(), d.hex)?;
+                }
+                let array = match idx {
+                    Some(idx) => to_numpy(py, idx)?,
+                    None => py.None().into_bound(py),
+                };
+                Ok((array, digests, compressed).into_pyobject(py)?.into_any())
+            }
+        }
+    };
+    if !decode {
+        let sources: Vec<Source<'_>> = args.iter().map(Arg::source).collect();
+        let results =
+            detach(py, || sources.iter().zip(&kinds).map(|(&s, k)| reader::digests_only(s, k)).collect::<Vec<_>>());
+        return results.into_iter().zip(&args).map(|(r, a)| outcome(r.map(|(d, c)| (None, d, c)), a)).collect();
+    }
     let mut jobs = Vec::with_capacity(args.len());
-    for (a, names) in args.iter().zip(&wanted) {
-        let mut e = expect(py, &(None, None, None, None), max_bytes).map_err(usage)?;
-        for name in names {
-            let (algo, covers) = match name.as_str() {
-                "md5" => (Algo::Md5, Covers::Stored),
-                "sha256" => (Algo::Sha256, Covers::Stored),
-                "content_md5" => (Algo::Md5, Covers::Content),
-                "content_sha256" => (Algo::Sha256, Covers::Content),
-                other => return Err(PyValueError::new_err(format!("unknown digest {other:?}"))),
-            };
-            e.report(algo, covers);
+    for (a, ks) in args.iter().zip(&kinds) {
+        let mut e = expect(py, [], max_bytes).map_err(usage)?;
+        for &k in ks {
+            e.report(k);
         }
         jobs.push((a.source(), e));
     }
     let results = detach(py, || reader::read_many(&jobs));
-    let mut out = Vec::with_capacity(results.len());
-    for (r, a) in results.into_iter().zip(&args) {
-        let mut idx = r.map_err(|e| to_py(e, a))?;
-        let digests = PyDict::new(py);
-        for d in std::mem::take(&mut idx.digests) {
-            digests.set_item(digest_name(d.algo, d.covers), d.hex)?;
-        }
-        let compressed = idx.compressed;
-        out.push((to_numpy(py, idx)?, digests, compressed));
-    }
-    Ok(out)
+    results
+        .into_iter()
+        .zip(&args)
+        .map(|(r, a)| {
+            outcome(
+                r.map(|mut idx| {
+                    let digests = std::mem::take(&mut idx.digests);
+                    let compressed = idx.compressed;
+                    (Some(idx), digests, compressed)
+                }),
+                a,
+            )
+        })
+        .collect()
 }
 
 fn encode_typed<T: Element + writer::BigEndian + Sync>(

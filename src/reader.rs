@@ -45,6 +45,44 @@ impl Covers {
     }
 }
 
+/// A kind of digest: an algorithm over what it covers, named as the Python API names it
+/// (`md5`, `sha256`, `content_md5`, `content_sha256`). The one encoding of digest kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DigestKind {
+    pub algo: Algo,
+    pub covers: Covers,
+}
+
+impl DigestKind {
+    pub const MD5: DigestKind = DigestKind { algo: Algo::Md5, covers: Covers::Stored };
+    pub const SHA256: DigestKind = DigestKind { algo: Algo::Sha256, covers: Covers::Stored };
+    pub const CONTENT_MD5: DigestKind = DigestKind { algo: Algo::Md5, covers: Covers::Content };
+    pub const CONTENT_SHA256: DigestKind = DigestKind { algo: Algo::Sha256, covers: Covers::Content };
+    pub const ALL: [DigestKind; 4] =
+        [DigestKind::MD5, DigestKind::SHA256, DigestKind::CONTENT_MD5, DigestKind::CONTENT_SHA256];
+}
+
+impl std::fmt::Display for DigestKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let prefix = if self.covers == Covers::Content { "content_" } else { "" };
+        let algo = match self.algo {
+            Algo::Md5 => "md5",
+            Algo::Sha256 => "sha256",
+        };
+        write!(f, "{prefix}{algo}")
+    }
+}
+
+impl std::str::FromStr for DigestKind {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<DigestKind, Error> {
+        DigestKind::ALL.into_iter().find(|k| k.to_string() == name).ok_or_else(|| {
+            Error::Usage(format!("unknown digest {name:?}: expected md5, sha256, content_md5 or content_sha256"))
+        })
+    }
+}
+
 /// One digest to compute, and (when given) the value it must have.
 #[derive(Clone, Debug)]
 pub struct Want {
@@ -62,6 +100,12 @@ pub struct Digest {
     pub hex: String,
 }
 
+impl Digest {
+    pub fn kind(&self) -> DigestKind {
+        DigestKind { algo: self.algo, covers: self.covers }
+    }
+}
+
 /// What the caller requires of the source.
 #[derive(Clone, Debug, Default)]
 pub struct Expect {
@@ -74,17 +118,17 @@ pub struct Expect {
 
 impl Expect {
     /// Adds an expected digest given by a user, validating its form.
-    pub fn want(&mut self, algo: Algo, covers: Covers, given: Option<&str>) -> Result<(), Error> {
+    pub fn want(&mut self, kind: DigestKind, given: Option<&str>) -> Result<(), Error> {
         if let Some(given) = given {
-            let hex = digest::parse_expected(algo, given)?;
-            self.digests.push(Want { algo, covers, hex: Some(hex) });
+            let hex = digest::parse_expected(kind.algo, given)?;
+            self.digests.push(Want { algo: kind.algo, covers: kind.covers, hex: Some(hex) });
         }
         Ok(())
     }
 
     /// Asks for a digest to be computed and returned in `Idx::digests`, without a check.
-    pub fn report(&mut self, algo: Algo, covers: Covers) {
-        self.digests.push(Want { algo, covers, hex: None });
+    pub fn report(&mut self, kind: DigestKind) {
+        self.digests.push(Want { algo: kind.algo, covers: kind.covers, hex: None });
     }
 }
 
@@ -224,15 +268,18 @@ macro_rules! with_elem {
 
 /// Checks everything the header alone can tell, before any allocation for the payload.
 fn check_header(header: &Header, expect: &Expect) -> Result<(), Error> {
-    if let Some(max) = expect.max_ndim {
-        if header.dims.len() > max {
-            return Err(Error::Format(format!(
-                "IDX header declares {} dimensions; numpy holds at most {max}",
-                header.dims.len()
-            )));
-        }
-    }
+    check_ndim(header, expect)?;
     idx::check_max(header, expect.max_bytes)
+}
+
+fn check_ndim(header: &Header, expect: &Expect) -> Result<(), Error> {
+    match expect.max_ndim {
+        Some(max) if header.dims.len() > max => Err(Error::Format(format!(
+            "IDX header declares {} dimensions; numpy holds at most {max}",
+            header.dims.len()
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Hashes `data` with every algorithm `wants` names (the two in parallel when both are asked for),
@@ -276,27 +323,41 @@ fn load<'a>(source: Source<'a>, expect: &Expect) -> Result<Loaded<'a>, Error> {
         Source::Path(path) => path,
     };
     let mut file = File::open(path)?;
-    let len = file.metadata()?.len() as usize;
+    let meta = file.metadata()?;
+    // A regular file's length is known; a pipe's, a FIFO's or a terminal's is not.
+    let known = meta.is_file().then_some(meta.len() as usize);
     let mut magic = Vec::with_capacity(2);
     (&mut file).take(2).read_to_end(&mut magic)?;
     if !gzip::is_gzip(&magic) {
-        return Ok(Loaded::Done(read_raw_file(file, magic, len, expect)));
+        return Ok(Loaded::Done(read_raw_file(file, magic, known, expect)));
     }
     // The compressed bytes are needed whole (libdeflate is one-shot), but only once the IDX
     // header, streamed out of the first block, says the file is worth reading: a corrupt stream,
     // a payload over `max_bytes`, or a file far larger or smaller than any gzip of the content
     // the header declares is refused after reading at most FIRST_BLOCK bytes.
     let mut data = Vec::new();
-    data.try_reserve_exact(len.max(2))
-        .map_err(|_| Error::Memory(format!("cannot allocate {len} bytes to read the compressed file")))?;
+    let reserve = known.unwrap_or(FIRST_BLOCK).max(2);
+    data.try_reserve_exact(reserve)
+        .map_err(|_| Error::Memory(format!("cannot allocate {reserve} bytes to read the compressed file")))?;
     advise_huge_pages(data.spare_capacity_mut());
     data.extend_from_slice(&magic);
     (&mut file).take(FIRST_BLOCK as u64 - 2).read_to_end(&mut data)?;
-    if data.len() < len {
-        let header = gzip_header(&data, expect)?;
-        check_gzip_len(&header, len)?;
+    if data.len() < FIRST_BLOCK {
+        return Ok(Loaded::Bytes(Cow::Owned(data))); // all of it
     }
-    file.read_to_end(&mut data)?;
+    let header = gzip_header(&data, expect)?;
+    match known {
+        Some(len) => {
+            check_gzip_len(&header, len)?;
+            file.read_to_end(&mut data)?;
+        }
+        None => {
+            // From a pipe: read no more than any gzip of the declared content can need.
+            let most = gzip_len_limit(&header);
+            (&mut file).take((most + 1 - data.len()) as u64).read_to_end(&mut data)?;
+            check_gzip_len(&header, data.len())?;
+        }
+    }
     Ok(Loaded::Bytes(Cow::Owned(data)))
 }
 
@@ -312,6 +373,12 @@ fn gzip_header(data: &[u8], expect: &Expect) -> Result<Header, Error> {
     Ok(header)
 }
 
+/// The most bytes a gzip of the content `header` declares can need (see `check_gzip_len`).
+fn gzip_len_limit(header: &Header) -> usize {
+    let total = header.total_len();
+    total.saturating_add(total / 8).saturating_add(FIRST_BLOCK)
+}
+
 /// A gzip file of `len` bytes can hold the content `header` declares: deflate expands at most
 /// 1032:1, and stores incompressible data with 5 bytes per 64 KiB block; beyond that, 1 MiB of
 /// member headers, empty members and zero padding is allowed.
@@ -325,7 +392,7 @@ fn check_gzip_len(header: &Header, len: usize) -> Result<(), Error> {
             gzip::MAX_RATIO
         )));
     }
-    let most = total.saturating_add(total / 8).saturating_add(FIRST_BLOCK);
+    let most = gzip_len_limit(header);
     if len > most {
         return Err(Error::Gzip(format!(
             "the file has {len} bytes, more than any gzip of the {total} bytes of content its IDX header \
@@ -336,13 +403,17 @@ fn check_gzip_len(header: &Header, len: usize) -> Result<(), Error> {
 }
 
 /// An uncompressed file: the header first, then the payload read straight into the output.
-fn read_raw_file(mut file: File, mut prefix: Vec<u8>, len: usize, expect: &Expect) -> Result<Idx, Error> {
+/// `len` is None for a pipe or FIFO: then the payload the header declares is read, and the file
+/// must end right after it.
+fn read_raw_file(mut file: File, mut prefix: Vec<u8>, len: Option<usize>, expect: &Expect) -> Result<Idx, Error> {
     (&mut file).take(4 - prefix.len() as u64).read_to_end(&mut prefix)?;
     let want = idx::needed(&prefix);
     (&mut file).take((want - prefix.len()) as u64).read_to_end(&mut prefix)?;
     let header = idx::parse(&prefix)?;
     check_header(&header, expect)?;
-    idx::check_len(&header, len)?;
+    if let Some(len) = len {
+        idx::check_len(&header, len)?;
+    }
     let hlen = header.header_len();
     let digests;
     let data = with_elem!(header.dtype, T => {
@@ -409,9 +480,24 @@ fn copy_raw(data: &[u8], expect: &Expect) -> Result<Idx, Error> {
     Ok(Idx { header, data, digests: Vec::new(), compressed: false })
 }
 
+/// Inflates gzip `data`. Malformed IDX inside a corrupt stream is reported as the corrupt stream
+/// (a gzip error), as the reference reports it; `max_bytes` is judged from the header alone,
+/// never by inflating everything first.
 fn inflate(data: &[u8], content_wants: &[&Want], expect: &Expect) -> Result<Idx, Error> {
-    let header = gzip_header(data, expect)?;
-    check_gzip_len(&header, data.len())?;
+    let gzip_first = |e: Error| match e {
+        Error::Format(_) => gzip::check_stream(data).err().unwrap_or(e),
+        e => e,
+    };
+    let prefix = gzip::read_prefix(data, idx::header_len(255))?;
+    let header = idx::parse(&prefix).and_then(|h| check_ndim(&h, expect).map(|()| h)).map_err(gzip_first)?;
+    idx::check_max(&header, expect.max_bytes)?;
+    // A claim over 1032:1 is refused before anything is allocated for it; telling why (a
+    // corrupt stream or a corrupt header) streams through the data once, allocating nothing.
+    check_gzip_len(&header, data.len()).map_err(gzip_first)?;
+    inflate_payload(data, header, content_wants).map_err(gzip_first)
+}
+
+fn inflate_payload(data: &[u8], header: Header, content_wants: &[&Want]) -> Result<Idx, Error> {
     let digests;
     let data = with_elem!(header.dtype, T => {
         let mut buf = Buffer::<T>::new(&header)?;
@@ -536,4 +622,124 @@ pub fn read_many(jobs: &[(Source<'_>, Expect)]) -> Vec<Result<Idx, Error>> {
             }
         })
         .collect()
+}
+
+/// Computes digests of a source without decoding it into an array: the stored bytes are hashed
+/// as they are read, in 1 MiB steps; content digests of a gzip source are taken over its
+/// inflated stream (members, CRC32 and ISIZE checked), never held whole. For a warm cache file
+/// that changed on disk, or any check that throws the array away. Returns the digests asked
+/// for (in the order of `kinds`) and whether the source was gzip-compressed.
+pub fn digests_only(source: Source<'_>, kinds: &[DigestKind]) -> Result<(Vec<Digest>, bool), Error> {
+    use std::io::Read;
+    let mut reader: Box<dyn Read + '_> = match source {
+        Source::Path(p) => Box::new(File::open(p)?),
+        Source::Bytes(b) => Box::new(b),
+    };
+    let mut first = vec![0u8; 1 << 20];
+    let n = read_some(&mut reader, &mut first)?;
+    first.truncate(n);
+    let gzipped = gzip::is_gzip(&first);
+    let mut stored = Hashers::new(kinds, |k| k.covers == Covers::Stored || !gzipped);
+    let mut content = Hashers::new(kinds, |k| k.covers == Covers::Content && gzipped);
+    let tee = Tee { head: std::io::Cursor::new(first), rest: reader, hashers: &mut stored };
+    if content.is_empty() {
+        std::io::copy(&mut { tee }, &mut std::io::sink())?;
+    } else {
+        let mut inflated = flate2::read::MultiGzDecoder::new(tee);
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = inflated.read(&mut buf).map_err(|e| match e.kind() {
+                std::io::ErrorKind::InvalidInput
+                | std::io::ErrorKind::InvalidData
+                | std::io::ErrorKind::UnexpectedEof => Error::Gzip(format!("corrupt or truncated gzip data: {e}")),
+                _ => Error::Io(e),
+            })?;
+            if n == 0 {
+                break;
+            }
+            content.update(&buf[..n]);
+        }
+    }
+    let mut out = Vec::with_capacity(kinds.len());
+    for &k in kinds {
+        let hashers = if k.covers == Covers::Content && gzipped { &mut content } else { &mut stored };
+        out.push(Digest { algo: k.algo, covers: k.covers, hex: hashers.hex(k.algo) });
+    }
+    Ok((out, gzipped))
+}
+
+fn read_some(reader: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match reader.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+/// MD5 and/or SHA-256, fed as bytes stream past; `hex` finishes them (once) and reads one.
+struct Hashers {
+    md5: Option<md5::Md5>,
+    sha256: Option<sha2::Sha256>,
+    done: Vec<(Algo, String)>,
+}
+
+impl Hashers {
+    fn new(kinds: &[DigestKind], mine: impl Fn(&DigestKind) -> bool) -> Hashers {
+        use sha2::Digest as _;
+        let has = |a: Algo| kinds.iter().any(|k| k.algo == a && mine(k));
+        Hashers {
+            md5: has(Algo::Md5).then(md5::Md5::new),
+            sha256: has(Algo::Sha256).then(sha2::Sha256::new),
+            done: Vec::new(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.md5.is_none() && self.sha256.is_none()
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        use sha2::Digest as _;
+        if let Some(h) = &mut self.md5 {
+            h.update(data);
+        }
+        if let Some(h) = &mut self.sha256 {
+            h.update(data);
+        }
+    }
+
+    fn hex(&mut self, algo: Algo) -> String {
+        use sha2::Digest as _;
+        let to_hex = |b: &[u8]| b.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        if let Some(h) = self.md5.take() {
+            self.done.push((Algo::Md5, to_hex(&h.finalize())));
+        }
+        if let Some(h) = self.sha256.take() {
+            self.done.push((Algo::Sha256, to_hex(&h.finalize())));
+        }
+        self.done.iter().find(|(a, _)| *a == algo).map(|(_, h)| h.clone()).expect("hashed what was asked for")
+    }
+}
+
+/// Reads `head`, then `rest`, hashing every byte that passes.
+struct Tee<'a, 'h> {
+    head: std::io::Cursor<Vec<u8>>,
+    rest: Box<dyn std::io::Read + 'a>,
+    hashers: &'h mut Hashers,
+}
+
+impl std::io::Read for Tee<'_, '_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut n = self.head.read(buf)?;
+        if n == 0 {
+            n = self.rest.read(buf)?;
+        }
+        self.hashers.update(&buf[..n]);
+        Ok(n)
+    }
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import gzip
+import hashlib
 import io
 import os
 import struct
@@ -180,7 +181,7 @@ def test_os_errors_keep_their_class_and_filename(tmp_path: Path) -> None:
 
 
 def test_bad_source_types() -> None:
-    with pytest.raises(TypeError, match="path or a bytes-like object, not int"):
+    with pytest.raises(TypeError, match="a path, a binary file object or a bytes-like object, not int"):
         fmnist.read_idx(3)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="md5 has 1 entries for 2 sources"):
         fmnist.read_idx_many([GOOD, GOOD], md5=[None])
@@ -233,5 +234,87 @@ def test_internal_digest_reader_refuses_unknown_names() -> None:
         _core.read_idx_digests([GOOD], [["sha1"]])
     with pytest.raises(ValueError, match="1 sources but 2 digest lists"):
         _core.read_idx_digests([GOOD], [[], []])
-    ((array, digests, _),) = _core.read_idx_digests([GOOD_GZ], [["md5", "content_sha256"]])
-    assert array.shape == (3, 4) and set(digests) == {"md5", "content_sha256"}
+    (outcome,) = _core.read_idx_digests([GOOD_GZ], [["md5", "content_sha256"]])
+    assert not isinstance(outcome, BaseException) and outcome[0] is not None
+    assert outcome[0].shape == (3, 4) and set(outcome[1]) == {"md5", "content_sha256"}
+
+
+def test_internal_digest_reader_gives_one_outcome_per_file(tmp_path: Path) -> None:
+    from fmnist import _core
+
+    every = ["md5", "sha256", "content_md5", "content_sha256"]
+    broken = GOOD_GZ[:-5]
+    outcomes = _core.read_idx_digests([GOOD, broken, str(tmp_path / "nope"), GOOD_GZ], [every] * 4)
+    assert isinstance(outcomes[1], gzip.BadGzipFile) and isinstance(outcomes[2], FileNotFoundError)
+    good, good_gz = outcomes[0], outcomes[3]
+    assert not isinstance(good, BaseException) and not isinstance(good_gz, BaseException)
+    assert good[2] is False and good_gz[2] is True
+    assert good[1]["content_sha256"] == good_gz[1]["content_sha256"] == hashlib.sha256(GOOD).hexdigest()
+    assert good_gz[1]["md5"] == hashlib.md5(GOOD_GZ).hexdigest()
+    # Without decoding: the same digests, no array, and the same outcome for the broken one.
+    streamed = _core.read_idx_digests([GOOD, broken, GOOD_GZ], [every] * 3, decode=False)
+    assert [o if isinstance(o, BaseException) else (o[0], o[1], o[2]) for o in streamed][0] == (None, good[1], False)
+    assert isinstance(streamed[1], gzip.BadGzipFile)
+    assert not isinstance(streamed[2], BaseException) and streamed[2][1] == good_gz[1]
+
+
+# --- sources beyond paths and bytes -------------------------------------------------------------
+
+
+def test_file_objects_buffers_and_any_writable(tmp_path: Path) -> None:
+    a = np.arange(24, dtype=np.int16).reshape(2, 3, 4)
+    path = tmp_path / "a.idx.gz"
+    with gzip.open(path, "wb") as g:  # any binary writable: the IDX goes through gzip's writer
+        fmnist.write_idx(g, a)
+    with open(path, "rb") as f:
+        assert np.array_equal(fmnist.read_idx(f), a)
+    with open(path, "rb") as f:  # errors name the file object's file
+        with pytest.raises(fmnist.ChecksumError, match=f"^{path}: MD5 mismatch"):
+            fmnist.read_idx(f, md5="0" * 32)
+    assert np.array_equal(fmnist.read_idx(io.BytesIO(path.read_bytes())), a)
+    stored = np.frombuffer(path.read_bytes(), np.uint8)  # a buffer: a uint8 array of the file
+    assert np.array_equal(fmnist.read_idx(stored), a)
+    assert [x.shape for x in fmnist.read_idx_many([io.BytesIO(path.read_bytes()), path])] == [(2, 3, 4)] * 2
+    with open(path) as text, pytest.raises(TypeError, match="binary mode"):
+        fmnist.read_idx(text)  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(os.name == "nt", reason="POSIX file names are bytes; Windows ones are UTF-16")
+def test_paths_that_are_not_utf8(tmp_path: Path) -> None:
+    name = os.fsdecode(os.fsencode(str(tmp_path)) + b"/caf\xe9.idx")  # Latin-1 bytes: a surrogate
+    fmnist.write_idx(name, np.arange(5, dtype=np.uint8))
+    assert fmnist.read_idx(name).tolist() == [0, 1, 2, 3, 4]
+    assert fmnist.read_idx(Path(name)).tolist() == [0, 1, 2, 3, 4]
+    missing = name + ".gz"
+    with pytest.raises(FileNotFoundError) as e:
+        fmnist.read_idx(missing)
+    assert (
+        e.value.filename == missing and e.value.errno == errno.ENOENT and e.value.strerror == os.strerror(errno.ENOENT)
+    )
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+@pytest.mark.parametrize("compressed", [False, True])
+def test_pipes_and_fifos_are_read_as_they_come(tmp_path: Path, compressed: bool) -> None:
+    a = np.arange(3000, dtype=np.float32).reshape(30, 100)
+    data = fmnist.reference.write_idx(a, members=2 if compressed else 0)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", "import sys; open(sys.argv[1], 'wb').write(sys.stdin.buffer.read())", str(fifo)],
+        stdin=subprocess.PIPE,
+    )
+    assert writer.stdin is not None
+    writer.stdin.write(data)
+    writer.stdin.close()
+    assert np.array_equal(fmnist.read_idx(fifo), a)
+    writer.wait(30)
+    # /dev/stdin of a child fed through a pipe; a short one is a length error, not a hang.
+    code = (
+        "import sys, fmnist\n"
+        "try:\n    print(fmnist.read_idx('/dev/stdin').shape)\n"
+        "except Exception as e:\n    print(type(e).__name__)\n"
+    )
+    for feed, out in ((data, "(30, 100)"), (data[:-7], "BadGzipFile" if compressed else "IdxFormatError")):
+        done = subprocess.run([sys.executable, "-c", code], input=feed, capture_output=True, timeout=60)
+        assert done.stdout.decode().strip() == out, done.stderr

@@ -1,5 +1,5 @@
 """Truncated, extended and bit-flipped files: never a crash or a hang, always a documented
-exception, and fmnist rejects exactly the inputs the reference rejects."""
+exception, and fmnist rejects exactly the inputs the reference rejects, with the same class."""
 
 from __future__ import annotations
 
@@ -58,8 +58,10 @@ def test_mutated_files_are_rejected_where_the_reference_rejects(data: bytes) -> 
     if our_cls is None:
         assert ours.tobytes() == ref.tobytes() and ours.shape == ref.shape and ours.dtype == ref.dtype
     else:
+        # The same class as the reference: a corrupt stream is a gzip error even where the IDX
+        # header inflated from it is also wrong (the reference inflates everything first).
+        assert our_cls is ref_cls, (ref, ours)
         assert isinstance(ours, DOCUMENTED), ours
-        assert isinstance(ref, DOCUMENTED), ref
         assert "bytes in memory" in str(ours)
 
 

@@ -6,6 +6,7 @@ import ast
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import fmnist._core
 
@@ -35,5 +36,17 @@ def test_mypy_strict() -> None:
         capture_output=True,
         text=True,
         env={**os.environ, "MYPYPATH": str(REPO / "python")},
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_stubs_match_the_extension_module_exactly(tmp_path: Path) -> None:
+    # stubtest imports the installed fmnist._core and compares every name, signature and class
+    # property with the _core.pyi installed beside it (python/fmnist/_core.pyi, packaged).
+    out = subprocess.run(
+        [sys.executable, "-m", "mypy.stubtest", "fmnist._core", "--mypy-config-file", os.devnull],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
     )
     assert out.returncode == 0, out.stdout + out.stderr

@@ -1,19 +1,32 @@
 # Stubs for the Rust extension module (src/python.rs). Checked by `mypy --strict` in CI.
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, final
 
 import numpy as np
 import numpy.typing as npt
+
+__all__ = [
+    "__version__",
+    "IdxFormatError",
+    "ChecksumError",
+    "read_idx",
+    "read_idx_many",
+    "read_idx_digests",
+    "encode_idx",
+    "Batcher",
+]
 
 __version__: str
 
 class IdxFormatError(ValueError): ...
 class ChecksumError(ValueError): ...
 
-_Digests = tuple[str | None, str | None, str | None, str | None]
+_Source = str | bytes | tuple[bytes, str]
+#: (array, {digest kind: hex}, compressed); the array is None when decode=False.
+_Outcome = tuple[npt.NDArray[Any] | None, dict[str, str], bool]
 
 def read_idx(
-    source: str | bytes,
+    source: _Source,
     md5: str | None = None,
     sha256: str | None = None,
     content_md5: str | None = None,
@@ -21,20 +34,22 @@ def read_idx(
     max_bytes: int | None = None,
 ) -> npt.NDArray[Any]: ...
 def read_idx_many(
-    sources: Sequence[str | bytes],
-    digests: Sequence[_Digests],
+    sources: Sequence[_Source],
+    digests: Sequence[Mapping[str, str]],
     max_bytes: int | None = None,
 ) -> list[npt.NDArray[Any]]: ...
 def read_idx_digests(
-    sources: Sequence[str | bytes],
+    sources: Sequence[_Source],
     wanted: Sequence[Sequence[str]],
     max_bytes: int | None = None,
-) -> list[tuple[npt.NDArray[Any], dict[str, str], bool]]: ...
+    decode: bool = True,
+) -> list[_Outcome | Exception]: ...
 def encode_idx(array: npt.NDArray[Any], level: int | None = None) -> bytes: ...
 
+@final
 class Batcher:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         images: npt.NDArray[Any],
         labels: npt.NDArray[Any],
         order: npt.NDArray[np.int64],
@@ -44,7 +59,7 @@ class Batcher:
         mean: list[float] | None,
         std: list[float] | None,
         image_shape: list[int],
-    ) -> None: ...
+    ) -> Batcher: ...
     def __iter__(self) -> Batcher: ...
     def __next__(self) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]: ...
     def __len__(self) -> int: ...

@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import io
 import os
 import secrets
 from collections.abc import Sequence
-from typing import IO, Any, Union
+from typing import Any, Protocol, Union
 
 import numpy as np
 import numpy.typing as npt
 
 from . import _core
 
-Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview]
-Dest = Union[str, "os.PathLike[str]", IO[bytes]]
+
+class Readable(Protocol):
+    """A binary file object opened for reading (``open(path, "rb")``, ``io.BytesIO``, ...)."""
+
+    def read(self, /) -> bytes: ...
+
+
+class Writable(Protocol):
+    """Any binary writable (``open(path, "wb")``, ``gzip.open(path, "wb")``, ``io.BytesIO``)."""
+
+    def write(self, data: bytes, /) -> object: ...
+
+
+Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, Readable, "npt.NDArray[Any]"]
+Dest = Union[str, "os.PathLike[str]", Writable]
 
 #: The dtypes IDX can hold (native byte order), by IDX type code.
 IDX_DTYPES = {
@@ -26,16 +40,32 @@ IDX_DTYPES = {
 }
 
 
-def _source(source: Any) -> str | bytes:
-    """A path becomes str, any bytes-like object becomes bytes (gzip is told by its magic bytes)."""
+def _source(source: Any) -> str | bytes | tuple[bytes, str]:
+    """What the engine takes: a path becomes str (``os.fsdecode``: any path ``open()`` takes,
+    undecodable bytes surrogate-escaped), a file object opened for reading becomes its bytes
+    and its name, any other bytes-like object (``bytes``, a buffer, a uint8 array) becomes
+    bytes. gzip and xz are told by their magic bytes, never by a name."""
     if isinstance(source, (str, os.PathLike)):
         return os.fsdecode(os.fspath(source))
     if isinstance(source, bytes):
         return source
+    if isinstance(source, io.TextIOBase):
+        raise TypeError("the file object must be opened in binary mode ('rb'), not text mode")
+    read = getattr(source, "read", None)
+    if callable(read):
+        data = read()
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(
+                f"the file object must be opened in binary mode ('rb'); its read() gave {type(data).__name__}"
+            )
+        name = getattr(source, "name", None)
+        return (bytes(data), name) if isinstance(name, str) else bytes(data)
     try:
         return memoryview(source).tobytes()
     except TypeError:
-        raise TypeError(f"source must be a path or a bytes-like object, not {type(source).__name__}") from None
+        raise TypeError(
+            f"source must be a path, a binary file object or a bytes-like object, not {type(source).__name__}"
+        ) from None
 
 
 def _max_bytes(max_bytes: int | None) -> int | None:
@@ -57,7 +87,8 @@ def read_idx(
 ) -> npt.NDArray[Any]:
     """Read an IDX file, raw or gzip-compressed, into a numpy array.
 
-    ``source`` is a path or a bytes-like object. ``md5``/``sha256`` are hex digests of the bytes
+    ``source`` is a path, a binary file object opened for reading, or a bytes-like object
+    (bytes, a buffer, a uint8 array). ``md5``/``sha256`` are hex digests of the bytes
     as stored (the .gz file itself when compressed); ``content_md5``/``content_sha256`` of the
     decompressed IDX bytes. Each one given must match, else ``ChecksumError``. ``max_bytes``
     refuses a larger payload before allocating it.
@@ -85,18 +116,18 @@ def read_idx_many(
     of the first failing one, exactly as ``read_idx`` would have.
     """
     srcs = [_source(s) for s in sources]
-    columns = []
-    for label, given in (
-        ("md5", md5),
-        ("sha256", sha256),
-        ("content_md5", content_md5),
-        ("content_sha256", content_sha256),
-    ):
-        column: list[str | None] = [None] * len(srcs) if given is None else list(given)
+    digests: list[dict[str, str]] = [{} for _ in srcs]
+    given = {"md5": md5, "sha256": sha256, "content_md5": content_md5, "content_sha256": content_sha256}
+    for kind, column in given.items():
+        if column is None:
+            continue
+        column = list(column)
         if len(column) != len(srcs):
-            raise ValueError(f"{label} has {len(column)} entries for {len(srcs)} sources")
-        columns.append(column)
-    return _core.read_idx_many(srcs, list(zip(*columns)), _max_bytes(max_bytes))
+            raise ValueError(f"{kind} has {len(column)} entries for {len(srcs)} sources")
+        for per_source, hex_digest in zip(digests, column):
+            if hex_digest is not None:
+                per_source[kind] = hex_digest
+    return _core.read_idx_many(srcs, digests, _max_bytes(max_bytes))
 
 
 def _level(compress: bool | int) -> int | None:

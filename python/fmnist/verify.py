@@ -91,30 +91,26 @@ def judge(info: FileInfo, digests: dict[str, str], compressed: bool) -> Verdict:
 
 def read_verified(paths: Sequence[PathLike], infos: Sequence[FileInfo]) -> list[tuple[Any, Verdict]]:
     """Reads each file (in parallel) and judges it. Returns (array or None, verdict) per file; the
-    array is None when the file was rejected. Malformed files are rejected, not raised."""
-    try:
-        results = _core.read_idx_digests([os.fspath(p) for p in paths], [wanted(i) for i in infos])
-    except (OSError, ValueError):  # IdxFormatError, BadGzipFile, an unreadable file
-        # One of them is broken: judge them one at a time so the others still count.
-        return [_read_one(p, i) for p, i in zip(paths, infos)]
-    return [_finish(path, info, *result) for path, info, result in zip(paths, infos, results)]
-
-
-def _read_one(path: PathLike, info: FileInfo) -> tuple[Any, Verdict]:
-    try:
-        ((array, digests, compressed),) = _core.read_idx_digests([os.fspath(path)], [wanted(info)])
-    except (OSError, ValueError) as e:  # IdxFormatError, BadGzipFile, an unreadable file
-        return None, Verdict(False, "", (f"unreadable: {e}",))
-    return _finish(path, info, array, digests, compressed)
+    array is None when the file was rejected. Malformed or unreadable files are rejected, not
+    raised, and do not hold the others back (the engine gives one outcome per file)."""
+    outcomes = _core.read_idx_digests([os.fspath(p) for p in paths], [wanted(i) for i in infos])
+    out = []
+    for path, info, outcome in zip(paths, infos, outcomes):
+        if isinstance(outcome, BaseException):  # IdxFormatError, BadGzipFile, an OSError
+            out.append((None, Verdict(False, "", (f"unreadable: {outcome}",))))
+        else:
+            out.append(_finish(path, info, *outcome))
+    return out
 
 
 def _finish(
-    path: PathLike, info: FileInfo, array: npt.NDArray[Any], digests: dict[str, str], compressed: bool
+    path: PathLike, info: FileInfo, array: npt.NDArray[Any] | None, digests: dict[str, str], compressed: bool
 ) -> tuple[Any, Verdict]:
     verdict = judge(info, digests, compressed)
     if not verdict.ok:
         return None, verdict
-    if array.shape != info.shape or array.dtype != np.uint8:
+    found = "no array" if array is None else f"{array.shape} {array.dtype}"
+    if array is None or array.shape != info.shape or array.dtype != np.uint8:
         # Cannot happen for a file whose digest matched; kept as a guard on the registry.
-        raise IdxFormatError(f"{os.fspath(path)}: expected {info.shape} uint8, found {array.shape} {array.dtype}")
+        raise IdxFormatError(f"{os.fspath(path)}: expected {info.shape} uint8, found {found}")
     return array, verdict
