@@ -78,6 +78,12 @@ impl<T: Plain> Payload<T> {
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 
+    /// The payload's bytes, in native byte order.
+    pub fn as_bytes(&self) -> &[u8] {
+        // SAFETY: T is Plain (no padding, every byte initialised); the length is the slice's.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr() as *const u8, std::mem::size_of_val(self.as_slice())) }
+    }
+
     pub fn as_mut_slice(&mut self) -> &mut [T] {
         // SAFETY: as in as_slice, and &mut self makes the access exclusive.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }

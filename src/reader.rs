@@ -174,6 +174,20 @@ pub struct Idx {
     pub compressed: bool,
 }
 
+impl Data {
+    /// The payload's bytes, in native byte order, whatever the element type.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Data::U8(p) => p.as_bytes(),
+            Data::I8(p) => p.as_bytes(),
+            Data::I16(p) => p.as_bytes(),
+            Data::I32(p) => p.as_bytes(),
+            Data::F32(p) => p.as_bytes(),
+            Data::F64(p) => p.as_bytes(),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub enum Data {
     U8(Payload<u8>),
