@@ -577,65 +577,84 @@ enum Outcome {
 /// largest file first, each inflation followed by its stored-bytes hashing, so one core inflates
 /// the largest file while the other hashes it and takes the smaller files.
 /// Results come back in the order of `jobs`.
-pub fn read_many(jobs: &[(Source<'_>, Expect)]) -> Vec<Result<Idx, Error>> {
+pub fn read_many(requests: &[(Source<'_>, Expect)]) -> Vec<Result<Idx, Error>> {
     let size = |s: &Source<'_>| match s {
         Source::Bytes(b) => b.len() as u64,
         Source::Path(p) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
     };
-    let mut order: Vec<usize> = (0..jobs.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(size(&jobs[i].0)));
-    let mut loaded: Vec<Option<Result<Loaded<'_>, Error>>> = (0..jobs.len()).map(|_| None).collect();
-    for (k, r) in in_parallel(order.len(), |k| load(jobs[order[k]].0, &jobs[order[k]].1)).into_iter().enumerate() {
-        loaded[order[k]] = Some(r);
+    let mut order: Vec<usize> = (0..requests.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(size(&requests[i].0)));
+    let loaded = in_parallel(order.len(), |k| load(requests[order[k]].0, &requests[order[k]].1));
+    let mut jobs: Vec<Option<Job<'_>>> = (0..requests.len()).map(|_| None).collect();
+    for (&i, loaded) in order.iter().zip(loaded) {
+        jobs[i] = Some(Job { expect: &requests[i].1, loaded, decoded: None, stored: Ok(Vec::new()) });
     }
-    let loaded: Vec<Result<Loaded<'_>, Error>> = loaded.into_iter().map(|l| l.expect("every job loaded")).collect();
+    let mut jobs: Vec<Job<'_>> = jobs.into_iter().map(|j| j.expect("every request loaded")).collect();
 
-    let bytes = |i: usize| match &loaded[i] {
-        Ok(Loaded::Bytes(b)) => Some(&b[..]),
-        _ => None,
-    };
     let mut tasks = Vec::new();
     for &i in &order {
-        if let Some(data) = bytes(i) {
+        if let Some(data) = jobs[i].bytes() {
             tasks.push(Task::Decode(i));
-            if !split_wants(&jobs[i].1, gzip::is_gzip(data)).0.is_empty() {
+            if !split_wants(jobs[i].expect, gzip::is_gzip(data)).0.is_empty() {
                 tasks.push(Task::HashStored(i));
             }
         }
     }
     let outcomes = in_parallel(tasks.len(), |k| match tasks[k] {
-        Task::Decode(i) => Outcome::Decoded(decode(bytes(i).expect("loaded"), &jobs[i].1)),
-        Task::HashStored(i) => {
-            let data = bytes(i).expect("loaded");
-            let gzipped = gzip::is_gzip(data);
-            Outcome::Hashed(verify(data, &split_wants(&jobs[i].1, gzipped).0, gzipped))
-        }
+        Task::Decode(i) => Outcome::Decoded(jobs[i].decode()),
+        Task::HashStored(i) => Outcome::Hashed(jobs[i].hash_stored()),
     });
-
-    let mut decoded: Vec<Option<Result<Idx, Error>>> = (0..jobs.len()).map(|_| None).collect();
-    let mut hashed: Vec<Result<Vec<Digest>, Error>> = (0..jobs.len()).map(|_| Ok(Vec::new())).collect();
     for (task, outcome) in tasks.iter().zip(outcomes) {
-        match (task, outcome) {
-            (Task::Decode(i), Outcome::Decoded(r)) => decoded[*i] = Some(r),
-            (Task::HashStored(i), Outcome::Hashed(r)) => hashed[*i] = r,
+        match (*task, outcome) {
+            (Task::Decode(i), Outcome::Decoded(r)) => jobs[i].decoded = Some(r),
+            (Task::HashStored(i), Outcome::Hashed(r)) => jobs[i].stored = r,
             _ => unreachable!("each task yields its own kind of outcome"),
         }
     }
-    loaded
-        .into_iter()
-        .zip(decoded)
-        .zip(hashed)
-        .map(|((l, d), h)| match l? {
+    jobs.into_iter().map(Job::finish).collect()
+}
+
+/// One source on its way through `read_many`: loaded (read, or for an uncompressed file read and
+/// decoded at once), then decoded and its stored bytes hashed (two tasks, which may run on two
+/// cores), then merged into its result.
+struct Job<'a> {
+    expect: &'a Expect,
+    loaded: Result<Loaded<'a>, Error>,
+    decoded: Option<Result<Idx, Error>>,
+    stored: Result<Vec<Digest>, Error>,
+}
+
+impl Job<'_> {
+    /// The bytes still to decode and hash, if loading left any.
+    fn bytes(&self) -> Option<&[u8]> {
+        match &self.loaded {
+            Ok(Loaded::Bytes(b)) => Some(b),
+            _ => None,
+        }
+    }
+
+    fn decode(&self) -> Result<Idx, Error> {
+        decode(self.bytes().expect("a decode task is made for loaded bytes"), self.expect)
+    }
+
+    fn hash_stored(&self) -> Result<Vec<Digest>, Error> {
+        let data = self.bytes().expect("a hash task is made for loaded bytes");
+        let gzipped = gzip::is_gzip(data);
+        verify(data, &split_wants(self.expect, gzipped).0, gzipped)
+    }
+
+    fn finish(self) -> Result<Idx, Error> {
+        match self.loaded? {
             Loaded::Done(r) => r,
             // A wrong file is best reported as such, whatever else is wrong with it.
             Loaded::Bytes(_) => {
-                let stored = h?;
-                let mut idx = d.expect("every loaded source was decoded")?;
+                let stored = self.stored?;
+                let mut idx = self.decoded.expect("every loaded source was decoded")?;
                 idx.digests.splice(0..0, stored);
                 Ok(idx)
             }
-        })
-        .collect()
+        }
+    }
 }
 
 /// Computes digests of a source without decoding it into an array: the stored bytes are hashed
