@@ -13,83 +13,59 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
+use crate::element::{Element, ElementType, Family, IntoTyped, Typed, Vecs};
 use crate::Error;
 
-/// Element types a batch source can hold.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    U8,
-    I8,
-    U16,
-    I16,
-    U32,
-    I32,
-    U64,
-    I64,
-    F32,
-    F64,
-}
-
-impl Kind {
-    pub fn size(self) -> usize {
-        match self {
-            Kind::U8 | Kind::I8 => 1,
-            Kind::U16 | Kind::I16 => 2,
-            Kind::U32 | Kind::I32 | Kind::F32 => 4,
-            Kind::U64 | Kind::I64 | Kind::F64 => 8,
-        }
-    }
-}
-
-/// A read-only, C-contiguous, aligned array of `count` rows of `row_len` elements, owned by
-/// someone else who keeps it alive (and unmoved) for as long as this value exists.
-pub struct Rows {
-    ptr: *const u8,
+/// A read-only, C-contiguous, aligned array of `count` rows of `row_len` elements of `T`, owned
+/// by someone else who keeps it alive (and unmoved) for as long as this value exists.
+pub struct Rows<T> {
+    ptr: *const T,
     count: usize,
     row_len: usize,
-    kind: Kind,
 }
 
 // SAFETY: Rows is only ever read, and `Rows::new`'s contract makes the memory valid for reads
 // for its whole life, from any thread.
-unsafe impl Send for Rows {}
-unsafe impl Sync for Rows {}
+unsafe impl<T: Element> Send for Rows<T> {}
+unsafe impl<T: Element> Sync for Rows<T> {}
 
-impl Rows {
+impl<T: Element> Rows<T> {
     /// # Safety
-    /// `ptr` must point to `count * row_len` initialised elements of `kind`, aligned for it, that
+    /// `ptr` must point to `count * row_len` initialised elements of `T`, aligned for it, that
     /// stay valid and unmoved until this `Rows` is dropped.
-    pub unsafe fn new(ptr: *const u8, count: usize, row_len: usize, kind: Kind) -> Rows {
-        Rows { ptr, count, row_len, kind }
+    pub unsafe fn new(ptr: *const T, count: usize, row_len: usize) -> Rows<T> {
+        Rows { ptr, count, row_len }
     }
 
-    pub fn kind(&self) -> Kind {
-        self.kind
+    fn slice(&self) -> &[T] {
+        // SAFETY: guaranteed by the contract of `Rows::new`.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.count * self.row_len) }
+    }
+}
+
+/// `Typed<RowsOf>`: a source array of whatever element type numpy gave.
+pub struct RowsOf;
+impl Family for RowsOf {
+    type Of<T: Element> = Rows<T>;
+}
+
+impl Typed<RowsOf> {
+    pub fn count(&self) -> usize {
+        crate::each_typed!(self, r => r.count)
     }
 
     pub fn row_len(&self) -> usize {
-        self.row_len
-    }
-
-    fn slice<T>(&self) -> &[T] {
-        debug_assert_eq!(std::mem::size_of::<T>(), self.kind.size());
-        // SAFETY: guaranteed by the contract of `Rows::new`; T matches `kind` (callers dispatch on it).
-        unsafe { std::slice::from_raw_parts(self.ptr as *const T, self.count * self.row_len) }
+        crate::each_typed!(self, r => r.row_len)
     }
 }
 
 /// A finished batch column, in its element type.
-pub enum Buf {
-    U8(Vec<u8>),
-    I8(Vec<i8>),
-    U16(Vec<u16>),
-    I16(Vec<i16>),
-    U32(Vec<u32>),
-    I32(Vec<i32>),
-    U64(Vec<u64>),
-    I64(Vec<i64>),
-    F32(Vec<f32>),
-    F64(Vec<f64>),
+pub type Buf = Typed<Vecs>;
+
+/// `Typed<OutPtrs>`: where a batch column being made is written.
+struct OutPtrs;
+impl Family for OutPtrs {
+    type Of<T: Element> = *mut T;
 }
 
 /// How images are turned into float32: `(x / 255 if uint8 else x) - mean) / std`, with
@@ -114,8 +90,8 @@ impl Normalize {
 
 /// Everything needed to make every batch of one epoch.
 pub struct Spec {
-    pub images: Rows,
-    pub labels: Rows,
+    pub images: Typed<RowsOf>,
+    pub labels: Typed<RowsOf>,
     /// Row indices in the order to serve them (shuffled and sharded already).
     pub order: Vec<usize>,
     pub batch_size: usize,
@@ -129,15 +105,16 @@ impl Spec {
         if self.batch_size == 0 {
             return Err(Error::Usage("batch_size must be at least 1".into()));
         }
-        if self.images.count != self.labels.count {
-            return Err(Error::Usage(format!("{} images but {} labels", self.images.count, self.labels.count)));
+        let count = self.images.count();
+        if count != self.labels.count() {
+            return Err(Error::Usage(format!("{count} images but {} labels", self.labels.count())));
         }
-        if let Some(&bad) = self.order.iter().find(|&&i| i >= self.images.count) {
-            return Err(Error::Usage(format!("index {bad} out of range for {} rows", self.images.count)));
+        if let Some(&bad) = self.order.iter().find(|&&i| i >= count) {
+            return Err(Error::Usage(format!("index {bad} out of range for {count} rows")));
         }
         if let Some(n) = &self.to_f32 {
             for (name, v) in [("mean", &n.mean), ("std", &n.scale)] {
-                if !v.is_empty() && v.len() != self.images.row_len {
+                if !v.is_empty() && v.len() != self.images.row_len() {
                     return Err(Error::Usage(format!("{name} must have one value per image element")));
                 }
             }
@@ -171,88 +148,19 @@ impl Spec {
     }
 }
 
-/// Runs `$body` with `$T` bound to the element type of `$kind`.
-macro_rules! for_kind {
-    ($kind:expr, $T:ident => $body:expr) => {
-        match $kind {
-            Kind::U8 => {
-                type $T = u8;
-                $body
-            }
-            Kind::I8 => {
-                type $T = i8;
-                $body
-            }
-            Kind::U16 => {
-                type $T = u16;
-                $body
-            }
-            Kind::I16 => {
-                type $T = i16;
-                $body
-            }
-            Kind::U32 => {
-                type $T = u32;
-                $body
-            }
-            Kind::I32 => {
-                type $T = i32;
-                $body
-            }
-            Kind::U64 => {
-                type $T = u64;
-                $body
-            }
-            Kind::I64 => {
-                type $T = i64;
-                $body
-            }
-            Kind::F32 => {
-                type $T = f32;
-                $body
-            }
-            Kind::F64 => {
-                type $T = f64;
-                $body
-            }
-        }
-    };
+/// An empty column of `ty` with room for `n` elements, and where to write them.
+fn column(ty: ElementType, n: usize) -> (Buf, Typed<OutPtrs>) {
+    crate::with_element!(ty, T => {
+        let mut v = Vec::<T>::with_capacity(n);
+        let p = v.as_mut_ptr();
+        (<T as IntoTyped<Vecs>>::typed(v), <T as IntoTyped<OutPtrs>>::typed(p))
+    })
 }
 
-impl Buf {
-    /// An empty Vec of `kind` with room for `n` elements, and a pointer to that room.
-    fn with_capacity(kind: Kind, n: usize) -> (Buf, *mut u8) {
-        macro_rules! make {
-            ($($k:ident => $t:ty),*) => {
-                match kind {
-                    $(Kind::$k => {
-                        let mut v = Vec::<$t>::with_capacity(n);
-                        let p = v.as_mut_ptr() as *mut u8;
-                        (Buf::$k(v), p)
-                    })*
-                }
-            };
-        }
-        make!(U8 => u8, I8 => i8, U16 => u16, I16 => i16, U32 => u32, I32 => i32, U64 => u64, I64 => i64,
-              F32 => f32, F64 => f64)
-    }
-
-    /// # Safety
-    /// The first `n` elements must have been written.
-    unsafe fn set_len(&mut self, n: usize) {
-        match self {
-            Buf::U8(v) => v.set_len(n),
-            Buf::I8(v) => v.set_len(n),
-            Buf::U16(v) => v.set_len(n),
-            Buf::I16(v) => v.set_len(n),
-            Buf::U32(v) => v.set_len(n),
-            Buf::I32(v) => v.set_len(n),
-            Buf::U64(v) => v.set_len(n),
-            Buf::I64(v) => v.set_len(n),
-            Buf::F32(v) => v.set_len(n),
-            Buf::F64(v) => v.set_len(n),
-        }
-    }
+/// # Safety
+/// The first `n` elements of the column must have been written.
+unsafe fn set_len(buf: &mut Buf, n: usize) {
+    crate::each_typed!(buf, v => v.set_len(n))
 }
 
 /// Source bytes a chunk reads: small enough that two threads share a batch (a batch of 256
@@ -273,8 +181,8 @@ struct Work {
     failed: AtomicBool,
     x: Mutex<Option<Buf>>,
     y: Mutex<Option<Buf>>,
-    x_ptr: *mut u8,
-    y_ptr: *mut u8,
+    x_ptr: Typed<OutPtrs>,
+    y_ptr: Typed<OutPtrs>,
     x_len: usize,
     y_len: usize,
 }
@@ -288,13 +196,14 @@ unsafe impl Sync for Work {}
 impl Work {
     fn new(spec: &Spec, k: usize) -> Work {
         let rows = spec.rows_of(k).len();
-        let row_bytes = spec.images.row_len * spec.images.kind.size();
+        let row_len = spec.images.row_len();
+        let row_bytes = row_len * spec.images.element_type().size();
         let chunk_rows = (CHUNK_BYTES / row_bytes.max(1)).max(1);
-        let x_len = rows * spec.images.row_len;
-        let y_len = rows * spec.labels.row_len;
-        let x_kind = if spec.to_f32.is_some() { Kind::F32 } else { spec.images.kind };
-        let (x, x_ptr) = Buf::with_capacity(x_kind, x_len);
-        let (y, y_ptr) = Buf::with_capacity(spec.labels.kind, y_len);
+        let x_len = rows * row_len;
+        let y_len = rows * spec.labels.row_len();
+        let x_type = if spec.to_f32.is_some() { ElementType::F32 } else { spec.images.element_type() };
+        let (x, x_ptr) = column(x_type, x_len);
+        let (y, y_ptr) = column(spec.labels.element_type(), y_len);
         Work {
             k,
             rows,
@@ -341,18 +250,17 @@ impl Work {
         // SAFETY: chunk c owns output rows [first, first + idx.len()), inside the capacity
         // reserved in `new`, and no other chunk writes them.
         unsafe {
-            match &spec.to_f32 {
-                Some(norm) => {
-                    let row = spec.images.row_len;
-                    let out = std::slice::from_raw_parts_mut(
-                        (self.x_ptr as *mut MaybeUninit<f32>).add(first * row),
-                        idx.len() * row,
-                    );
-                    convert(&spec.images, idx, norm, out);
+            match (&spec.to_f32, &self.x_ptr) {
+                (Some(norm), &Typed::F32(x)) => {
+                    let row = spec.images.row_len();
+                    let out =
+                        std::slice::from_raw_parts_mut(x.add(first * row) as *mut MaybeUninit<f32>, idx.len() * row);
+                    crate::each_typed!(&spec.images, rows => convert(rows, idx, norm, out));
                 }
-                None => gather_bytes(&spec.images, idx, self.x_ptr, first),
+                (Some(_), _) => unreachable!("float32 batches have a float32 column"),
+                (None, x) => gather(&spec.images, x, idx, first),
             }
-            gather_bytes(&spec.labels, idx, self.y_ptr, first);
+            gather(&spec.labels, &self.y_ptr, idx, first);
         }
     }
 
@@ -366,79 +274,69 @@ impl Work {
         let mut y = self.y.lock().expect("not poisoned").take().expect("taken once");
         // SAFETY: every chunk is done, so every element of both buffers was written.
         unsafe {
-            x.set_len(self.x_len);
-            y.set_len(self.y_len);
+            set_len(&mut x, self.x_len);
+            set_len(&mut y, self.y_len);
         }
         Ok((x, y, self.rows))
     }
 }
 
-/// Copies rows `idx` of `rows` to output rows `first..` of `out` (any element type: bytes).
+/// Copies rows `idx` of `rows` to output rows `first..` of `out`, a column of the same type.
 ///
 /// # Safety
 /// `out` must have room for `first + idx.len()` rows, and nothing else may write those rows.
-unsafe fn gather_bytes(rows: &Rows, idx: &[usize], out: *mut u8, first: usize) {
-    let row_bytes = rows.row_len * rows.kind.size();
+unsafe fn gather(rows: &Typed<RowsOf>, out: &Typed<OutPtrs>, idx: &[usize], first: usize) {
+    macro_rules! same_type {
+        ($($v:ident),*) => {
+            match (rows, out) {
+                $((Typed::$v(r), &Typed::$v(o)) => gather_rows(r, o, idx, first),)*
+                _ => unreachable!("a gathered column has its source's type"),
+            }
+        };
+    }
+    same_type!(U8, I8, U16, I16, U32, I32, U64, I64, F32, F64)
+}
+
+/// # Safety
+/// As `gather`.
+unsafe fn gather_rows<T: Element>(rows: &Rows<T>, out: *mut T, idx: &[usize], first: usize) {
+    let row = rows.row_len;
+    let row_bytes = row * std::mem::size_of::<T>();
     for &i in idx.iter().take(PREFETCH_ROWS) {
-        prefetch(rows.ptr.add(i * row_bytes), row_bytes);
+        prefetch(rows.ptr.add(i * row) as *const u8, row_bytes);
     }
     for (r, &i) in idx.iter().enumerate() {
         debug_assert!(i < rows.count);
         if let Some(&ahead) = idx.get(r + PREFETCH_ROWS) {
-            prefetch(rows.ptr.add(ahead * row_bytes), row_bytes);
+            prefetch(rows.ptr.add(ahead * row) as *const u8, row_bytes);
         }
-        std::ptr::copy_nonoverlapping(rows.ptr.add(i * row_bytes), out.add((first + r) * row_bytes), row_bytes);
-    }
-}
-
-/// A pixel type and its conversion to float32 as numpy's `astype(np.float32)` does it (round to
-/// nearest); uint8 is then divided by 255.
-trait Pixel: Copy {
-    fn f32(self) -> f32;
-}
-
-macro_rules! pixel {
-    ($($t:ty),*) => {$( impl Pixel for $t { #[inline(always)] fn f32(self) -> f32 { self as f32 } } )*};
-}
-pixel!(i8, u16, i16, u32, i32, u64, i64, f32, f64);
-
-impl Pixel for u8 {
-    /// `x / 255` correctly rounded to float32, as numpy's float32 division gives it, without a
-    /// division: the product with 1/255 is corrected by its exact residual (two fused
-    /// multiply-adds), which gives the correctly rounded quotient for all 256 values (checked in
-    /// the tests).
-    #[inline(always)]
-    fn f32(self) -> f32 {
-        const R: f32 = 1.0 / 255.0;
-        let x = self as f32;
-        let q = x * R;
-        (-q).mul_add(255.0, x).mul_add(R, q)
+        std::ptr::copy_nonoverlapping(rows.ptr.add(i * row), out.add((first + r) * row), row);
     }
 }
 
 /// One row: the loop the compiler vectorises. `out` is written, never read: it may be
 /// uninitialised memory.
 #[inline(always)]
-fn convert_row<T: Pixel>(src: &[T], norm: &Normalize, out: &mut [MaybeUninit<f32>]) {
+fn convert_row<T: Element>(src: &[T], norm: &Normalize, out: &mut [MaybeUninit<f32>]) {
     let (mean, scale) = (&norm.mean[..], &norm.scale[..]);
     match (mean.is_empty(), scale.is_empty(), norm.reciprocal) {
         (true, true, _) => out.iter_mut().zip(src).for_each(|(o, &x)| {
-            o.write(x.f32());
+            o.write(x.to_f32());
         }),
         (false, true, _) => out.iter_mut().zip(src).zip(mean).for_each(|((o, &x), &m)| {
-            o.write(x.f32() - m);
+            o.write(x.to_f32() - m);
         }),
         (true, false, true) => out.iter_mut().zip(src).zip(scale).for_each(|((o, &x), &r)| {
-            o.write(x.f32() * r);
+            o.write(x.to_f32() * r);
         }),
         (true, false, false) => out.iter_mut().zip(src).zip(scale).for_each(|((o, &x), &s)| {
-            o.write(x.f32() / s);
+            o.write(x.to_f32() / s);
         }),
         (false, false, true) => out.iter_mut().zip(src).zip(mean.iter().zip(scale)).for_each(|((o, &x), (&m, &r))| {
-            o.write((x.f32() - m) * r);
+            o.write((x.to_f32() - m) * r);
         }),
         (false, false, false) => out.iter_mut().zip(src).zip(mean.iter().zip(scale)).for_each(|((o, &x), (&m, &s))| {
-            o.write((x.f32() - m) / s);
+            o.write((x.to_f32() - m) / s);
         }),
     }
 }
@@ -472,7 +370,7 @@ fn prefetch(p: *const u8, bytes: usize) {
 }
 
 #[inline(always)]
-fn convert_rows<T: Pixel>(src: &[T], row: usize, idx: &[usize], norm: &Normalize, out: &mut [MaybeUninit<f32>]) {
+fn convert_rows<T: Element>(src: &[T], row: usize, idx: &[usize], norm: &Normalize, out: &mut [MaybeUninit<f32>]) {
     if row == 0 {
         return; // zero-width rows (images of shape (N, 0)): nothing to convert
     }
@@ -491,7 +389,7 @@ fn convert_rows<T: Pixel>(src: &[T], row: usize, idx: &[usize], norm: &Normalize
 /// The same loop compiled for AVX2 (8 floats a step), chosen at run time.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn convert_rows_avx2<T: Pixel>(
+unsafe fn convert_rows_avx2<T: Element>(
     src: &[T],
     row: usize,
     idx: &[usize],
@@ -501,8 +399,9 @@ unsafe fn convert_rows_avx2<T: Pixel>(
     convert_rows(src, row, idx, norm, out)
 }
 
-fn convert_typed<T: Pixel>(rows: &Rows, idx: &[usize], norm: &Normalize, out: &mut [MaybeUninit<f32>]) {
-    let src = rows.slice::<T>();
+/// Converts rows `idx` into `out` (exactly `idx.len()` rows long), every element written.
+fn convert<T: Element>(rows: &Rows<T>, idx: &[usize], norm: &Normalize, out: &mut [MaybeUninit<f32>]) {
+    let src = rows.slice();
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU has AVX2 and FMA, checked just above.
@@ -510,11 +409,6 @@ fn convert_typed<T: Pixel>(rows: &Rows, idx: &[usize], norm: &Normalize, out: &m
         return;
     }
     convert_rows(src, rows.row_len, idx, norm, out);
-}
-
-/// Converts rows `idx` into `out` (exactly `idx.len()` rows long), every element written.
-fn convert(rows: &Rows, idx: &[usize], norm: &Normalize, out: &mut [MaybeUninit<f32>]) {
-    for_kind!(rows.kind, T => convert_typed::<T>(rows, idx, norm, out))
 }
 
 /// Makes the batches of a `Spec` one batch ahead of the consumer.
@@ -711,9 +605,9 @@ impl Drop for Prefetch {
 mod tests {
     use super::*;
 
-    fn rows<T>(v: &[T], row_len: usize, kind: Kind) -> Rows {
+    fn rows<T: IntoTyped<RowsOf>>(v: &[T], row_len: usize) -> Typed<RowsOf> {
         // SAFETY: the test keeps `v` alive for as long as the Rows.
-        unsafe { Rows::new(v.as_ptr() as *const u8, v.len() / row_len, row_len, kind) }
+        T::typed(unsafe { Rows::new(v.as_ptr(), v.len() / row_len, row_len) })
     }
 
     #[test]
@@ -721,8 +615,8 @@ mod tests {
         let images: Vec<u8> = (0..20).collect();
         let labels: Vec<i64> = (0..10).collect();
         let spec = Spec {
-            images: rows(&images, 2, Kind::U8),
-            labels: rows(&labels, 1, Kind::I64),
+            images: rows(&images, 2),
+            labels: rows(&labels, 1),
             order: vec![9, 0, 4, 4, 7],
             batch_size: 2,
             drop_last: false,
@@ -743,8 +637,8 @@ mod tests {
         let images: Vec<u8> = (0..20).collect();
         let labels: Vec<u8> = (0..10).collect();
         let spec = Spec {
-            images: rows(&images, 2, Kind::U8),
-            labels: rows(&labels, 1, Kind::U8),
+            images: rows(&images, 2),
+            labels: rows(&labels, 1),
             order: vec![0, 1, 2, 3, 99, 5],
             batch_size: 2,
             drop_last: false,
@@ -754,7 +648,7 @@ mod tests {
         let mut batches = Prefetch::start(Arc::new(spec));
         assert!(batches.next().unwrap().is_ok());
         assert!(batches.next().unwrap().is_ok());
-        let failed = batches.next().unwrap().err().expect("batch 2 holds the bad index");
+        let failed = batches.next().unwrap().expect_err("batch 2 holds the bad index");
         assert!(failed.to_string().contains("making batch 2 failed"), "{failed}");
         assert!(batches.next().is_none());
     }
@@ -764,8 +658,8 @@ mod tests {
         let images: Vec<u8> = vec![0, 1, 128, 255];
         let labels: Vec<u8> = vec![0, 1];
         let spec = Spec {
-            images: rows(&images, 2, Kind::U8),
-            labels: rows(&labels, 1, Kind::U8),
+            images: rows(&images, 2),
+            labels: rows(&labels, 1),
             order: vec![1, 0],
             batch_size: 4,
             drop_last: true,
@@ -781,7 +675,7 @@ mod tests {
     #[test]
     fn uint8_scaling_is_the_correctly_rounded_quotient() {
         for v in 0..=255u8 {
-            assert_eq!(v.f32(), v as f32 / 255.0, "{v}");
+            assert_eq!(v.to_f32(), v as f32 / 255.0, "{v}");
         }
     }
 
@@ -789,8 +683,8 @@ mod tests {
     fn stopping_early_ends_the_thread() {
         let images = vec![0u8; 1000];
         let spec = Spec {
-            images: rows(&images, 10, Kind::U8),
-            labels: rows(&images[..100], 1, Kind::U8),
+            images: rows(&images, 10),
+            labels: rows(&images[..100], 1),
             order: (0..100).collect(),
             batch_size: 1,
             drop_last: false,
@@ -806,8 +700,8 @@ mod tests {
     fn validation_names_the_problem() {
         let images = vec![0u8; 10];
         let make = |order: Vec<usize>, bs: usize| Spec {
-            images: rows(&images, 2, Kind::U8),
-            labels: rows(&images[..4], 1, Kind::U8),
+            images: rows(&images, 2),
+            labels: rows(&images[..4], 1),
             order,
             batch_size: bs,
             drop_last: false,

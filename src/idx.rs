@@ -6,68 +6,10 @@
 
 use std::fmt;
 
+pub use crate::element::ElementType as Dtype;
 use crate::Error;
 
 /// The element types IDX can hold, by their type code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Dtype {
-    U8,
-    I8,
-    I16,
-    I32,
-    F32,
-    F64,
-}
-
-impl Dtype {
-    pub const ALL: [Dtype; 6] = [Dtype::U8, Dtype::I8, Dtype::I16, Dtype::I32, Dtype::F32, Dtype::F64];
-
-    pub fn from_code(code: u8) -> Option<Dtype> {
-        Some(match code {
-            0x08 => Dtype::U8,
-            0x09 => Dtype::I8,
-            0x0B => Dtype::I16,
-            0x0C => Dtype::I32,
-            0x0D => Dtype::F32,
-            0x0E => Dtype::F64,
-            _ => return None,
-        })
-    }
-
-    pub fn code(self) -> u8 {
-        match self {
-            Dtype::U8 => 0x08,
-            Dtype::I8 => 0x09,
-            Dtype::I16 => 0x0B,
-            Dtype::I32 => 0x0C,
-            Dtype::F32 => 0x0D,
-            Dtype::F64 => 0x0E,
-        }
-    }
-
-    pub fn itemsize(self) -> usize {
-        match self {
-            Dtype::U8 | Dtype::I8 => 1,
-            Dtype::I16 => 2,
-            Dtype::I32 | Dtype::F32 => 4,
-            Dtype::F64 => 8,
-        }
-    }
-
-    /// numpy's name for the type.
-    pub fn name(self) -> &'static str {
-        match self {
-            Dtype::U8 => "uint8",
-            Dtype::I8 => "int8",
-            Dtype::I16 => "int16",
-            Dtype::I32 => "int32",
-            Dtype::F32 => "float32",
-            Dtype::F64 => "float64",
-        }
-    }
-}
-
-/// A parsed, validated IDX header.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {
     pub dtype: Dtype,
@@ -80,6 +22,11 @@ pub struct Header {
 
 impl Header {
     pub fn new(dtype: Dtype, dims: Vec<usize>) -> Result<Header, Error> {
+        if dtype.idx_code().is_none() {
+            return Err(Error::Usage(format!(
+                "IDX cannot hold {dtype}: use uint8, int8, int16, int32, float32 or float64"
+            )));
+        }
         if dims.len() > 255 {
             return Err(Error::Format(format!("{} dimensions; IDX holds at most 255", dims.len())));
         }
@@ -90,12 +37,12 @@ impl Header {
         // numpy skips zero sizes when it checks that an array fits (nbytes of the non-zero
         // sizes must fit an npy_intp): so must we, or `FFFFFFFF x FFFFFFFF x 0` would reach
         // numpy's bare "array is too big".
-        let nonzero = dims.iter().filter(|&&d| d != 0).try_fold(dtype.itemsize(), |acc, &d| acc.checked_mul(d));
+        let nonzero = dims.iter().filter(|&&d| d != 0).try_fold(dtype.size(), |acc, &d| acc.checked_mul(d));
         if nonzero.is_none_or(|n| n > isize::MAX as usize) {
             return Err(too_big());
         }
         let count = dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(too_big)?;
-        let payload_len = count.checked_mul(dtype.itemsize()).ok_or_else(too_big)?;
+        let payload_len = count.checked_mul(dtype.size()).ok_or_else(too_big)?;
         // The whole file must be addressable too (isize::MAX is Rust's and numpy's allocation limit).
         if payload_len > isize::MAX as usize - header_len(dims.len()) {
             return Err(too_big());
@@ -114,7 +61,12 @@ impl Header {
 
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.header_len());
-        out.extend_from_slice(&[0, 0, self.dtype.code(), self.dims.len() as u8]);
+        out.extend_from_slice(&[
+            0,
+            0,
+            self.dtype.idx_code().expect("a header holds an IDX type"),
+            self.dims.len() as u8,
+        ]);
         for &d in &self.dims {
             out.extend_from_slice(&(d as u32).to_be_bytes());
         }
@@ -164,7 +116,7 @@ pub fn parse(prefix: &[u8]) -> Result<Header, Error> {
             prefix[0], prefix[1]
         )));
     }
-    let dtype = Dtype::from_code(prefix[2]).ok_or_else(|| {
+    let dtype = Dtype::from_idx_code(prefix[2]).ok_or_else(|| {
         Error::Format(format!(
             "unknown IDX type code 0x{:02X}: expected one of 0x08 (uint8), 0x09 (int8), 0x0B (int16), \
              0x0C (int32), 0x0D (float32), 0x0E (float64)",
@@ -213,11 +165,10 @@ mod tests {
 
     #[test]
     fn type_table_round_trips() {
-        for d in Dtype::ALL {
-            assert_eq!(Dtype::from_code(d.code()), Some(d));
+        for d in Dtype::ALL.into_iter().filter(|d| d.idx_code().is_some()) {
+            assert_eq!(Dtype::from_idx_code(d.idx_code().unwrap()), Some(d));
         }
-        assert_eq!(Dtype::from_code(0x0A), None);
-        assert_eq!(Dtype::F64.itemsize(), 8);
+        assert_eq!(Dtype::from_idx_code(0x0A), None);
     }
 
     #[test]

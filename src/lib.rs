@@ -1,6 +1,7 @@
 //! fmnist: fast, verified IDX (MNIST-format) reading and writing.
 //!
-//! The engine is plain Rust: [`idx`] parses headers, [`gzip`] walks and inflates members,
+//! The engine is plain Rust: [`element`] is everything that differs between element types,
+//! [`idx`] parses headers, [`gzip`] walks and inflates members,
 //! [`digest`] hashes, [`reader`] and [`writer`] put them together, [`batches`] feeds training
 //! loops. Only `python.rs` (feature `python`) knows about pyo3 and numpy.
 
@@ -8,6 +9,7 @@ use std::fmt;
 
 pub mod batches;
 pub mod digest;
+pub mod element;
 pub mod gzip;
 pub mod idx;
 pub mod payload;

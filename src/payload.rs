@@ -14,9 +14,17 @@ use std::marker::PhantomData;
 use std::os::raw::c_void;
 use std::ptr::NonNull;
 
+use crate::element::{Element, Family};
+
 /// Bytes reserved before every payload: room for the largest IDX header (4 + 4 * 255 = 1024),
 /// and a multiple of 64 so the payload keeps the block's alignment.
 pub const PREFIX: usize = 1088;
+
+/// `Typed<Payloads>`: a decoded payload whose element type is known at run time.
+pub struct Payloads;
+impl Family for Payloads {
+    type Of<T: Element> = Payload<T>;
+}
 
 /// An owned, zero-initialised payload of `len` elements of `T`, preceded by `PREFIX` bytes.
 pub struct Payload<T> {
@@ -35,28 +43,8 @@ impl<T> std::fmt::Debug for Payload<T> {
     }
 }
 
-mod sealed {
-    pub trait Sealed {}
-}
-
-/// Plain numeric element types a payload may hold: every bit pattern, all-zero bytes included,
-/// is a valid value, so a zeroed block and any bytes inflated into it are valid `T`s.
-///
-/// # Safety
-/// Implemented only here (the trait is sealed), for the six IDX element types.
-pub unsafe trait Plain: Copy + sealed::Sealed {}
-
-macro_rules! plain {
-    ($($t:ty),*) => {$(
-        impl sealed::Sealed for $t {}
-        // SAFETY: a primitive integer or float: no invalid bit patterns, no padding.
-        unsafe impl Plain for $t {}
-    )*};
-}
-plain!(u8, i8, i16, i32, f32, f64);
-
-impl<T: Plain> Payload<T> {
-    /// `len` zeroed elements, or None if the allocator refuses. `T: Plain` makes all-zero bytes
+impl<T: Element> Payload<T> {
+    /// `len` zeroed elements, or None if the allocator refuses. `T: Element` makes all-zero bytes
     /// (and any bytes written through `bytes_with_prefix_mut`) valid values.
     pub fn zeroed(len: usize) -> Option<Payload<T>> {
         let bytes = len.checked_mul(std::mem::size_of::<T>())?;
@@ -80,7 +68,7 @@ impl<T: Plain> Payload<T> {
 
     /// The payload's bytes, in native byte order.
     pub fn as_bytes(&self) -> &[u8] {
-        // SAFETY: T is Plain (no padding, every byte initialised); the length is the slice's.
+        // SAFETY: T is an Element (no padding, every byte initialised); the length is the slice's.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr() as *const u8, std::mem::size_of_val(self.as_slice())) }
     }
 

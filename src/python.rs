@@ -11,7 +11,7 @@ use std::os::raw::{c_int, c_void};
 
 use ndarray::{Array1, IxDyn};
 use numpy::npyffi::{npy_intp, NpyTypes, PyArrayObject, NPY_ARRAY_CARRAY, NPY_ARRAY_OWNDATA, PY_ARRAY_API};
-use numpy::{Element, IntoPyArray, PyArrayDescrMethods, PyReadonlyArrayDyn, PyUntypedArray, PyUntypedArrayMethods};
+use numpy::{IntoPyArray, PyArrayDescrMethods, PyReadonlyArrayDyn, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyImportError, PyMemoryError, PyOSError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::import_exception;
@@ -19,10 +19,11 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyString, PyWeakrefReference};
 
-use crate::batches::{Buf, Kind, Normalize, Prefetch, Rows, Spec};
+use crate::batches::{Buf, Normalize, Prefetch, Rows, RowsOf, Spec};
+use crate::element::{Element, ElementType, IntoTyped};
 use crate::idx::Header;
 use crate::payload::{self, Payload};
-use crate::reader::{self, Data, Digest, DigestKind, Expect, Idx, Source};
+use crate::reader::{self, Digest, DigestKind, Expect, Idx, Source};
 use crate::writer;
 use crate::Error;
 
@@ -276,7 +277,7 @@ struct ArrayFields {
     mem_handler: *mut pyo3::ffi::PyObject,
 }
 
-fn payload_to_numpy<'py, T: Element + crate::payload::Plain>(
+fn payload_to_numpy<'py, T: Element + numpy::Element>(
     py: Python<'py>,
     payload: Payload<T>,
     header: &Header,
@@ -319,14 +320,15 @@ fn payload_to_numpy<'py, T: Element + crate::payload::Plain>(
 
 fn to_numpy(py: Python<'_>, idx: Idx) -> PyResult<Bound<'_, PyAny>> {
     let h = &idx.header;
-    match idx.data {
-        Data::U8(p) => payload_to_numpy(py, p, h),
-        Data::I8(p) => payload_to_numpy(py, p, h),
-        Data::I16(p) => payload_to_numpy(py, p, h),
-        Data::I32(p) => payload_to_numpy(py, p, h),
-        Data::F32(p) => payload_to_numpy(py, p, h),
-        Data::F64(p) => payload_to_numpy(py, p, h),
-    }
+    crate::each_typed!(idx.data, p => payload_to_numpy(py, p, h))
+}
+
+/// The element type of a numpy array (native byte order): where the binding turns numpy's
+/// runtime dtype into one of the engine's types, once.
+fn element_type_of(array: &Bound<'_, PyUntypedArray>) -> PyResult<ElementType> {
+    let code: String = array.dtype().getattr("str")?.extract()?;
+    ElementType::from_numpy_code(code.trim_start_matches(['<', '|', '=']))
+        .ok_or_else(|| PyTypeError::new_err(format!("unsupported element type {code:?}")))
 }
 
 /// read_idx(source, md5=None, sha256=None, content_md5=None, content_sha256=None, max_bytes=None)
@@ -450,17 +452,16 @@ fn read_idx_digests<'py>(
         .collect()
 }
 
-fn encode_typed<T: Element + writer::BigEndian + Sync>(
+fn encode_typed<T: Element + numpy::Element>(
     py: Python<'_>,
     array: &Bound<'_, PyAny>,
     level: Option<i32>,
-) -> PyResult<Option<Vec<u8>>> {
-    let Ok(array) = array.extract::<PyReadonlyArrayDyn<'_, T>>() else { return Ok(None) };
+) -> PyResult<Vec<u8>> {
+    let array = array.extract::<PyReadonlyArrayDyn<'_, T>>()?;
     let dims = array.shape().to_vec();
     let view = array.as_array();
     // Any layout: the view iterates in C order whatever the strides.
-    let encoded = detach(py, || writer::encode(dims, view.iter(), level)).map_err(usage)?;
-    Ok(Some(encoded))
+    detach(py, || writer::encode(dims, view.iter(), level)).map_err(usage)
 }
 
 /// encode_idx(array, level=None) -> bytes: the IDX file for a native-byte-order array of one of
@@ -468,23 +469,19 @@ fn encode_typed<T: Element + writer::BigEndian + Sync>(
 #[pyfunction]
 #[pyo3(signature = (array, level=None))]
 fn encode_idx<'py>(py: Python<'py>, array: &Bound<'py, PyAny>, level: Option<i32>) -> PyResult<Bound<'py, PyBytes>> {
-    let attempts = [
-        encode_typed::<u8>,
-        encode_typed::<i8>,
-        encode_typed::<i16>,
-        encode_typed::<i32>,
-        encode_typed::<f32>,
-        encode_typed::<f64>,
-    ];
-    for attempt in attempts {
-        if let Some(encoded) = attempt(py, array, level)? {
-            return Ok(PyBytes::new(py, &encoded));
-        }
+    let cannot = || {
+        PyTypeError::new_err(format!(
+            "IDX cannot hold an array of dtype {}: use uint8, int8, int16, int32, float32 or float64",
+            array.getattr("dtype").map(|d| d.to_string()).unwrap_or_default()
+        ))
+    };
+    let ty =
+        array.cast::<PyUntypedArray>().map_err(PyErr::from).and_then(|a| element_type_of(a)).map_err(|_| cannot())?;
+    if ty.idx_code().is_none() {
+        return Err(cannot());
     }
-    Err(PyTypeError::new_err(format!(
-        "IDX cannot hold an array of dtype {}: use uint8, int8, int16, int32, float32 or float64",
-        array.getattr("dtype")?
-    )))
+    let encoded = crate::with_element!(ty, T => encode_typed::<T>(py, array, level))?;
+    Ok(PyBytes::new(py, &encoded))
 }
 
 #[pymodule]
@@ -492,6 +489,12 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     handler_capsule(py)?; // fails the import on a numpy without memory handlers (< 1.22)
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // The engine's element types, numpy dtype code -> IDX type code (None: batches only).
+    let types = PyDict::new(py);
+    for t in ElementType::ALL {
+        types.set_item(t.numpy_code(), t.idx_code())?;
+    }
+    m.add("ELEMENT_TYPES", types)?;
     m.add("IdxFormatError", py.get_type::<IdxFormatError>())?;
     m.add("ChecksumError", py.get_type::<ChecksumError>())?;
     m.add_function(wrap_pyfunction!(read_idx, m)?)?;
@@ -507,27 +510,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
 // ---------------------------------------------------------------------------------------------
 // Training batches
 
-fn kind_of(code: &str) -> PyResult<Kind> {
-    Ok(match code {
-        "u1" => Kind::U8,
-        "i1" => Kind::I8,
-        "u2" => Kind::U16,
-        "i2" => Kind::I16,
-        "u4" => Kind::U32,
-        "i4" => Kind::I32,
-        "u8" => Kind::U64,
-        "i8" => Kind::I64,
-        "f4" => Kind::F32,
-        "f8" => Kind::F64,
-        other => return Err(PyTypeError::new_err(format!("unsupported element type {other:?}"))),
-    })
-}
-
-/// A borrowed view of a numpy array the Batcher keeps a reference to.
-fn rows_of(array: &Bound<'_, PyAny>, what: &str) -> PyResult<Rows> {
+/// A borrowed view of a numpy array the Batcher keeps a reference to, in its element type.
+fn rows_of(array: &Bound<'_, PyAny>, what: &str) -> PyResult<crate::element::Typed<RowsOf>> {
     let array = array.cast::<PyUntypedArray>()?;
-    let code: String = array.dtype().getattr("str")?.extract()?;
-    let kind = kind_of(code.trim_start_matches(['<', '|', '=']))?;
+    let ty = element_type_of(array)?;
     if !array.is_c_contiguous() || array.ndim() == 0 {
         return Err(PyValueError::new_err(format!("{what} must be a C-contiguous array of rows")));
     }
@@ -535,35 +521,26 @@ fn rows_of(array: &Bound<'_, PyAny>, what: &str) -> PyResult<Rows> {
     let count = shape[0];
     let row_len = shape[1..].iter().product();
     // SAFETY: reading the data pointer of a live array object.
-    let ptr = unsafe { (*array.as_array_ptr()).data } as *const u8;
-    if !(ptr as usize).is_multiple_of(kind.size()) {
+    let data = unsafe { (*array.as_array_ptr()).data };
+    if !(data as usize).is_multiple_of(ty.size()) {
         return Err(PyValueError::new_err(format!("{what} is not aligned for its dtype")));
     }
-    // SAFETY: the Batcher holds a reference to `array` for as long as these Rows live (its
-    // `prefetch` and `spec` fields drop before the array references), and a referenced numpy
-    // array cannot be resized or freed.
-    Ok(unsafe { Rows::new(ptr, count, row_len, kind) })
+    // SAFETY: numpy says the array holds count * row_len elements of `ty`, C-contiguous and (just
+    // checked) aligned. The Batcher holds a reference to the array for as long as these Rows
+    // live (its progress drops first), and weak references that stop numpy from resizing it.
+    Ok(
+        crate::with_element!(ty, T => <T as IntoTyped<RowsOf>>::typed(unsafe { Rows::new(data as *const T, count, row_len) })),
+    )
 }
 
 fn buf_to_numpy<'py>(py: Python<'py>, buf: Buf, shape: Vec<usize>) -> PyResult<Bound<'py, PyAny>> {
-    fn shaped<'py, T: Element>(py: Python<'py>, v: Vec<T>, shape: Vec<usize>) -> PyResult<Bound<'py, PyAny>> {
+    fn shaped<'py, T: numpy::Element>(py: Python<'py>, v: Vec<T>, shape: Vec<usize>) -> PyResult<Bound<'py, PyAny>> {
         let a = Array1::from_vec(v)
             .into_shape_with_order(IxDyn(&shape))
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
         Ok(a.into_pyarray(py).into_any())
     }
-    match buf {
-        Buf::U8(v) => shaped(py, v, shape),
-        Buf::I8(v) => shaped(py, v, shape),
-        Buf::U16(v) => shaped(py, v, shape),
-        Buf::I16(v) => shaped(py, v, shape),
-        Buf::U32(v) => shaped(py, v, shape),
-        Buf::I32(v) => shaped(py, v, shape),
-        Buf::U64(v) => shaped(py, v, shape),
-        Buf::I64(v) => shaped(py, v, shape),
-        Buf::F32(v) => shaped(py, v, shape),
-        Buf::F64(v) => shaped(py, v, shape),
-    }
+    crate::each_typed!(buf, v => shaped(py, v, shape))
 }
 
 /// Where an array's memory is, and how large: checked before each batch.

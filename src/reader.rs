@@ -14,9 +14,10 @@ use std::sync::Mutex;
 use std::thread;
 
 use crate::digest::{self, Algo};
+use crate::element::{Element, IntoTyped, Typed};
 use crate::gzip::{self, Fit};
-use crate::idx::{self, Dtype, Header};
-use crate::payload::Payload;
+use crate::idx::{self, Header};
+use crate::payload::{Payload, Payloads};
 use crate::Error;
 
 /// Where the bytes come from.
@@ -132,36 +133,14 @@ impl Expect {
     }
 }
 
-/// The element types, with the one operation that differs between them: big-endian to native.
-pub trait Elem: crate::payload::Plain + Default + Send + Sync + 'static {
-    fn from_be_in_place(xs: &mut [Self]);
-}
-
-macro_rules! elem_int {
-    ($($t:ty),*) => {$(
-        impl Elem for $t {
-            fn from_be_in_place(xs: &mut [Self]) {
-                for x in xs {
-                    *x = <$t>::from_be(*x);
-                }
-            }
+/// Big-endian (as stored) to native byte order, in place.
+fn from_be_in_place<T: Element>(xs: &mut [T]) {
+    if std::mem::size_of::<T>() > 1 && cfg!(target_endian = "little") {
+        for x in xs {
+            *x = x.be_to_native();
         }
-    )*};
+    }
 }
-elem_int!(u8, i8, i16, i32);
-
-macro_rules! elem_float {
-    ($($t:ty => $bits:ty),*) => {$(
-        impl Elem for $t {
-            fn from_be_in_place(xs: &mut [Self]) {
-                for x in xs {
-                    *x = <$t>::from_bits(<$bits>::from_be(x.to_bits()));
-                }
-            }
-        }
-    )*};
-}
-elem_float!(f32 => u32, f64 => u64);
 
 /// A decoded IDX file.
 #[derive(Debug)]
@@ -174,28 +153,14 @@ pub struct Idx {
     pub compressed: bool,
 }
 
+/// A decoded payload, in the element type its header names.
+pub type Data = Typed<Payloads>;
+
 impl Data {
     /// The payload's bytes, in native byte order, whatever the element type.
     pub fn as_bytes(&self) -> &[u8] {
-        match self {
-            Data::U8(p) => p.as_bytes(),
-            Data::I8(p) => p.as_bytes(),
-            Data::I16(p) => p.as_bytes(),
-            Data::I32(p) => p.as_bytes(),
-            Data::F32(p) => p.as_bytes(),
-            Data::F64(p) => p.as_bytes(),
-        }
+        crate::each_typed!(self, p => p.as_bytes())
     }
-}
-
-#[derive(Debug)]
-pub enum Data {
-    U8(Payload<u8>),
-    I8(Payload<i8>),
-    I16(Payload<i16>),
-    I32(Payload<i32>),
-    F32(Payload<f32>),
-    F64(Payload<f64>),
 }
 
 /// The output while it is being filled: the raw IDX content (header + big-endian payload), the
@@ -205,7 +170,7 @@ struct Buffer<T> {
     header_len: usize,
 }
 
-impl<T: Elem> Buffer<T> {
+impl<T: Element> Buffer<T> {
     fn new(header: &Header) -> Result<Buffer<T>, Error> {
         let mut payload = Payload::zeroed(header.count)
             .ok_or_else(|| Error::Memory(format!("cannot allocate {} bytes for {header}", header.payload_len)))?;
@@ -219,7 +184,7 @@ impl<T: Elem> Buffer<T> {
     }
 
     fn finish(mut self) -> Payload<T> {
-        T::from_be_in_place(self.payload.as_mut_slice());
+        from_be_in_place(self.payload.as_mut_slice());
         self.payload
     }
 }
@@ -248,35 +213,11 @@ fn advise_huge_pages<T>(vec: &mut [T]) {
     }
 }
 
-/// Runs `$body` with `$T` bound to the element type of `$dtype`, wrapping the result in `Data`.
+/// Runs `$body` (which gives a `Payload<$T>`) with `$T` bound to the element type of `$dtype`,
+/// wrapping the result in `Data`.
 macro_rules! with_elem {
     ($dtype:expr, $T:ident => $body:expr) => {
-        match $dtype {
-            Dtype::U8 => {
-                type $T = u8;
-                Data::U8($body)
-            }
-            Dtype::I8 => {
-                type $T = i8;
-                Data::I8($body)
-            }
-            Dtype::I16 => {
-                type $T = i16;
-                Data::I16($body)
-            }
-            Dtype::I32 => {
-                type $T = i32;
-                Data::I32($body)
-            }
-            Dtype::F32 => {
-                type $T = f32;
-                Data::F32($body)
-            }
-            Dtype::F64 => {
-                type $T = f64;
-                Data::F64($body)
-            }
-        }
+        crate::with_element!($dtype, $T => <$T as IntoTyped<Payloads>>::typed($body))
     };
 }
 

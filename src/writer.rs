@@ -1,42 +1,25 @@
 //! Writing IDX: header + big-endian payload in C order, optionally as one gzip member.
 
+use crate::element::Element;
 use crate::gzip;
-use crate::idx::{Dtype, Header};
+use crate::idx::Header;
 use crate::Error;
-
-/// An element that can be written big-endian.
-pub trait BigEndian: Copy {
-    const DTYPE: Dtype;
-    fn put(self, out: &mut [u8]);
-}
-
-macro_rules! big_endian {
-    ($($t:ty => $d:ident),*) => {$(
-        impl BigEndian for $t {
-            const DTYPE: Dtype = Dtype::$d;
-            fn put(self, out: &mut [u8]) {
-                out.copy_from_slice(&self.to_be_bytes());
-            }
-        }
-    )*};
-}
-big_endian!(u8 => U8, i8 => I8, i16 => I16, i32 => I32, f32 => F32, f64 => F64);
 
 /// Encodes `items` (in C order, `product(dims)` of them) as an IDX file; gzip-compressed at
 /// `level` (libdeflate's 0-12) when given.
-pub fn encode<'a, T: BigEndian + 'a>(
+pub fn encode<'a, T: Element + 'a>(
     dims: Vec<usize>,
     items: impl IntoIterator<Item = &'a T>,
     level: Option<i32>,
 ) -> Result<Vec<u8>, Error> {
-    let header = Header::new(T::DTYPE, dims)?;
+    let header = Header::new(T::TYPE, dims)?;
     let mut content = header.encode();
     let hlen = content.len();
     content.resize(header.total_len(), 0);
-    let size = T::DTYPE.itemsize();
+    let size = std::mem::size_of::<T>();
     let mut written = 0;
     for (out, &x) in content[hlen..].chunks_exact_mut(size).zip(items) {
-        x.put(out);
+        x.write_be(out);
         written += 1;
     }
     if written != header.count {

@@ -5,7 +5,8 @@
 
 use std::sync::Arc;
 
-use fmnist::batches::{Buf, Kind, Normalize, Prefetch, Rows, Spec};
+use fmnist::batches::{Buf, Normalize, Prefetch, Rows, Spec};
+use fmnist::element::Typed;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -21,15 +22,11 @@ fuzz_target!(|data: &[u8]| {
     let (mean, std) = (0.25f32 + (flags >> 4) as f32 / 16.0, 0.5f32 + (flags >> 1 & 7) as f32 / 8.0);
     let norm = to_f32.then(|| Normalize::new(Some(vec![mean; row_len]), Some(vec![std; row_len])));
     // SAFETY: `images` and `labels` outlive the Spec and the Prefetch built on it (dropped below).
-    let (x_rows, y_rows) = unsafe {
-        (
-            Rows::new(images.as_ptr(), count, row_len, Kind::U8),
-            Rows::new(labels.as_ptr() as *const u8, count, 1, Kind::U32),
-        )
-    };
+    let (x_rows, y_rows) =
+        unsafe { (Rows::new(images.as_ptr(), count, row_len), Rows::new(labels.as_ptr(), count, 1)) };
     let spec = Spec {
-        images: x_rows,
-        labels: y_rows,
+        images: Typed::U8(x_rows),
+        labels: Typed::U32(y_rows),
         order: order.clone(),
         batch_size: batch,
         drop_last: flags & 2 == 2,

@@ -7,6 +7,7 @@ import numpy.typing as npt
 
 __all__ = [
     "__version__",
+    "ELEMENT_TYPES",
     "IdxFormatError",
     "ChecksumError",
     "read_idx",
@@ -17,6 +18,8 @@ __all__ = [
 ]
 
 __version__: str
+#: numpy dtype code -> IDX type code (None for the types only batches read)
+ELEMENT_TYPES: dict[str, int | None]
 
 class IdxFormatError(ValueError): ...
 class ChecksumError(ValueError): ...

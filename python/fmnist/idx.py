@@ -29,15 +29,8 @@ class Writable(Protocol):
 Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, Readable, "npt.NDArray[Any]"]
 Dest = Union[str, "os.PathLike[str]", Writable]
 
-#: The dtypes IDX can hold (native byte order), by IDX type code.
-IDX_DTYPES = {
-    0x08: np.dtype(np.uint8),
-    0x09: np.dtype(np.int8),
-    0x0B: np.dtype(np.int16),
-    0x0C: np.dtype(np.int32),
-    0x0D: np.dtype(np.float32),
-    0x0E: np.dtype(np.float64),
-}
+#: The dtypes IDX can hold (native byte order), by IDX type code: the engine's table.
+IDX_DTYPES = {code: np.dtype(t) for t, code in _core.ELEMENT_TYPES.items() if code is not None}
 
 
 def _source(source: Any) -> str | bytes | tuple[bytes, str]:

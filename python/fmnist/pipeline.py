@@ -24,7 +24,7 @@ import numpy.typing as npt
 from . import _core
 
 #: element types batches can read (native byte order)
-SUPPORTED = tuple(np.dtype(t) for t in ("u1", "i1", "u2", "i2", "u4", "i4", "u8", "i8", "f4", "f8"))
+SUPPORTED = tuple(np.dtype(t) for t in _core.ELEMENT_TYPES)
 
 Stat = Union[float, Sequence[float], npt.NDArray[Any], None]
 
