@@ -390,10 +390,10 @@ fn read_raw_file(mut file: File, mut prefix: Vec<u8>, len: Option<usize>, expect
 }
 
 /// Like `read_exact`, but reports how much it got instead of failing at end of file.
-fn read_fully(file: &mut File, out: &mut [u8]) -> std::io::Result<usize> {
+fn read_fully(reader: &mut impl Read, out: &mut [u8]) -> std::io::Result<usize> {
     let mut got = 0;
     while got < out.len() {
-        match file.read(&mut out[got..]) {
+        match reader.read(&mut out[got..]) {
             Ok(0) => break,
             Ok(n) => got += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -610,7 +610,7 @@ pub fn digests_only(source: Source<'_>, kinds: &[DigestKind]) -> Result<(Vec<Dig
         Source::Bytes(b) => Box::new(b),
     };
     let mut first = vec![0u8; 1 << 20];
-    let n = read_some(&mut reader, &mut first)?;
+    let n = read_fully(&mut reader, &mut first)?;
     first.truncate(n);
     let gzipped = gzip::is_gzip(&first);
     let mut stored = Hashers::new(kinds, |k| k.covers == Covers::Stored || !gzipped);
@@ -640,19 +640,6 @@ pub fn digests_only(source: Source<'_>, kinds: &[DigestKind]) -> Result<(Vec<Dig
         out.push(Digest { algo: k.algo, covers: k.covers, hex: hashers.hex(k.algo) });
     }
     Ok((out, gzipped))
-}
-
-fn read_some(reader: &mut impl std::io::Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match reader.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
 }
 
 /// MD5 and/or SHA-256, fed as bytes stream past; `hex` finishes them (once) and reads one.
