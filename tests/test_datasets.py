@@ -192,9 +192,11 @@ def test_warm_path_equals_cold_and_repairs_its_cache(
 
     data = bytearray(cache.read_bytes())
     data[5000] ^= 0xFF
+    cache.chmod(0o644)  # cache files are read-only: a user who means to change one must say so
     cache.write_bytes(bytes(data))  # corrupt (its mtime changes)
     assert np.array_equal(fmnist.load(split="test")[0], expected["t10k-images-idx3-ubyte.gz"])
     assert hashlib.sha256(cache.read_bytes()).hexdigest() == REAL["t10k-images-idx3-ubyte.gz"][3]  # rebuilt
+    cache.chmod(0o644)
     with open(cache, "r+b") as handle:
         handle.truncate(1000)  # truncated
     assert np.array_equal(fmnist.load(split="test")[0], expected["t10k-images-idx3-ubyte.gz"])
@@ -362,3 +364,91 @@ def test_load_data_has_the_keras_form(env: Path, server: Server) -> None:
     assert (x_train.shape, y_train.shape) == ((60000, 28, 28), (60000,))
     assert x_train.dtype == np.uint8 and y_train.dtype == np.uint8
     assert (x_test.shape, y_test.shape) == ((10000, 28, 28), (10000,))
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"mirrors": []}, ValueError, "mirrors is empty"),
+        ({"mirrors": "http://127.0.0.1:1/"}, TypeError, "list of base URLs, not a single str"),
+        ({"mirrors": ["ftp://example/"]}, ValueError, "http://, https:// or file://"),
+        ({"retries": 0}, ValueError, "retries must be an int >= 1"),
+        ({"timeout": 0}, ValueError, "timeout must be a positive number"),
+    ],
+)
+def test_download_arguments_are_checked_before_any_network(
+    env: Path, kwargs: dict[str, Any], error: type, message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        fmnist.download(**kwargs)
+    assert not (env / "fashion-mnist").exists() or not any((env / "fashion-mnist").iterdir())
+    if "mirrors" in kwargs:
+        with pytest.raises(error, match=message):
+            fmnist.load(mirrors=kwargs["mirrors"], download=True, cache=False)
+
+
+def test_other_surprising_arguments_are_refused() -> None:
+    with pytest.raises(ValueError, match="max_bytes must be an int from 0"):
+        fmnist.read_idx(b"\x00\x00\x08\x01\x00\x00\x00\x00", max_bytes=2**64)
+    x, y = np.zeros((4, 2), np.uint8), np.zeros(4)
+    with pytest.raises(ValueError, match="world_size must be an int"):
+        fmnist.batches(x, y, 2, world_size=True)
+    with pytest.raises(ValueError, match="rank must be an int"):
+        fmnist.batches(x, y, 2, rank=False, world_size=2)
+
+
+def _searchable(data_dir: Path, tmp_path: Path) -> None:
+    search = tmp_path / "search" / "fashion-mnist"
+    search.mkdir(parents=True)
+    for f in FILES:
+        link(data_dir / f, search / f)
+
+
+def test_cache_files_are_read_only_and_only_ever_replaced(
+    env: Path, data_dir: Path, tmp_path: Path, expected: dict[str, Any]
+) -> None:
+    _searchable(data_dir, tmp_path)
+    fmnist.load(split="test")
+    cache = env / "fashion-mnist" / "t10k-labels-idx1-ubyte"
+    assert cache.stat().st_mode & 0o777 == 0o444
+    before = cache.stat().st_ino
+    os.utime(cache, ns=(0, 0))  # the stamp no longer matches: hashed again, and rewritten
+    cache.chmod(0o644)
+    with open(cache, "r+b") as f:  # and corrupt it the way a new file would: a rebuild replaces it
+        f.seek(100)
+        f.write(b"\xff")
+    os.utime(cache, ns=(0, 0))
+    fresh = fmnist.load(split="test")[1]
+    assert np.array_equal(fresh, expected["t10k-labels-idx1-ubyte.gz"])
+    assert cache.stat().st_ino != before and cache.stat().st_mode & 0o777 == 0o444  # renamed into place
+
+
+def test_temporaries_of_dead_cache_writers_are_removed(env: Path, data_dir: Path, tmp_path: Path) -> None:
+    _searchable(data_dir, tmp_path)
+    folder = env / "fashion-mnist"
+    folder.mkdir(parents=True)
+    dead = [folder / "t10k-images-idx3-ubyte.0123456789ab.partial", folder / ".fmnist-cache.json.ffeeddccbbaa.partial"]
+    for p in dead:
+        p.write_bytes(b"x" * 1000)
+    resumable = folder / "train-images-idx3-ubyte.gz.partial"  # a download's, to be resumed
+    resumable.write_bytes(b"\x1f\x8b")
+    fmnist.load(split="test")
+    assert not any(p.exists() for p in dead) and resumable.exists()
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+def test_anything_but_a_regular_file_at_a_cache_path_is_ignored(
+    env: Path, data_dir: Path, tmp_path: Path, expected: dict[str, Any]
+) -> None:
+    _searchable(data_dir, tmp_path)
+    folder = env / "fashion-mnist"
+    folder.mkdir(parents=True)
+    os.mkfifo(folder / "t10k-labels-idx1-ubyte")  # would block any reader forever
+    (folder / "t10k-images-idx3-ubyte").mkdir()
+    code = "import fmnist; x, y = fmnist.load(split='test'); print(x.shape, y.shape)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "(10000, 28, 28) (10000,)", out.stderr
+    assert (folder / "t10k-labels-idx1-ubyte").is_file()  # the FIFO was replaced by rename
+    assert (folder / "t10k-images-idx3-ubyte").is_dir()  # a folder cannot be: left, and not used
+    x, y = fmnist.load(split="test")
+    assert np.array_equal(y, expected["t10k-labels-idx1-ubyte.gz"])

@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import mmap
 import os
+import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -56,10 +58,14 @@ class Cache:
         atomic_write(str(self.folder / STAMPS), (json.dumps(stamps, indent=1, sort_keys=True) + "\n").encode())
 
     def status(self, info: FileInfo) -> str:
-        """'fresh' (stamp matches), 'stale' (file changed since its stamp), or 'absent'."""
+        """'fresh' (stamp matches), 'stale' (file changed since its stamp), or 'absent'. Anything
+        that is not a regular file at the cache path (a FIFO, a folder, a device) counts as
+        absent: it is never opened, and a rebuild replaces it by rename where it can."""
         try:
             st = self.path(info).stat()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
+            return "absent"
+        if not stat.S_ISREG(st.st_mode):
             return "absent"
         entry = self._stamps().get(info.stem)
         if entry and (entry.get("size"), entry.get("mtime_ns")) == (st.st_size, st.st_mtime_ns):
@@ -73,17 +79,46 @@ class Cache:
             return None
         path = self.path(info)
         if status == "stale":
-            expected = info.content_sha256 or self._stamps().get(info.stem, {}).get("content_sha256")
-            # Hashed as it streams past: nothing is decoded into an array only to be dropped.
-            (outcome,) = _core.read_idx_digests([str(path)], [["content_sha256"]], decode=False)
-            if isinstance(outcome, BaseException) or outcome[1]["content_sha256"] != expected:
+            problem, digest = self.check(info)
+            if problem:
                 self.discard(info)
                 return None
-            self._stamp(info, outcome[1]["content_sha256"])
+            self._stamp(info, digest)
         array = _map(path, info)
         if array is None:
             self.discard(info)
         return array
+
+    def check(self, info: FileInfo) -> tuple[str, str]:
+        """Hashes the cache file (as it streams past: nothing is decoded into an array only to
+        be dropped) and compares it with the known content SHA-256, else the one stamped when it
+        was written. Returns (problem, or "" if it matches; the digest found)."""
+        expected = info.content_sha256 or self._stamps().get(info.stem, {}).get("content_sha256")
+        (outcome,) = _core.read_idx_digests([str(self.path(info))], [["content_sha256"]], decode=False)
+        if isinstance(outcome, BaseException):
+            return f"unreadable: {outcome}", ""
+        found = outcome[1]["content_sha256"]
+        if found != expected:
+            return f"content SHA-256 {found} is not the verified {expected}", found
+        return "", found
+
+    def clean_temporaries(self) -> list[Path]:
+        """Removes the temporary files of cache writers that died before their rename
+        (``<file>.<12 hex digits>.partial``; never a download's resumable ``<file>.gz.partial``).
+        Call with the dataset lock held: then no live writer of this folder has one open."""
+        removed: list[Path] = []
+        try:
+            names = os.listdir(self.folder)
+        except OSError:
+            return removed
+        for name in names:
+            if TEMPORARY.fullmatch(name):
+                try:
+                    os.unlink(self.folder / name)
+                    removed.append(self.folder / name)
+                except FileNotFoundError:
+                    pass
+        return removed
 
     def put(self, info: FileInfo, array: npt.NDArray[Any], content_sha256: str) -> bool:
         """Caches a verified array; False if the folder cannot be written (the cache is optional)."""
@@ -92,17 +127,37 @@ class Cache:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             # Not fsynced: a cache file lost in a crash has another size or mtime than its
-            # stamp, so it is hashed again (and rebuilt) before any use.
-            atomic_write(str(self.path(info)), _header(info), array.reshape(-1).data, fsync=False)
+            # stamp, so it is hashed again (and rebuilt) before any use. Read-only (0444), and
+            # replaced only by rename: a file mapped by an earlier load never changes under it.
+            _writable_on_windows(self.path(info))
+            atomic_write(str(self.path(info)), _header(info), array.reshape(-1).data, fsync=False, mode=0o444)
             self._stamp(info, content_sha256)
             return True
         except OSError:
             return False
 
     def discard(self, info: FileInfo) -> None:
+        """Removes the cache file (a regular file only; anything else there is left alone)."""
+        if self.status(info) == "absent":
+            return
+        _writable_on_windows(self.path(info))
         try:
             self.path(info).unlink()
         except FileNotFoundError:
+            pass
+
+
+#: A temporary file of ``idx.atomic_write``: ``<name>.<12 hex digits>.partial``.
+TEMPORARY = re.compile(r".+\.[0-9a-f]{12}\.partial")
+
+
+def _writable_on_windows(path: Path) -> None:
+    """Windows refuses to replace or delete a read-only file: make it writable first. POSIX
+    needs no such step (renaming over or unlinking a file depends on its folder)."""
+    if os.name == "nt":
+        try:
+            os.chmod(path, 0o666)
+        except OSError:
             pass
 
 

@@ -21,14 +21,15 @@ from . import datasets, reference
 from ._core import __version__
 from .download import DownloadError
 from .idx import read_idx, read_idx_many, write_idx
-from .loaders import DatasetNotFoundError, Store, default_root, download, load_data
+from .loaders import DatasetNotFoundError, Store, default_root, download, load
 from .png import encode_png, sprite
 from .sample import load_sample
 from .verify import read_verified
 
-# What a command reports as a failure (exit 1): missing or bad data, failed downloads (OSError
-# subclasses), malformed files and mismatched digests (ValueError subclasses).
-FAILURES = (OSError, ValueError)
+# What a command reports as a failure (exit 1, one line): missing or bad data, failed downloads
+# (OSError subclasses), malformed files and mismatched digests (ValueError subclasses), an array
+# IDX cannot hold (TypeError), a file too large for memory.
+FAILURES = (OSError, ValueError, TypeError, MemoryError)
 
 
 def _counts(labels: Any, classes: Sequence[str]) -> str:
@@ -41,12 +42,21 @@ def cmd_info(args: argparse.Namespace) -> int:
     store = Store(ds, args.root)
     print(f"{ds.title} ({ds.name}): {ds.homepage}")
     print(f"data root: {store.root}  (cache {'on' if cache_mod.enabled() else 'off'})")
-    missing = 0
+    missing = failed = 0
     for info in ds.files:
-        status = store.cache.status(info)
-        array = store.cache.get(info) if status == "fresh" else None
+        array = None
+        if store.cache.status(info) != "absent":
+            # info hashes the cache file (loads trust a fresh stamp): a corrupt one is reported,
+            # discarded (the next load rebuilds it) and counted as a failure.
+            problem, _ = store.cache.check(info)
+            if problem:
+                failed += 1
+                store.cache.discard(info)
+                print(f"  {info.name}: warm cache {store.cache.path(info)} FAILED: {problem}; discarded")
+            else:
+                array = store.cache.get(info)
         if array is not None:
-            where, how = store.cache.path(info), "warm cache, stamped at verification"
+            where, how = store.cache.path(info), "warm cache, verified again now"
         else:
             found, rejected = store.find([info])
             array = found.get(info.name)
@@ -66,7 +76,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         )
     if missing:
         print(f"{missing} file(s) missing: `fmnist download {ds.name}` fetches them", file=sys.stderr)
-    return 1 if missing else 0
+    if failed:
+        print(f"{failed} warm cache file(s) failed verification and were discarded", file=sys.stderr)
+    return 1 if missing or failed else 0
 
 
 def cmd_download(args: argparse.Namespace) -> int:
@@ -78,23 +90,31 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    """Re-hashes every copy found, the warm cache included; exit 1 if any copy fails or a file
+    has none. A failing warm cache file is discarded (the next load rebuilds it)."""
     ds = datasets.get(args.dataset)
     store = Store(ds, args.root)
-    bad_files = 0
+    failures = 0
     for info in ds.files:
-        candidates = store.candidates(info)
+        cached = store.cache.path(info)
+        copies = [(p, layout) for p, layout in store.candidates(info) if p != cached]
         if store.cache.status(info) != "absent":
-            candidates.insert(0, (store.cache.path(info), "fmnist warm cache"))
-        good = False
-        if not candidates:
+            problem, _ = store.cache.check(info)
+            if problem:
+                failures += 1
+                store.cache.discard(info)
+                print(f"{info.name}: {cached} [fmnist warm cache]: FAILED: {problem}; discarded")
+            else:
+                print(f"{info.name}: {cached} [fmnist warm cache]: OK (content SHA-256 matches)")
+        elif not copies:
+            failures += 1
             print(f"{info.name}: MISSING")
-        for path, layout in candidates:
+        for path, layout in copies:
             ((_, verdict),) = read_verified([path], [info])
-            good |= verdict.ok
+            failures += not verdict.ok
             state = f"OK ({verdict.rule})" if verdict.ok else "FAILED: " + "; ".join(verdict.problems)
             print(f"{info.name}: {path} [{layout}]: {state}")
-        bad_files += not good
-    return 1 if bad_files else 0
+    return 1 if failures else 0
 
 
 SAMPLE_OF = "fashion-mnist"  # the dataset the bundled sample comes from
@@ -105,8 +125,7 @@ def _dataset_or_sample(args: argparse.Namespace, split: str) -> tuple[Any, Any, 
     Fashion-MNIST only) the bundled sample."""
     if not getattr(args, "sample", False):
         try:
-            (xtr, ytr), (xte, yte) = load_data(args.dataset, root=args.root, download=False)
-            images, labels = (xtr, ytr) if split == "train" else (xte, yte)
+            images, labels = load(args.dataset, split, root=args.root, download=False)
             return images, labels, f"{args.dataset} {split} split"
         except DatasetNotFoundError:
             if args.dataset != SAMPLE_OF:
@@ -199,7 +218,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except (DatasetNotFoundError, DownloadError) as e:
         if ds.name != SAMPLE_OF:
             raise  # the bundled sample is Fashion-MNIST: nothing to fall back to
-        print(f"The full dataset is not available here ({type(e).__name__}: {str(e).splitlines()[0]})")
+        reasons = "\n".join("    " + line for line in str(e).splitlines())
+        print(f"The full dataset is not available here ({type(e).__name__}):\n{reasons}")
         print("FALLING BACK TO THE BUNDLED SAMPLE: 1,000 real test images (100 per class), not the dataset.")
         images, labels = load_sample()
         splits = {"sample": (images, labels)}
@@ -210,6 +230,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
     Path(args.output).write_bytes(encode_png(canvas))
     print(f"sprite: {args.output} ({canvas.shape[1]}x{canvas.shape[0]}, each class three rows)")
     return 0
+
+
+def _dataset(text: str) -> str:
+    """A dataset name or alias (as the Python API takes them), as its canonical name."""
+    try:
+        return datasets.get(text).name
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _positive(text: str) -> int:
@@ -223,7 +251,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fmnist",
         description=__doc__.split("\n")[0],
-        epilog=f"Data root: --root, else $FMNIST_HOME, else the platform's cache folder (here {default_root()}).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            f"Data root: --root, else $FMNIST_HOME, else the platform's cache folder (here {default_root()}).\n"
+            "Environment: FMNIST_HOME (data root), FMNIST_SEARCH_PATH (folders searched for copies other\n"
+            "loaders left, os.pathsep-separated), FMNIST_CACHE=0 (no warm cache)."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"fmnist {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -235,8 +268,8 @@ def _parser() -> argparse.ArgumentParser:
                 "dataset",
                 nargs="?",
                 default="fashion-mnist",
-                choices=sorted(datasets.DATASETS),
-                help="dataset name (default: fashion-mnist)",
+                type=_dataset,
+                help=f"dataset name or alias: {', '.join(datasets.DATASETS)} (default: fashion-mnist)",
             )
             p.add_argument("--root", help="data root (default: $FMNIST_HOME, else the platform's cache folder)")
         p.set_defaults(run=run)

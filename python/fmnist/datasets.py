@@ -138,7 +138,7 @@ FASHION_MNIST = Dataset(
     torchvision_name="FashionMNIST",
     keras_name="fashion-mnist",
     repo_dir="data/fashion",
-    aliases=("fashion_mnist", "fmnist", "fashion"),
+    aliases=("fashion_mnist", "fashionmnist", "fmnist", "fashion"),
 )
 
 MNIST = Dataset(

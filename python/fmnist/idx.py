@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import secrets
+import sys
 from collections.abc import Sequence
 from typing import Any, Protocol, Union
 
@@ -64,8 +65,8 @@ def _source(source: Any) -> str | bytes | tuple[bytes, str]:
 def _max_bytes(max_bytes: int | None) -> int | None:
     if max_bytes is None:
         return None
-    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0:
-        raise ValueError(f"max_bytes must be a non-negative int or None, not {max_bytes!r}")
+    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or not 0 <= max_bytes <= sys.maxsize:
+        raise ValueError(f"max_bytes must be an int from 0 to {sys.maxsize}, or None; not {max_bytes!r}")
     return max_bytes
 
 
@@ -159,14 +160,14 @@ def write_idx(dest: Dest, array: npt.ArrayLike, *, compress: bool | int = False)
     atomic_write(os.fspath(dest), data)
 
 
-def atomic_write(path: str, *chunks: bytes | memoryview, fsync: bool = True) -> None:
+def atomic_write(path: str, *chunks: bytes | memoryview, fsync: bool = True, mode: int = 0o666) -> None:
     """Write ``chunks`` to ``path`` through a temporary file in the same folder, fsync (unless
     told not to) and rename: the path holds the old file or the whole new one, never a part."""
     # Not mkstemp: its 0600 mode would outlive the rename; O_EXCL with the umask's mode instead.
     tmp = f"{os.path.abspath(path)}.{secrets.token_hex(6)}.partial"
     # O_BINARY (Windows only): without it the C runtime writes in text mode, turning every
     # 0x0A byte into 0x0D 0x0A.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), mode)
     try:
         with os.fdopen(fd, "wb") as f:
             for chunk in chunks:

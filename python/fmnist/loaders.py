@@ -168,6 +168,8 @@ class Store:
     ) -> list[Array]:
         """The verified arrays of ``infos``: from the warm cache, else a verified copy on the
         machine, else downloaded (when ``download``)."""
+        check_network_args(timeout, retries)
+        urls = mirror_list(mirrors, self.dataset)  # checked before anything is read
         use_cache = cache_mod.enabled(cache)
         out: dict[str, Array] = {}
         if use_cache:
@@ -191,9 +193,7 @@ class Store:
                 for info in todo:
                     if info.name in out:
                         continue
-                    array, verdict, path = fetch(
-                        info, self.folder, list(mirrors or self.dataset.mirrors), timeout=timeout, retries=retries
-                    )
+                    array, verdict, path = fetch(info, self.folder, urls, timeout=timeout, retries=retries)
                     out[info.name] = fresh[info.name] = array
                     self.found[info.name] = Found(path, "fmnist (downloaded)", verdict)
             todo = []
@@ -214,11 +214,35 @@ class Store:
     def _cache(self, infos: Sequence[FileInfo], fresh: dict[str, Array]) -> None:
         try:
             with self.lock():
+                self.cache.clean_temporaries()  # of writers killed before their rename
                 for info in infos:
                     if info.name in fresh and self.cache.status(info) != "fresh":
                         self.cache.put(info, fresh[info.name], self.found[info.name].verdict.content_sha256)
         except OSError:
             pass  # a read-only root: loads still work, only uncached
+
+
+def mirror_list(mirrors: Sequence[str] | None, dataset: Dataset) -> list[str]:
+    """The base URLs to try: ``mirrors`` as given, or the registry's when it is None."""
+    if mirrors is None:
+        return list(dataset.mirrors)
+    if isinstance(mirrors, (str, bytes)):
+        raise TypeError(f"mirrors must be a list of base URLs, not a single {type(mirrors).__name__}: [{mirrors!r}]")
+    urls = list(mirrors)
+    if not urls:
+        raise ValueError("mirrors is empty: pass None to use the registry's mirrors, or at least one base URL")
+    bad = [u for u in urls if not isinstance(u, str) or not u.startswith(("http://", "https://", "file://"))]
+    if bad:
+        raise ValueError(f"mirrors must be http://, https:// or file:// URLs; not {bad[0]!r}")
+    return urls
+
+
+def check_network_args(timeout: float, retries: int) -> None:
+    """Clear errors for a timeout or retry count that would make a download surprising."""
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 1:
+        raise ValueError(f"retries must be an int >= 1 (attempts per mirror), not {retries!r}")
 
 
 def _split_files(ds: Dataset, split: str) -> list[FileInfo]:
@@ -280,6 +304,8 @@ def download(
     """Makes sure ``<root>/<name>/`` holds a verified copy of every file of the dataset,
     downloading what is missing or fails verification; returns that folder."""
     store = Store(get(name), root)
+    check_network_args(timeout, retries)
+    urls = mirror_list(mirrors, store.dataset)
     with store.lock():
         for info in store.dataset.files:
             path = store.folder / info.name
@@ -288,7 +314,7 @@ def download(
                 if verdict.ok:
                     continue
                 path.unlink()  # a bad file at a final path: replace it
-            fetch(info, store.folder, list(mirrors or store.dataset.mirrors), timeout=timeout, retries=retries)
+            fetch(info, store.folder, urls, timeout=timeout, retries=retries)
     return store.folder
 
 

@@ -110,9 +110,9 @@ def batches(
     y = np.asarray(labels)
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be an int >= 1, not {batch_size!r}")
-    if not isinstance(world_size, (int, np.integer)) or world_size < 1:
+    if isinstance(world_size, bool) or not isinstance(world_size, (int, np.integer)) or world_size < 1:
         raise ValueError(f"world_size must be an int >= 1, not {world_size!r}")
-    if not isinstance(rank, (int, np.integer)) or not 0 <= rank < world_size:
+    if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 0 <= rank < world_size:
         raise ValueError(f"rank must be an int in [0, {world_size}) for world_size={world_size}, not {rank!r}")
     if dtype is not None and dtype not in ("uint8", "float32"):
         try:
