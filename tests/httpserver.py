@@ -10,7 +10,10 @@ URLs are ``http://127.0.0.1:PORT/<mode>/<file>``:
 - ``html``: a 200 HTML page (a captive portal, a mirror's error page);
 - ``wrong``: other bytes (``Server.wrong``) under the right name;
 - ``slow``: waits ``Server.delay`` seconds before answering;
-- ``trickle``: sends the file in 16 KiB pieces, ``Server.delay`` seconds apart.
+- ``trickle``: sends the file in 16 KiB pieces, ``Server.delay`` seconds apart;
+- ``drip``: sends the file one byte every ``Server.delay`` seconds (until the client leaves);
+- ``endless``: a 200 with no Content-Length and a body of zeros that never ends (until the
+  client leaves, or 256 MiB).
 
 ``Server.hits`` counts GET requests by (mode, file); ``Server.ranges`` records Range headers.
 """
@@ -81,6 +84,25 @@ class Server:
                     return
                 if mode == "slow":
                     time.sleep(server.delay)
+                if mode in ("drip", "endless"):
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/octet-stream")
+                    if mode == "drip":
+                        self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    try:
+                        if mode == "drip":
+                            for i in range(len(data)):
+                                self.wfile.write(data[i : i + 1])
+                                self.wfile.flush()
+                                time.sleep(server.delay)
+                        else:
+                            zeros = bytes(1 << 16)
+                            for _ in range(4096):
+                                self.wfile.write(zeros)
+                    except (BrokenPipeError, ConnectionResetError):
+                        pass  # the client gave up, as it should
+                    return
                 if mode in ("drop", "norange") and first:
                     self.send_response(200)
                     self.send_header("Content-Length", str(len(data)))

@@ -4,6 +4,7 @@ concurrency and kill tests)."""
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import os
@@ -47,14 +48,19 @@ def expected(data_dir: Path) -> dict[str, Any]:
     return {f: fmnist.read_idx(data_dir / f) for f in FILES}
 
 
-@pytest.fixture
-def server(real: dict[str, bytes]) -> Iterator[Server]:
-    # "Another dataset" under the right names: same shapes, other content.
+@pytest.fixture(scope="module")
+def wrong() -> dict[str, bytes]:
+    # "Another dataset" under the right names: same shapes, other content (compressible enough
+    # to pass the size cap, so verification is what rejects it).
     rng = np.random.default_rng(0)
-    wrong = {
-        f: reference.write_idx(rng.integers(0, 256, i.shape, dtype=np.uint8), members=1)
-        for f, i in ((i.name, i) for i in FASHION_MNIST.files)
+    return {
+        i.name: reference.write_idx(rng.integers(0, 4, i.shape, dtype=np.uint8), members=1, level=1)
+        for i in FASHION_MNIST.files
     }
+
+
+@pytest.fixture
+def server(real: dict[str, bytes], wrong: dict[str, bytes]) -> Iterator[Server]:
     with Server(real, wrong=wrong, delay=2.0) as s:
         yield s
 
@@ -411,7 +417,7 @@ def test_cache_files_are_read_only_and_only_ever_replaced(
     fmnist.load(split="test")
     cache = env / "fashion-mnist" / "t10k-labels-idx1-ubyte"
     assert cache.stat().st_mode & 0o777 == 0o444
-    before = cache.stat().st_ino
+    old = open(cache, "rb")  # held open across the rebuild, closed below
     os.utime(cache, ns=(0, 0))  # the stamp no longer matches: hashed again, and rewritten
     cache.chmod(0o644)
     with open(cache, "r+b") as f:  # and corrupt it the way a new file would: a rebuild replaces it
@@ -420,7 +426,10 @@ def test_cache_files_are_read_only_and_only_ever_replaced(
     os.utime(cache, ns=(0, 0))
     fresh = fmnist.load(split="test")[1]
     assert np.array_equal(fresh, expected["t10k-labels-idx1-ubyte.gz"])
-    assert cache.stat().st_ino != before and cache.stat().st_mode & 0o777 == 0o444  # renamed into place
+    # The rebuild put a new file in place (the one held open is no longer linked anywhere),
+    # read-only again: the old file was never rewritten.
+    assert os.fstat(old.fileno()).st_nlink == 0 and cache.stat().st_mode & 0o777 == 0o444
+    old.close()
 
 
 def test_temporaries_of_dead_cache_writers_are_removed(env: Path, data_dir: Path, tmp_path: Path) -> None:
@@ -452,3 +461,69 @@ def test_anything_but_a_regular_file_at_a_cache_path_is_ignored(
     assert (folder / "t10k-images-idx3-ubyte").is_dir()  # a folder cannot be: left, and not used
     x, y = fmnist.load(split="test")
     assert np.array_equal(y, expected["t10k-labels-idx1-ubyte.gz"])
+
+
+def test_an_endless_body_is_cut_at_the_files_size(env: Path, server: Server) -> None:
+    start = time.monotonic()
+    with pytest.raises(fmnist.DownloadError) as e:
+        fmnist.download(mirrors=[server.mirror("endless")], retries=1)
+    # The first file, the training images: cut at its published .gz size.
+    assert f"sent more than the {26421880 + 26421880 // 8 + 65536} bytes the file can have" in str(e.value)
+    assert time.monotonic() - start < 30
+    assert final_files(env / "fashion-mnist") == []
+    assert not list((env / "fashion-mnist").glob("*.partial"))
+
+
+def test_a_drip_cannot_outlive_the_attempts_deadline(env: Path, server: Server) -> None:
+    from fmnist.download import fetch
+
+    server.delay = 0.2  # one byte every 0.2 s; each read is well inside the 1 s timeout
+    labels = FASHION_MNIST.file("train", "labels")  # its deadline: 1 s + 98712 B at 32 KiB/s
+    start = time.monotonic()
+    with pytest.raises(fmnist.DownloadError) as e:
+        fetch(labels, env / "fashion-mnist", [server.mirror("drip")], timeout=1, retries=1)
+    took = time.monotonic() - start
+    assert "still downloading after 4 s" in str(e.value) and "1 s per 32768 bytes" in str(e.value)
+    assert took < 10, took
+
+
+def test_a_symlink_planted_at_the_partial_is_never_followed(env: Path, server: Server, tmp_path: Path) -> None:
+    folder = env / "fashion-mnist"
+    folder.mkdir(parents=True)
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    for f in FILES:
+        (folder / (f + ".partial")).symlink_to(victim)
+    fmnist.download(mirrors=[server.mirror("ok")])
+    assert victim.read_bytes() == b"precious"
+    assert all((folder / f).is_file() and not (folder / f).is_symlink() for f in FILES)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE and SIGXFSZ are POSIX")
+def test_a_failing_disk_is_an_os_error_at_once_not_a_network_retry(env: Path, server: Server) -> None:
+    # The child may write files of at most 8 KiB (EFBIG past that): a real local write error.
+    code = (
+        "import resource, signal, sys, fmnist\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))\n"
+        "try:\n    fmnist.download(mirrors=[sys.argv[1]])\n"
+        "except fmnist.DownloadError as e:\n    print('DownloadError', e)\n"
+        "except OSError as e:\n    print(type(e).__name__, e.errno, e.filename)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, server.mirror("ok")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    kind, err, filename = out.stdout.split()
+    assert (kind, int(err)) == ("OSError", errno.EFBIG) and filename.endswith(".gz.partial"), out.stdout
+    assert sum(n for (mode, _), n in server.hits.items() if mode == "ok") == 1  # not retried
+
+
+def test_a_header_claiming_more_than_the_registry_moves_to_the_next_mirror(env: Path, real: dict[str, bytes]) -> None:
+    # A small body whose IDX header claims 25 GiB: refused from its header (max_bytes from the
+    # registry's shape), never allocated; the next mirror gives the real file.
+    import struct as _struct
+
+    liar = gzip.compress(_struct.pack(">BBBBII", 0, 0, 8, 2, 65536, 409600) + bytes(1 << 20))  # 25 GiB
+    with Server({**real}, wrong={f: liar for f in FILES}) as s:
+        fmnist.download(mirrors=[s.mirror("wrong"), s.mirror("ok")])
+        assert all(s.hits[("ok", f)] == 1 for f in FILES)
+    assert final_files(env / "fashion-mnist") == sorted(FILES)

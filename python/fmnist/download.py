@@ -10,17 +10,60 @@ cross-process lock (see ``loaders``), so concurrent processes download each file
 from __future__ import annotations
 
 import os
+import stat
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any
 
 from ._core import __version__
 from .datasets import FileInfo
 from .verify import Verdict, read_verified
 
 CHUNK = 1 << 16
+#: The slowest average rate an attempt may keep: its total deadline is `timeout` plus the
+#: file's size limit at this rate, so a server that drips bytes cannot hold a download open.
+MIN_RATE = 32 << 10
+
+
+def size_limit(info: FileInfo) -> int:
+    """The most bytes a mirror may send for ``info``: its published .gz size when the registry
+    knows it, with room for a mirror that recompressed it (1/8 more, and 64 KiB), else what any
+    gzip of its content could need (1/8 more than the content, and 1 MiB of headers)."""
+    if info.gz_size:
+        return info.gz_size + info.gz_size // 8 + (1 << 16)
+    return info.content_size + info.content_size // 8 + (1 << 20)
+
+
+def _open_partial(partial: Path, append: bool) -> IO[bytes]:
+    """Opens ``partial`` for writing without ever following a link there: a symlink (or anything
+    but a regular file) planted at the name is removed, never written through."""
+    flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0)
+    flags |= os.O_APPEND if append else os.O_TRUNC
+    return os.fdopen(os.open(partial, flags, 0o644), "ab" if append else "wb")
+
+
+def _resumable_size(partial: Path) -> int:
+    """Bytes of an earlier attempt to resume from: those of a regular file at ``partial``. A
+    symlink or anything else there is removed (not followed) and the download starts over."""
+    try:
+        st = partial.lstat()
+    except FileNotFoundError:
+        return 0
+    if stat.S_ISREG(st.st_mode):
+        return st.st_size
+    partial.unlink()
+    return 0
+
+
+class _LocalWrite(Exception):
+    """Writing the downloaded bytes failed here (disk full, quota, ...): not a network fault."""
+
+    def __init__(self, error: OSError) -> None:
+        self.error = error
+
+
 USER_AGENT = f"fmnist/{__version__} (+https://github.com/zalandoresearch/fashion-mnist)"
 
 
@@ -50,9 +93,11 @@ def _progress(total: int | None, initial: int, name: str) -> Any:
     return tqdm(total=total, initial=initial, unit="B", unit_scale=True, desc=name, leave=False)
 
 
-def _get(url: str, partial: Path, timeout: float) -> None:
+def _get(url: str, partial: Path, timeout: float, limit: int) -> None:
     """Downloads ``url`` into ``partial``, resuming from its current length when the server
-    supports Range. Raises _Skip or _Retry."""
+    supports Range. At most ``limit`` bytes in all, within ``timeout`` plus ``limit`` bytes at
+    MIN_RATE. Raises _Skip or _Retry; an OSError from writing here is raised as it is, with the
+    path (a full disk is not a network fault)."""
     # Imported here, not at the top: http.client and urllib cost ~37 ms of `import fmnist`, and
     # most loads never download.
     import http.client
@@ -60,7 +105,9 @@ def _get(url: str, partial: Path, timeout: float) -> None:
     import urllib.error
     import urllib.request
 
-    have = partial.stat().st_size if partial.exists() else 0
+    budget = timeout + limit / MIN_RATE
+    deadline = time.monotonic() + budget
+    have = _resumable_size(partial)
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     if have:
         request.add_header("Range", f"bytes={have}-")
@@ -80,48 +127,71 @@ def _get(url: str, partial: Path, timeout: float) -> None:
         kind = response.headers.get("Content-Type", "")
         if "text/html" in kind:
             raise _Skip(f"served an HTML page (Content-Type: {kind}), not the file")
-        mode = "wb"
+        append = False
         if have and response.status == 206:
             if not response.headers.get("Content-Range", "").startswith(f"bytes {have}-"):
                 partial.unlink()
                 raise _Retry(f"bad Content-Range {response.headers.get('Content-Range')!r}")
-            mode = "ab"
+            append = True
         elif have:
             have = 0  # the server ignored Range: it sends the whole file again
         length = response.headers.get("Content-Length")
         expected = int(length) if length and length.isdigit() else None
+        if expected is not None and have + expected > limit:
+            raise _Skip(f"announces {have + expected} bytes, more than the {limit} the file can have")
         bar = _progress(None if expected is None else expected + have, have, partial.name[: -len(".partial")])
-        got = 0
+        copied = [0]
         try:
-            with open(partial, mode) as out:
-                got = _copy(response, out, bar.update if bar is not None else None, sniff=(mode == "wb"))
+            with _open_partial(partial, append) as out:
+                _copy(response, out, bar, sniff=not append, room=limit - have, deadline=deadline, copied=copied)
                 out.flush()
                 os.fsync(out.fileno())
+        except _LocalWrite as e:
+            raise OSError(e.error.errno, f"cannot write the download: {e.error.strerror}", str(partial)) from None
+        except _Deadline:
+            raise _Retry(
+                f"still downloading after {budget:.0f} s ({copied[0]} bytes): each attempt may take "
+                f"the timeout ({timeout} s) plus 1 s per {MIN_RATE} bytes of the file's {limit}"
+            ) from None
         except (socket.timeout, TimeoutError) as e:
-            raise _Retry(f"timed out after {got} bytes: {e}") from None
+            raise _Retry(f"timed out after {copied[0]} bytes: {e}") from None
         except (http.client.IncompleteRead, OSError) as e:
-            raise _Retry(f"connection dropped after {got} bytes: {e}") from None
+            raise _Retry(f"connection dropped after {copied[0]} bytes: {e}") from None
         finally:
             if bar is not None:
                 bar.close()
-        if expected is not None and got < expected:
-            raise _Retry(f"short body: {got} of {expected} bytes")
+        if expected is not None and copied[0] < expected:
+            raise _Retry(f"short body: {copied[0]} of {expected} bytes")
 
 
-def _copy(response: IO[bytes], out: IO[bytes], update: Callable[[int], Any] | None, sniff: bool) -> int:
-    got = 0
+class _Deadline(Exception):
+    """The attempt's total deadline passed."""
+
+
+def _copy(
+    response: Any, out: IO[bytes], bar: Any, *, sniff: bool, room: int, deadline: float, copied: list[int]
+) -> None:
+    """Copies the body to ``out`` as it arrives (``read1``: a drip is seen byte by byte), at
+    most ``room`` bytes and until ``deadline``; ``copied[0]`` counts what was written."""
     first = True
     while True:
-        chunk = response.read(CHUNK)
+        if time.monotonic() > deadline:
+            raise _Deadline
+        chunk = response.read1(CHUNK)
         if not chunk:
-            return got
+            return
         if first and sniff and chunk.lstrip()[:1] == b"<":
             raise _Skip("served an HTML page, not the file")
         first = False
-        out.write(chunk)
-        got += len(chunk)
-        if update is not None:
-            update(len(chunk))
+        if copied[0] + len(chunk) > room:
+            raise _Skip(f"sent more than the {room} bytes the file can have; stopped there")
+        try:
+            out.write(chunk)
+        except OSError as e:
+            raise _LocalWrite(e) from None
+        copied[0] += len(chunk)
+        if bar is not None:
+            bar.update(len(chunk))
 
 
 def fetch(
@@ -145,8 +215,8 @@ def fetch(
         attempt = 0
         while attempt < retries:
             try:
-                resumed = partial.exists() and partial.stat().st_size > 0
-                _get(url, partial, timeout)
+                resumed = _resumable_size(partial) > 0
+                _get(url, partial, timeout, size_limit(info))
             except _Skip as e:
                 attempts.append((url, str(e)))
                 partial.unlink(missing_ok=True)

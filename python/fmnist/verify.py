@@ -93,7 +93,10 @@ def read_verified(paths: Sequence[PathLike], infos: Sequence[FileInfo]) -> list[
     """Reads each file (in parallel) and judges it. Returns (array or None, verdict) per file; the
     array is None when the file was rejected. Malformed or unreadable files are rejected, not
     raised, and do not hold the others back (the engine gives one outcome per file)."""
-    outcomes = _core.read_idx_digests([os.fspath(p) for p in paths], [wanted(i) for i in infos])
+    # max_bytes from the registry's shapes: a file whose header claims more is refused before
+    # anything is inflated or allocated for it (a gzip bomb, a corrupt or hostile header).
+    limit = max((i.content_size for i in infos), default=0)
+    outcomes = _core.read_idx_digests([os.fspath(p) for p in paths], [wanted(i) for i in infos], max_bytes=limit)
     out = []
     for path, info, outcome in zip(paths, infos, outcomes):
         if isinstance(outcome, BaseException):  # IdxFormatError, BadGzipFile, an OSError
