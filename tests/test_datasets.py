@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import gzip
 import hashlib
+import logging
 import os
 import subprocess
 import sys
@@ -527,3 +528,18 @@ def test_a_header_claiming_more_than_the_registry_moves_to_the_next_mirror(env: 
         fmnist.download(mirrors=[s.mirror("wrong"), s.mirror("ok")])
         assert all(s.hits[("ok", f)] == 1 for f in FILES)
     assert final_files(env / "fashion-mnist") == sorted(FILES)
+
+
+def test_what_happens_is_logged_to_the_fmnist_logger(
+    env: Path, server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="fmnist"):
+        fmnist.load(split="test", mirrors=[server.mirror("404"), server.mirror("ok")])
+    messages = [r.getMessage() for r in caplog.records if r.name == "fmnist"]
+    assert any("t10k-images-idx3-ubyte.gz" in m and "404" in m and "next mirror" in m for m in messages)
+    assert any(m.startswith("t10k-images-idx3-ubyte.gz: downloaded to") and "verified" in m for m in messages)
+    assert any(m.startswith("t10k-labels-idx1-ubyte.gz: cached as") for m in messages)
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="fmnist"):
+        fmnist.load(split="test")
+    assert any("warm cache" in r.getMessage() for r in caplog.records)

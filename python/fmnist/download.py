@@ -9,6 +9,7 @@ cross-process lock (see ``loaders``), so concurrent processes download each file
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 import sys
@@ -20,6 +21,8 @@ from typing import IO, Any
 from ._core import __version__
 from .datasets import FileInfo
 from .verify import Verdict, read_verified
+
+log = logging.getLogger("fmnist")
 
 CHUNK = 1 << 16
 #: The slowest average rate an attempt may keep: its total deadline is `timeout` plus the
@@ -85,11 +88,14 @@ class _Retry(Exception):
 
 
 def _progress(total: int | None, initial: int, name: str) -> Any:
-    """A tqdm bar on a terminal, nothing otherwise."""
-    if not sys.stderr.isatty():
+    """A tqdm bar on a terminal; in a Jupyter kernel (whose stderr is no terminal) tqdm's
+    notebook display, through tqdm.auto; nothing elsewhere (logs, CI, pipes)."""
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+    elif "ipykernel" in sys.modules:
+        from tqdm.auto import tqdm
+    else:
         return None
-    from tqdm import tqdm
-
     return tqdm(total=total, initial=initial, unit="B", unit_scale=True, desc=name, leave=False)
 
 
@@ -218,10 +224,12 @@ def fetch(
                 resumed = _resumable_size(partial) > 0
                 _get(url, partial, timeout, size_limit(info))
             except _Skip as e:
+                log.info("%s: %s: %s; next mirror", info.name, url, e)
                 attempts.append((url, str(e)))
                 partial.unlink(missing_ok=True)
                 break
             except _Retry as e:
+                log.info("%s: %s: %s", info.name, url, e)
                 attempts.append((url, str(e)))
                 attempt += 1
                 if attempt < retries:

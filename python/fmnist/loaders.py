@@ -13,6 +13,7 @@ of the dataset's repository (``data/fashion/``). The folders searched are ``<roo
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -28,6 +29,9 @@ from .datasets import SPLITS, Dataset, FileInfo, get
 from .download import DownloadError, fetch
 from .idx import read_idx_many
 from .verify import Verdict, read_verified
+
+#: The package's logger: what was found, rejected, downloaded and cached (INFO), cache hits (DEBUG).
+log = logging.getLogger("fmnist")
 
 PathArg = Union[str, "os.PathLike[str]", None]
 Array = npt.NDArray[Any]
@@ -151,8 +155,10 @@ class Store:
                 if verdict.ok:
                     arrays[info.name] = array
                     self.found[info.name] = Found(path, layout, verdict)
+                    log.info("%s: found %s (%s layout), verified: %s", info.name, path, layout, verdict.rule)
                 else:
                     rejected[info.name].append(f"{path} ({layout}): " + "; ".join(verdict.problems))
+                    log.info("%s: rejected %s (%s layout): %s", info.name, path, layout, "; ".join(verdict.problems))
             pending = [i for i in pending if i.name not in arrays and queues[i.name]]
         return arrays, {k: v for k, v in rejected.items() if k not in arrays}
 
@@ -176,6 +182,7 @@ class Store:
             for info in infos:
                 hit = self.cache.get(info)
                 if hit is not None:
+                    log.debug("%s: warm cache %s", info.name, self.cache.path(info))
                     out[info.name] = hit
                     self.found[info.name] = Found(
                         self.cache.path(info), "fmnist warm cache", Verdict(True, "stamped by an earlier verification")
@@ -196,6 +203,7 @@ class Store:
                     array, verdict, path = fetch(info, self.folder, urls, timeout=timeout, retries=retries)
                     out[info.name] = fresh[info.name] = array
                     self.found[info.name] = Found(path, "fmnist (downloaded)", verdict)
+                    log.info("%s: downloaded to %s, verified: %s", info.name, path, verdict.rule)
             todo = []
         if todo:
             lines = []
@@ -217,9 +225,10 @@ class Store:
                 self.cache.clean_temporaries()  # of writers killed before their rename
                 for info in infos:
                     if info.name in fresh and self.cache.status(info) != "fresh":
-                        self.cache.put(info, fresh[info.name], self.found[info.name].verdict.content_sha256)
-        except OSError:
-            pass  # a read-only root: loads still work, only uncached
+                        if self.cache.put(info, fresh[info.name], self.found[info.name].verdict.content_sha256):
+                            log.info("%s: cached as %s", info.name, self.cache.path(info))
+        except OSError as e:
+            log.info("%s: not cached (%s): loads still work, uncached", self.dataset.name, e)
 
 
 def mirror_list(mirrors: Sequence[str] | None, dataset: Dataset) -> list[str]:
