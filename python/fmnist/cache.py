@@ -102,6 +102,17 @@ class Cache:
             return f"content SHA-256 {found} is not the verified {expected}", found
         return "", found
 
+    def audit(self, info: FileInfo) -> str | None:
+        """For ``fmnist verify`` and ``info``, which trust no stamp: None if there is no cache
+        file; else hashes it, discards it if it fails (the next load rebuilds it), and returns
+        the problem ("" when it is good)."""
+        if self.status(info) == "absent":
+            return None
+        problem, _ = self.check(info)
+        if problem:
+            self.discard(info)
+        return problem
+
     def clean_temporaries(self) -> list[Path]:
         """Removes the temporary files of cache writers that died before their rename
         (``<file>.<12 hex digits>.partial``; never a download's resumable ``<file>.gz.partial``).

@@ -45,16 +45,12 @@ def cmd_info(args: argparse.Namespace) -> int:
     missing = failed = 0
     for info in ds.files:
         array = None
-        if store.cache.status(info) != "absent":
-            # info hashes the cache file (loads trust a fresh stamp): a corrupt one is reported,
-            # discarded (the next load rebuilds it) and counted as a failure.
-            problem, _ = store.cache.check(info)
-            if problem:
-                failed += 1
-                store.cache.discard(info)
-                print(f"  {info.name}: warm cache {store.cache.path(info)} FAILED: {problem}; discarded")
-            else:
-                array = store.cache.get(info)
+        problem = store.cache.audit(info)  # loads trust a fresh stamp; info hashes the file
+        if problem:
+            failed += 1
+            print(f"  {info.name}: warm cache {store.cache.path(info)} FAILED: {problem}; discarded")
+        elif problem is not None:
+            array = store.cache.get(info)
         if array is not None:
             where, how = store.cache.path(info), "warm cache, verified again now"
         else:
@@ -98,14 +94,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     for info in ds.files:
         cached = store.cache.path(info)
         copies = [(p, layout) for p, layout in store.candidates(info) if p != cached]
-        if store.cache.status(info) != "absent":
-            problem, _ = store.cache.check(info)
-            if problem:
-                failures += 1
-                store.cache.discard(info)
-                print(f"{info.name}: {cached} [fmnist warm cache]: FAILED: {problem}; discarded")
-            else:
-                print(f"{info.name}: {cached} [fmnist warm cache]: OK (content SHA-256 matches)")
+        problem = store.cache.audit(info)
+        if problem:
+            failures += 1
+            print(f"{info.name}: {cached} [fmnist warm cache]: FAILED: {problem}; discarded")
+        elif problem is not None:
+            print(f"{info.name}: {cached} [fmnist warm cache]: OK (content SHA-256 matches)")
         elif not copies:
             failures += 1
             print(f"{info.name}: MISSING")
