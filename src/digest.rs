@@ -42,7 +42,53 @@ pub fn hex(algo: Algo, data: &[u8]) -> String {
         Algo::Md5 => run::<Md5>(data),
         Algo::Sha256 => run::<Sha256>(data),
     };
+    to_hex(&bytes)
+}
+
+fn to_hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// MD5 and/or SHA-256 over bytes fed as they stream past (a file read in steps, an inflated
+/// stream), for when the data is never held whole.
+pub struct Hasher {
+    md5: Option<Md5>,
+    sha256: Option<Sha256>,
+}
+
+impl Hasher {
+    /// Computes the algorithms in `algos` (an empty set computes nothing).
+    pub fn new(algos: &[Algo]) -> Hasher {
+        Hasher {
+            md5: algos.contains(&Algo::Md5).then(Md5::new),
+            sha256: algos.contains(&Algo::Sha256).then(Sha256::new),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.md5.is_none() && self.sha256.is_none()
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        if let Some(h) = &mut self.md5 {
+            h.update(data);
+        }
+        if let Some(h) = &mut self.sha256 {
+            h.update(data);
+        }
+    }
+
+    /// The hex digests, for each algorithm asked for.
+    pub fn finish(self) -> Vec<(Algo, String)> {
+        let mut out = Vec::new();
+        if let Some(h) = self.md5 {
+            out.push((Algo::Md5, to_hex(&h.finalize())));
+        }
+        if let Some(h) = self.sha256 {
+            out.push((Algo::Sha256, to_hex(&h.finalize())));
+        }
+        out
+    }
 }
 
 /// Normalises an expected digest given by a user: hex of the right length, any case.
@@ -79,6 +125,13 @@ mod tests {
     fn expected_digests_are_validated() {
         assert_eq!(parse_expected(Algo::Md5, " D41D8CD98F00B204E9800998ECF8427E").unwrap(), hex(Algo::Md5, b""));
         assert!(parse_expected(Algo::Md5, "abc").is_err());
+        let mut streamed = Hasher::new(&[Algo::Md5, Algo::Sha256]);
+        streamed.update(b"a");
+        streamed.update(b"bc");
+        assert_eq!(
+            streamed.finish(),
+            vec![(Algo::Md5, hex(Algo::Md5, b"abc")), (Algo::Sha256, hex(Algo::Sha256, b"abc"))]
+        );
         assert!(parse_expected(Algo::Sha256, &"g".repeat(64)).is_err());
     }
 }

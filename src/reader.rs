@@ -642,46 +642,32 @@ pub fn digests_only(source: Source<'_>, kinds: &[DigestKind]) -> Result<(Vec<Dig
     Ok((out, gzipped))
 }
 
-/// MD5 and/or SHA-256, fed as bytes stream past; `hex` finishes them (once) and reads one.
+/// The hashers of one covered range (stored bytes, or inflated content) of `digests_only`.
 struct Hashers {
-    md5: Option<md5::Md5>,
-    sha256: Option<sha2::Sha256>,
+    hasher: Option<digest::Hasher>,
     done: Vec<(Algo, String)>,
 }
 
 impl Hashers {
     fn new(kinds: &[DigestKind], mine: impl Fn(&DigestKind) -> bool) -> Hashers {
-        use sha2::Digest as _;
-        let has = |a: Algo| kinds.iter().any(|k| k.algo == a && mine(k));
-        Hashers {
-            md5: has(Algo::Md5).then(md5::Md5::new),
-            sha256: has(Algo::Sha256).then(sha2::Sha256::new),
-            done: Vec::new(),
-        }
+        let algos: Vec<Algo> = kinds.iter().filter(|k| mine(k)).map(|k| k.algo).collect();
+        Hashers { hasher: Some(digest::Hasher::new(&algos)), done: Vec::new() }
     }
 
     fn is_empty(&self) -> bool {
-        self.md5.is_none() && self.sha256.is_none()
+        self.hasher.as_ref().is_none_or(digest::Hasher::is_empty)
     }
 
     fn update(&mut self, data: &[u8]) {
-        use sha2::Digest as _;
-        if let Some(h) = &mut self.md5 {
-            h.update(data);
-        }
-        if let Some(h) = &mut self.sha256 {
+        if let Some(h) = &mut self.hasher {
             h.update(data);
         }
     }
 
+    /// Finishes the hashing (once) and reads one digest.
     fn hex(&mut self, algo: Algo) -> String {
-        use sha2::Digest as _;
-        let to_hex = |b: &[u8]| b.iter().map(|b| format!("{b:02x}")).collect::<String>();
-        if let Some(h) = self.md5.take() {
-            self.done.push((Algo::Md5, to_hex(&h.finalize())));
-        }
-        if let Some(h) = self.sha256.take() {
-            self.done.push((Algo::Sha256, to_hex(&h.finalize())));
+        if let Some(h) = self.hasher.take() {
+            self.done = h.finish();
         }
         self.done.iter().find(|(a, _)| *a == algo).map(|(_, h)| h.clone()).expect("hashed what was asked for")
     }
