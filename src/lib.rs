@@ -1,9 +1,9 @@
 //! fmnist: fast, verified IDX (MNIST-format) reading and writing.
 //!
 //! The engine is plain Rust: [`element`] is everything that differs between element types,
-//! [`idx`] parses headers, [`gzip`] walks and inflates members,
-//! [`digest`] hashes, [`reader`] and [`writer`] put them together, [`batches`] feeds training
-//! loops. Only `python.rs` (feature `python`) knows about pyo3 and numpy.
+//! [`idx`] parses headers, [`gzip`] walks and inflates members, [`digest`] hashes, [`reader`]
+//! and [`writer`] put them together, [`batches`] feeds training loops, `mapping` maps files
+//! copy-on-write (Unix). Only `python.rs` (feature `python`) knows about pyo3 and numpy.
 
 use std::fmt;
 
@@ -12,6 +12,8 @@ pub mod digest;
 pub mod element;
 pub mod gzip;
 pub mod idx;
+#[cfg(unix)]
+pub mod mapping;
 pub mod payload;
 pub mod reader;
 pub mod writer;

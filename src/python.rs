@@ -331,6 +331,51 @@ fn element_type_of(array: &Bound<'_, PyUntypedArray>) -> PyResult<ElementType> {
         .ok_or_else(|| PyTypeError::new_err(format!("unsupported element type {code:?}")))
 }
 
+/// Keeps a file mapping alive for as long as a numpy array (its base object) uses it.
+#[cfg(unix)]
+#[pyclass(frozen, module = "fmnist._core")]
+struct MappedFile {
+    _mapping: crate::mapping::Mapping, // unmapped when the last array over it dies
+}
+
+/// map_file(path) -> a 1-D uint8 array over the whole file, mapped copy-on-write (writeable;
+/// writes stay private), holding no file descriptor; None for an empty file.
+#[cfg(unix)]
+#[pyfunction]
+fn map_file(py: Python<'_>, path: PathBuf) -> PyResult<Option<Bound<'_, PyAny>>> {
+    let name = PyString::new(py, &path.to_string_lossy());
+    let mapping = match detach(py, || crate::mapping::Mapping::open(&path)) {
+        Ok(Some(m)) => m,
+        Ok(None) => return Ok(None),
+        Err(e) => return Err(to_py(e, &Arg::Path(path.clone(), name))),
+    };
+    let mut dims = [mapping.len() as npy_intp];
+    let data = mapping.as_ptr() as *mut c_void;
+    let owner = Bound::new(py, MappedFile { _mapping: mapping })?;
+    let descr = <u8 as numpy::Element>::get_dtype(py).into_dtype_ptr();
+    // SAFETY: descr is a new reference (stolen); one dimension of `len` bytes at `data`, which
+    // stays mapped while `owner` lives; the array takes `owner` as its base (a stolen reference),
+    // so the mapping is dropped only after the last array or view of it.
+    unsafe {
+        let array = PY_ARRAY_API.PyArray_NewFromDescr(
+            py,
+            PY_ARRAY_API.get_type_object(py, NpyTypes::PyArray_Type),
+            descr,
+            1,
+            dims.as_mut_ptr(),
+            std::ptr::null_mut(),
+            data,
+            NPY_ARRAY_CARRAY,
+            std::ptr::null_mut(),
+        );
+        let array = Bound::from_owned_ptr_or_err(py, array)?;
+        if PY_ARRAY_API.PyArray_SetBaseObject(py, array.as_ptr() as *mut PyArrayObject, owner.into_ptr()) < 0 {
+            return Err(PyErr::fetch(py));
+        }
+        Ok(Some(array))
+    }
+}
+
 /// read_idx(source, md5=None, sha256=None, content_md5=None, content_sha256=None, max_bytes=None)
 #[pyfunction]
 #[pyo3(signature = (source, md5=None, sha256=None, content_md5=None, content_sha256=None, max_bytes=None))]
@@ -501,6 +546,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(read_idx_many, m)?)?;
     m.add_function(wrap_pyfunction!(read_idx_digests, m)?)?;
     m.add_function(wrap_pyfunction!(encode_idx, m)?)?;
+    #[cfg(unix)]
+    m.add_function(wrap_pyfunction!(map_file, m)?)?;
     m.add_class::<Batcher>()?;
     let hook = wrap_pyfunction!(_interpreter_exiting, m)?;
     py.import("atexit")?.call_method1("register", (hook,))?;

@@ -1,4 +1,6 @@
 # Stubs for the Rust extension module (src/python.rs). Checked by `mypy --strict` in CI.
+import os
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, final
 
@@ -14,6 +16,7 @@ __all__ = [
     "read_idx_many",
     "read_idx_digests",
     "encode_idx",
+    "map_file",
     "Batcher",
 ]
 
@@ -48,6 +51,9 @@ def read_idx_digests(
     decode: bool = True,
 ) -> list[_Outcome | Exception]: ...
 def encode_idx(array: npt.NDArray[Any], level: int | None = None) -> bytes: ...
+
+if sys.platform != "win32":
+    def map_file(path: str | os.PathLike[str]) -> npt.NDArray[np.uint8] | None: ...
 
 @final
 class Batcher:
