@@ -40,10 +40,18 @@ def data_dir() -> Path:
 def measure(benchmark: Any) -> Callable[..., Any]:
     """measure(group, name, fn, nbytes, baseline=...) times fn and records its median."""
 
-    def run(group: str, name: str, fn: Callable[[], Any], nbytes: int, rounds: int = 15) -> Any:
+    def run(
+        group: str,
+        name: str,
+        fn: Callable[..., Any],
+        nbytes: int,
+        rounds: int = 15,
+        setup: Callable[[], Any] | None = None,
+    ) -> Any:
+        """``setup`` (untimed, before each round) returns ``(args, kwargs)`` for ``fn``."""
         benchmark.group = group
         benchmark.name = name
-        result = benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=2)
+        result = benchmark.pedantic(fn, setup=setup, rounds=rounds, iterations=1, warmup_rounds=0 if setup else 2)
         RESULTS.setdefault(group, {})[name] = {
             "median_s": benchmark.stats.stats.median,
             "nbytes": nbytes,

@@ -5,6 +5,7 @@ reference (both of which verify nothing)."""
 from __future__ import annotations
 
 import gzip
+import shutil
 from pathlib import Path
 from typing import Any, Callable
 
@@ -67,6 +68,27 @@ def test_fmnist_cold(measure: Callable[..., Any], fmnist_env: None) -> None:
         COLD, "fmnist.load_data (verified, cache off)", lambda: fmnist.load_data(download=False, cache=False), PAYLOAD
     )
     assert result[0][0].shape == (60000, 28, 28)
+
+
+def test_fmnist_first_load_writes_the_cache(measure: Callable[..., Any], fmnist_env: None, tmp_path: Path) -> None:
+    """The first load into an empty root: verified from the .gz files, and the cache written."""
+    roots: list[Path] = []
+
+    def empty_root() -> tuple[tuple[Path], dict[str, Any]]:
+        if roots:
+            shutil.rmtree(roots[-1])  # untimed: the previous round's root and its cache
+        roots.append(tmp_path / f"root{len(roots)}")
+        return (roots[-1],), {}
+
+    result = measure(
+        COLD,
+        "fmnist.load_data (verified, first: cache written)",
+        lambda root: fmnist.load_data(root=root, download=False),
+        PAYLOAD,
+        setup=empty_root,
+    )
+    assert result[0][0].shape == (60000, 28, 28)
+    assert (roots[-1] / "fashion-mnist" / "train-images-idx3-ubyte").stat().st_size == REAL[FILES[0]][1]
 
 
 def test_fmnist_warm(measure: Callable[..., Any], fmnist_env: None) -> None:

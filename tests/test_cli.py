@@ -71,7 +71,7 @@ def test_usage_errors_exit_2(empty: dict[str, str], tmp_path: Path) -> None:
 def test_info(present: dict[str, str], empty: dict[str, str], tmp_path: Path) -> None:
     out = run("info", env=present, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert "train-images-idx3-ubyte.gz: " in out.stdout and "[fmnist / Debian; verified: content SHA-256" in out.stdout
+    assert "train-images-idx3-ubyte.gz: " in out.stdout and "[fmnist; verified: content SHA-256" in out.stdout
     assert "(60000, 28, 28) uint8" in out.stdout and "T-shirt/top=6000" in out.stdout
     missing = run("info", env=empty, cwd=tmp_path)
     assert missing.returncode == 1 and "NOT FOUND" in missing.stdout and "fmnist download" in missing.stderr

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +114,7 @@ def test_recompressed_copy_is_accepted_by_its_content_digest(env: Path, data_dir
         found = store.found[f]
         # The published .gz MD5 does not match these bytes; the content SHA-256 does, and says so.
         assert found.verdict.rule == "content SHA-256 matches the known content SHA-256 (a recompressed copy)"
-        assert found.path == debian / f and found.layout == "fmnist / Debian"
+        assert found.path == debian / f and found.layout == "fmnist"
 
 
 def test_another_datasets_bytes_are_rejected(env: Path, tmp_path: Path) -> None:
@@ -137,9 +138,8 @@ def test_another_datasets_bytes_are_rejected(env: Path, tmp_path: Path) -> None:
     [
         ("torchvision", "FashionMNIST/raw", False),
         ("torchvision", "FashionMNIST/raw", True),
-        ("keras", "fashion-mnist", False),
         ("dataset repository", "data/fashion", False),
-        ("fmnist / Debian", "fashion-mnist", True),
+        ("fmnist", "fashion-mnist", True),
     ],
 )
 def test_discovery_of_each_layout(
@@ -157,8 +157,8 @@ def test_discovery_of_each_layout(
     for f, a in zip(FILES, arrays):
         assert np.array_equal(a, expected[f])
         found = store.found[f]
-        expect_layout = "keras" if layout == "keras" else layout
-        assert found.layout in (expect_layout, "fmnist / Debian") and found.path.parent == where
+        assert found.layout == layout and found.path.parent == where
+        assert found.in_place == decompressed  # a decompressed copy is mapped where it lies
     assert not (env / "fashion-mnist").exists() or final_files(env / "fashion-mnist") == []
 
 
@@ -543,3 +543,173 @@ def test_what_happens_is_logged_to_the_fmnist_logger(
     with caplog.at_level(logging.DEBUG, logger="fmnist"):
         fmnist.load(split="test")
     assert any("warm cache" in r.getMessage() for r in caplog.records)
+
+
+# --- issue 9, items 11-15: descriptors, cache=False, copies users already have -----------------
+
+
+def _decompressed(data_dir: Path, folder: Path, names: Any = FILES) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in names:
+        (folder / f[:-3]).write_bytes(gzip.decompress((data_dir / f).read_bytes()))
+
+
+@pytest.mark.skipif(os.name == "nt", reason="Windows reads the warm cache instead of mapping it")
+def test_warm_arrays_hold_no_file_descriptor(env: Path, data_dir: Path, tmp_path: Path) -> None:
+    _searchable(data_dir, tmp_path)
+    fmnist.load_data()  # writes the cache
+    # 300 held warm load_data() calls (1,200 mapped arrays) under a 64-descriptor limit: each
+    # mapping closed its descriptor, so none is left open to run out of.
+    code = (
+        "import resource, fmnist\n"
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))\n"
+        "held = [fmnist.load_data() for _ in range(300)]\n"
+        "x = held[-1][0][0]\n"
+        "print(len(held), x.shape, x.flags.writeable, x.flags.owndata)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["300", "(60000,", "28,", "28)", "True", "False"]  # mapped, not read
+
+
+def test_cache_off_reads_no_cache_and_writes_none(
+    env: Path, data_dir: Path, tmp_path: Path, expected: dict[str, Any]
+) -> None:
+    _searchable(data_dir, tmp_path)
+    fmnist.load(split="test")
+    cache = env / "fashion-mnist" / "t10k-labels-idx1-ubyte"
+    stamps = env / "fashion-mnist" / ".fmnist-cache.json"
+    # Forge the cache file, keeping its size and mtime: a cache that is on trusts its stamp
+    # (documented), so only a load that never reads the cache returns the source's labels.
+    st = cache.stat()
+    cache.chmod(0o644)
+    forged = bytearray(cache.read_bytes())
+    forged[8:] = bytes(len(forged) - 8)
+    cache.write_bytes(bytes(forged))
+    os.utime(cache, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert not fmnist.load(split="test")[1].any()  # cache on: the (forged) cache, as documented
+    before = stamps.read_bytes()
+    y = fmnist.load(split="test", cache=False)[1]
+    assert np.array_equal(y, expected["t10k-labels-idx1-ubyte.gz"])
+    assert stamps.read_bytes() == before and cache.read_bytes() == bytes(forged)  # nothing written
+
+
+def test_a_decompressed_copy_is_mapped_in_place_not_copied(
+    env: Path, data_dir: Path, tmp_path: Path, expected: dict[str, Any]
+) -> None:
+    tv_root = tmp_path / "tv"
+    raw = tv_root / "FashionMNIST" / "raw"
+    _decompressed(data_dir, raw)
+    for f in FILES:
+        link(data_dir / f, raw / f)  # torchvision keeps both forms in raw/
+    for attempt in ("first", "stamped"):
+        store = Store(FASHION_MNIST, tv_root)
+        arrays = store.arrays(list(FASHION_MNIST.files), download=False)
+        for f, a in zip(FILES, arrays):
+            assert np.array_equal(a, expected[f]) and a.flags.writeable and not a.flags.owndata
+            found = store.found[f]
+            assert found.path == raw / f[:-3] and found.in_place
+            assert found.layout == ("torchvision" if attempt == "first" else "in place, stamped")
+    # No 55 MB copy in the torchvision root: only the stamps (and the lock) beside it.
+    assert sorted(p.name for p in (tv_root / "fashion-mnist").iterdir()) == [".fmnist-cache.json", ".lock"]
+    # Writes stay in the process (copy-on-write); the file is unchanged.
+    arrays[1][:] = 0
+    assert np.array_equal(fmnist.read_idx(raw / "t10k-labels-idx1-ubyte"), expected["t10k-labels-idx1-ubyte.gz"])
+    # A changed copy is verified again (and, corrupt, turned down for the verified .gz beside it).
+    target = raw / "t10k-labels-idx1-ubyte"
+    target.write_bytes(target.read_bytes()[:-1] + b"\x07")
+    store = Store(FASHION_MNIST, tv_root)
+    (y,) = store.arrays([FASHION_MNIST.file("test", "labels")], download=False)
+    assert np.array_equal(y, expected["t10k-labels-idx1-ubyte.gz"])
+    assert store.found["t10k-labels-idx1-ubyte.gz"].path == raw / "t10k-labels-idx1-ubyte.gz"
+
+
+#: Fashion-MNIST as the registry would describe it with no content digest (as KMNIST is), and the
+#: .gz MD5s of the copies in shared/ (Debian's) standing for the published ones.
+NO_CONTENT = replace(
+    FASHION_MNIST,
+    name="no-content",
+    files=tuple(
+        replace(f, gz_md5=REAL[f.name][0], gz_sha256=None, content_md5=None, content_sha256=None)
+        for f in FASHION_MNIST.files
+    ),
+)
+
+
+def test_a_decompressed_copy_is_proven_by_a_verified_gz(
+    env: Path, data_dir: Path, tmp_path: Path, expected: dict[str, Any]
+) -> None:
+    raw = tmp_path / "search" / "FashionMNIST" / "raw"
+    _decompressed(data_dir, raw)
+    store = Store(NO_CONTENT)
+    # Alone, a decompressed copy cannot be judged: no published digest covers it.
+    with pytest.raises(fmnist.DatasetNotFoundError, match="no verified .gz of it was found to compare"):
+        store.arrays([NO_CONTENT.file("test", "labels")], download=False, cache=False)
+    # Beside the .gz it came from (published MD5), it is proven equal and mapped in place.
+    for f in FILES:
+        link(data_dir / f, raw / f)
+    arrays = store.arrays(list(NO_CONTENT.files), download=False, cache=False)
+    for f, a in zip(FILES, arrays):
+        found = store.found[f]
+        assert np.array_equal(a, expected[f]) and found.in_place and found.path == raw / f[:-3]
+        assert found.verdict.rule == f"content SHA-256 equals that of the verified {raw / f}"
+    # And `fmnist verify`'s view: every copy OK, each decompressed one saying what proved it.
+    for info in NO_CONTENT.files:
+        report = {c.path.name: v for c, v in store.check_copies(info)}
+        assert report[info.stem].ok and report[info.stem].rule.endswith(f"the verified {raw / info.name}")
+        assert report[info.name].ok
+
+
+def test_keras_files_are_found_by_kerass_own_rules(
+    env: Path, data_dir: Path, tmp_path: Path, expected: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FMNIST_SEARCH_PATH")
+    monkeypatch.chdir(tmp_path)  # nothing under ./data or . to find
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
+    where = tmp_path / "keras-home" / "datasets" / "fashion-mnist"
+    where.mkdir(parents=True)
+    for f in FILES:
+        link(data_dir / f, where / f)
+    store = Store(FASHION_MNIST)
+    store.arrays(list(FASHION_MNIST.files), download=False, cache=False)
+    assert {(f.layout, f.path.parent) for f in store.found.values()} == {("keras", where)}
+
+
+def test_kerass_npz_form_is_verified_by_its_published_sha256(
+    env: Path, tmp_path: Path, expected: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("FMNIST_SEARCH_PATH")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
+    npz = tmp_path / "keras-home" / "datasets" / "mnist.npz"
+    npz.parent.mkdir(parents=True)
+    x_test, y_test = expected["t10k-images-idx3-ubyte.gz"], expected["t10k-labels-idx1-ubyte.gz"]
+    np.savez_compressed(npz, x_train=x_test[:0], y_train=y_test[:0], x_test=x_test, y_test=y_test)
+    # The real MNIST's mnist.npz is not here: keras's form of Fashion-MNIST's test split, with its
+    # own SHA-256 in the registry entry, stands in for it. MNIST's entry names keras's digest.
+    assert DATASETS["mnist"].keras_npz_sha256 == "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
+    ds = replace(NO_CONTENT, keras_npz="mnist.npz", keras_npz_sha256=hashlib.sha256(npz.read_bytes()).hexdigest())
+    store = Store(ds)
+    x, y = store.arrays([ds.file("test", "images"), ds.file("test", "labels")], download=False)
+    assert np.array_equal(x, x_test) and np.array_equal(y, y_test)
+    found = store.found["t10k-images-idx3-ubyte.gz"]
+    assert found.layout == "keras" and found.path == npz and "keras's published SHA-256" in found.verdict.rule
+    # Cached like any verified file: the next load is warm, and proves the same content.
+    assert Store(ds).arrays([ds.file("test", "labels")], download=False)[0].flags.owndata is False
+    with pytest.raises(fmnist.DatasetNotFoundError, match=r"mnist.npz \(keras\): SHA-256 of the stored .npz"):
+        fmnist.load("mnist", split="test", download=False)
+
+
+def test_looked_in_lists_only_layouts_that_apply(env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FMNIST_SEARCH_PATH")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "kh"))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(fmnist.DatasetNotFoundError) as e:
+        fmnist.load(split="test", download=False)
+    looked = str(e.value).split("looked in: ")[1].split(", ")
+    assert str(tmp_path / "kh" / "datasets" / "fashion-mnist") in looked  # keras's, by KERAS_HOME
+    assert os.path.join("data", "FashionMNIST", "raw") in looked and os.path.join("data", "fashion") in looked
+    for impossible in (os.path.join("data", "data", "fashion"), os.path.join(".keras", "datasets", "data")):
+        assert not any(impossible in p for p in looked), looked
+    folders = {layout for _, layout in Store(DATASETS["mnist"]).folders()}
+    assert folders == {"fmnist", "torchvision"}  # keras's MNIST is one file, mnist.npz; no Debian package

@@ -6,13 +6,17 @@ and stamped with its size, modification time and content SHA-256 in ``.fmnist-ca
 A later load maps it copy-on-write: the array is writeable, native, and costs no read until its
 pages are touched. The file is hashed again only when its size or mtime no longer match the
 stamp; a file that then fails its digest (corrupt, truncated) is deleted and rebuilt, never
-returned. ``FMNIST_CACHE=0`` (or ``cache=False``) turns the cache off.
+returned. ``FMNIST_CACHE=0`` (or ``cache=False``) turns the cache off: nothing in it is read or
+written.
+
+A verified decompressed copy found elsewhere (torchvision's ``raw/`` folder) is not copied: it is
+mapped where it lies, and its stamp records its path, so later loads map it without hashing it
+again while its size and mtime are unchanged. A mapping holds no file descriptor.
 """
 
 from __future__ import annotations
 
 import json
-import mmap
 import os
 import re
 import stat
@@ -51,10 +55,13 @@ class Cache:
         except (OSError, ValueError):
             return {}
 
-    def _stamp(self, info: FileInfo, sha256: str) -> None:
-        st = self.path(info).stat()
+    def _stamp(self, info: FileInfo, sha256: str, elsewhere: Path | None = None) -> None:
+        st = (elsewhere or self.path(info)).stat()
         stamps = self._stamps()
-        stamps[info.stem] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "content_sha256": sha256}
+        entry: dict[str, Any] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "content_sha256": sha256}
+        if elsewhere is not None:
+            entry["path"] = str(elsewhere.absolute())
+        stamps[info.stem] = entry
         atomic_write(str(self.folder / STAMPS), (json.dumps(stamps, indent=1, sort_keys=True) + "\n").encode())
 
     def status(self, info: FileInfo) -> str:
@@ -68,9 +75,43 @@ class Cache:
         if not stat.S_ISREG(st.st_mode):
             return "absent"
         entry = self._stamps().get(info.stem)
-        if entry and (entry.get("size"), entry.get("mtime_ns")) == (st.st_size, st.st_mtime_ns):
+        if entry and "path" not in entry and (entry.get("size"), entry.get("mtime_ns")) == (st.st_size, st.st_mtime_ns):
             return "fresh"
         return "stale"
+
+    def in_place(self, info: FileInfo) -> tuple[Path, npt.NDArray[Any]] | None:
+        """A decompressed copy elsewhere that was verified and stamped (``stamp_in_place``) and has
+        not changed since (same size and mtime): its path and its array, mapped. None otherwise:
+        then discovery looks for it (and verifies it) again. Never deletes it: it is not ours."""
+        entry = self._stamps().get(info.stem)
+        if not entry or "path" not in entry:
+            return None
+        path = Path(entry["path"])
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        if not stat.S_ISREG(st.st_mode) or (entry.get("size"), entry.get("mtime_ns")) != (st.st_size, st.st_mtime_ns):
+            return None
+        array = map_idx(path, info)
+        return None if array is None else (path, array)
+
+    def stamp_in_place(self, info: FileInfo, path: Path, content_sha256: str) -> bool:
+        """Records a verified decompressed copy at ``path`` (outside the cache) to be mapped in place
+        by later loads; a cache file of our own for it is removed (the stamp now points elsewhere)."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self.discard(info)
+            self._stamp(info, content_sha256, elsewhere=path)
+            return True
+        except OSError:
+            return False
+
+    def verified_content(self, info: FileInfo) -> str | None:
+        """The content SHA-256 recorded when a copy of ``info`` was verified (and cached or
+        stamped): proof for a decompressed copy whose registry entry has no content digest."""
+        digest = self._stamps().get(info.stem, {}).get("content_sha256")
+        return digest if isinstance(digest, str) else None
 
     def get(self, info: FileInfo) -> npt.NDArray[Any] | None:
         """The cached array, or None (absent, or found corrupt and deleted)."""
@@ -84,7 +125,7 @@ class Cache:
                 self.discard(info)
                 return None
             self._stamp(info, digest)
-        array = _map(path, info)
+        array = map_idx(path, info)
         if array is None:
             self.discard(info)
         return array
@@ -141,7 +182,7 @@ class Cache:
             # stamp, so it is hashed again (and rebuilt) before any use. Read-only (0444), and
             # replaced only by rename: a file mapped by an earlier load never changes under it.
             _writable_on_windows(self.path(info))
-            atomic_write(str(self.path(info)), _header(info), array.reshape(-1).data, fsync=False, mode=0o444)
+            atomic_write(str(self.path(info)), header_of(info), array.reshape(-1).data, fsync=False, mode=0o444)
             self._stamp(info, content_sha256)
             return True
         except OSError:
@@ -172,22 +213,28 @@ def _writable_on_windows(path: Path) -> None:
             pass
 
 
-def _header(info: FileInfo) -> bytes:
+def header_of(info: FileInfo) -> bytes:
     """The IDX header of a uint8 file of ``info.shape``."""
     return bytes([0, 0, 8, len(info.shape)]) + np.array(info.shape, ">u4").tobytes()
 
 
-def _map(path: Path, info: FileInfo) -> npt.NDArray[Any] | None:
-    """Maps a cached IDX file copy-on-write as an array of ``info.shape``; None if its header or
-    length is not the expected one."""
-    header = _header(info)
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        if size != info.content_size or f.read(len(header)) != header:
-            return None
-        if os.name == "nt":
-            # Windows cannot replace or delete a file while it is mapped, and the cache must
-            # stay replaceable (a rebuild, `fmnist verify`): there the file is read instead.
+def map_idx(path: Path, info: FileInfo) -> npt.NDArray[Any] | None:
+    """Maps a decompressed uint8 IDX file copy-on-write as an array of ``info.shape`` (writeable;
+    writes stay private; no file descriptor is held); None if its header or length is not the
+    expected one, or it is not a regular file."""
+    header = header_of(info)
+    if os.name == "nt":
+        # Windows cannot replace or delete a file while it is mapped, and the cache must stay
+        # replaceable (a rebuild, `fmnist verify`): there the file is read instead.
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size != info.content_size or f.read(len(header)) != header:
+                return None
             return np.fromfile(f, dtype=np.uint8, count=size - len(header)).reshape(info.shape)
-        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
-    return np.ndarray(info.shape, dtype=np.uint8, buffer=mm, offset=len(header))
+    try:
+        raw = _core.map_file(path)
+    except (OSError, _core.IdxFormatError):
+        return None
+    if raw is None or raw.size != info.content_size or raw[: len(header)].tobytes() != header:
+        return None
+    return raw[len(header) :].reshape(info.shape)

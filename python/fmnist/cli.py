@@ -24,7 +24,6 @@ from .idx import read_idx, read_idx_many, write_idx
 from .loaders import DatasetNotFoundError, Store, default_root, download, load
 from .png import encode_png, sprite
 from .sample import load_sample
-from .verify import read_verified
 
 # What a command reports as a failure (exit 1, one line): missing or bad data, failed downloads
 # (OSError subclasses), malformed files and mismatched digests (ValueError subclasses), an array
@@ -93,7 +92,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     failures = 0
     for info in ds.files:
         cached = store.cache.path(info)
-        copies = [(p, layout) for p, layout in store.candidates(info) if p != cached]
+        copies = store.check_copies(info)
         problem = store.cache.audit(info)
         if problem:
             failures += 1
@@ -103,11 +102,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
         elif not copies:
             failures += 1
             print(f"{info.name}: MISSING")
-        for path, layout in copies:
-            ((_, verdict),) = read_verified([path], [info])
+        for copy, verdict in copies:
             failures += not verdict.ok
             state = f"OK ({verdict.rule})" if verdict.ok else "FAILED: " + "; ".join(verdict.problems)
-            print(f"{info.name}: {path} [{layout}]: {state}")
+            print(f"{info.name}: {copy.path} [{copy.layout}]: {state}")
     return 1 if failures else 0
 
 

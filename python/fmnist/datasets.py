@@ -53,9 +53,15 @@ class Dataset:
     classes: tuple[str, ...]
     mirrors: tuple[str, ...]  #: base URLs, tried in order
     files: tuple[FileInfo, ...]
-    #: folder names other loaders use for it (torchvision's class name, keras's cache folder)
+    #: where other loaders keep it: torchvision's class name (``<root>/<name>/raw/``), keras's
+    #: folder under its datasets folder, the name of Debian's folder under /usr/share/datasets
     torchvision_name: str = ""
     keras_name: str = ""
+    debian_name: str = ""
+    #: keras's single-file form (``<keras datasets folder>/<file>``: an .npz of x_train, y_train,
+    #: x_test, y_test) and the SHA-256 keras's source publishes for it
+    keras_npz: str = ""
+    keras_npz_sha256: str = ""
     #: where the dataset's own repository keeps the files, relative to a clone
     repo_dir: str = ""
     aliases: tuple[str, ...] = field(default=())
@@ -137,6 +143,7 @@ FASHION_MNIST = Dataset(
     ),
     torchvision_name="FashionMNIST",
     keras_name="fashion-mnist",
+    debian_name="fashion-mnist",
     repo_dir="data/fashion",
     aliases=("fashion_mnist", "fashionmnist", "fmnist", "fashion"),
 )
@@ -152,42 +159,46 @@ MNIST = Dataset(
         "https://storage.googleapis.com/cvdf-datasets/mnist/",
         "http://yann.lecun.com/exdb/mnist/",
     ),
-    # .gz MD5: torchvision; .gz SHA-256 and sizes: tensorflow-datasets' checksum list.
-    # No content digests are published for MNIST, so a recompressed copy cannot be verified.
+    # .gz MD5: torchvision; .gz SHA-256 and sizes: tensorflow-datasets' checksum list. Content
+    # MD5 (of the decompressed files): as several independent projects list them for the
+    # uncompressed IDX files (one list beside Fashion-MNIST's content MD5s, which match
+    # SOURCE.md): a decompressed or recompressed copy is verified by them.
     files=_files(
         {
             "train-images-idx3-ubyte.gz": (
                 9912422,
                 "f68b3c2dcbeaaa9fbdd348bbdeb94873",
                 "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
-                None,
+                "6bbc9ace898e44ae57da46a324031adb",
                 None,
             ),
             "train-labels-idx1-ubyte.gz": (
                 28881,
                 "d53e105ee54ea40749a09fcbcd1e9432",
                 "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
-                None,
+                "a25bea736e30d166cdddb491f175f624",
                 None,
             ),
             "t10k-images-idx3-ubyte.gz": (
                 1648877,
                 "9fb629c4189551a2d022fa330f9573f3",
                 "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
-                None,
+                "2646ac647ad5339dbf082846283269ea",
                 None,
             ),
             "t10k-labels-idx1-ubyte.gz": (
                 4542,
                 "ec29112dd5afa0611ce80d1b7f02629c",
                 "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
-                None,
+                "27ae3e4e09519cfbb04c329615203637",
                 None,
             ),
         }
     ),
     torchvision_name="MNIST",
-    keras_name="mnist",
+    # keras.datasets.mnist: one file, `<keras datasets folder>/mnist.npz`; SHA-256 from keras's source.
+    keras_npz="mnist.npz",
+    keras_npz_sha256="731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1",
 )
 
 KMNIST = Dataset(
@@ -200,7 +211,8 @@ KMNIST = Dataset(
         "http://codh.rois.ac.jp/kmnist/dataset/kmnist/",
         "https://codh.rois.ac.jp/kmnist/dataset/kmnist/",
     ),
-    # .gz MD5: torchvision; .gz SHA-256: torchvision-ruby.
+    # .gz MD5: torchvision; .gz SHA-256: torchvision-ruby. No content digest is published: a
+    # decompressed copy is accepted when its content equals a verified .gz's (see loaders.Store).
     files=_files(
         {
             "train-images-idx3-ubyte.gz": (

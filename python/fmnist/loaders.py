@@ -4,15 +4,16 @@ and the drop-in loaders built on that.
 Where data lives: ``root`` if given, else ``$FMNIST_HOME``, else the platform's cache folder
 (``~/.cache/fmnist`` on Linux, see ``default_root``); a dataset
 lives in ``<root>/<name>/``. Before downloading, verified copies already on the machine are
-found and used in place: torchvision's ``<dir>/FashionMNIST/raw/`` (.gz or decompressed), keras's
-``~/.keras/datasets/fashion-mnist/``, Debian's ``/usr/share/datasets/fashion-mnist/`` and a clone
-of the dataset's repository (``data/fashion/``). The folders searched are ``<root>`` itself, then
-``$FMNIST_SEARCH_PATH`` (os.pathsep-separated) if set, else the well-known ones in
-``SEARCH_ROOTS``.
+found and used in place: torchvision's ``<dir>/FashionMNIST/raw/`` (.gz, or decompressed: then
+mapped where it lies), keras's ``$KERAS_HOME/datasets/fashion-mnist/`` (``~/.keras``; MNIST as
+``mnist.npz``), Debian's ``/usr/share/datasets/fashion-mnist/`` and a clone of the dataset's
+repository (``data/fashion/``). ``Store.folders`` lists them: ``<root>`` itself, then the folders of
+``$FMNIST_SEARCH_PATH`` (os.pathsep-separated) if set, else the ones other loaders use.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Iterator, Sequence
@@ -21,14 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
 
+import numpy as np
 import numpy.typing as npt
 
 from . import cache as cache_mod
-from .cache import Cache
+from .cache import STAMPS, Cache, header_of
 from .datasets import SPLITS, Dataset, FileInfo, get
 from .download import DownloadError, fetch
 from .idx import read_idx_many
-from .verify import Verdict, read_verified
+from .verify import Verdict, has_content_digest, judge_in_place, read_keras_npz, read_verified
 
 #: The package's logger: what was found, rejected, downloaded and cached (INFO), cache hits (DEBUG).
 log = logging.getLogger("fmnist")
@@ -36,13 +38,8 @@ log = logging.getLogger("fmnist")
 PathArg = Union[str, "os.PathLike[str]", None]
 Array = npt.NDArray[Any]
 
-#: Folders searched for copies other loaders left (used when $FMNIST_SEARCH_PATH is not set).
-SEARCH_ROOTS: tuple[Path, ...] = (
-    Path.home() / ".keras" / "datasets",
-    Path("/usr/share/datasets"),
-    Path("data"),
-    Path("."),
-)
+#: Debian's packages put datasets here (``dataset-fashion-mnist``: ``fashion-mnist/``).
+DEBIAN = Path("/usr/share/datasets")
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -71,20 +68,45 @@ def default_root() -> Path:
     return platform
 
 
-def search_roots() -> list[Path]:
+def search_roots() -> list[Path] | None:
+    """The folders of ``$FMNIST_SEARCH_PATH`` (os.pathsep-separated), or None when it is not set
+    (then the folders other loaders use by default are searched: see ``Store.folders``)."""
     env = os.environ.get("FMNIST_SEARCH_PATH")
-    if env is not None:
-        return [Path(p).expanduser() for p in env.split(os.pathsep) if p]
-    return list(SEARCH_ROOTS)
+    if env is None:
+        return None
+    return [Path(p).expanduser() for p in env.split(os.pathsep) if p]
+
+
+def keras_datasets_dirs() -> list[Path]:
+    """Where keras keeps downloaded datasets, by keras's own rules (``keras.utils.get_file``):
+    ``$KERAS_HOME/datasets``, else ``~/.keras/datasets``; ``/tmp/.keras/datasets`` too when that
+    home exists but cannot be written (keras then falls back to it)."""
+    env = os.environ.get("KERAS_HOME")
+    home = Path(env).expanduser() if env else Path.home() / ".keras"
+    out = [home / "datasets"]
+    if home.exists() and not os.access(home, os.W_OK):
+        out.append(Path("/tmp") / ".keras" / "datasets")
+    return out
 
 
 @dataclass(frozen=True)
 class Found:
-    """Where a file was found and why it was accepted."""
+    """Where a file was found and why it was accepted. ``in_place``: a decompressed copy mapped
+    where it lies (stamped by the cache, never copied into it)."""
 
     path: Path
     layout: str
     verdict: Verdict
+    in_place: bool = False
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A file that may be a copy of one registry file: ``decompressed`` by its name."""
+
+    path: Path
+    layout: str
+    decompressed: bool
 
 
 class Store:
@@ -99,18 +121,28 @@ class Store:
         self.found: dict[str, Found] = {}
 
     def folders(self) -> list[tuple[Path, str]]:
-        """Folders to look in, in order, with the layout each one is."""
+        """Folders to look in, in order, with the name of the layout each one is: the data root's
+        (fmnist's own, and torchvision's when the root is torchvision's), then each folder of
+        ``$FMNIST_SEARCH_PATH`` (fmnist's, torchvision's and a repository clone's layout in it),
+        or when that is not set the folders other loaders use by default: keras's datasets
+        folder, Debian's, and torchvision's, fmnist's and a clone's under the working folder."""
         ds = self.dataset
         out = [(self.folder, "fmnist")]
         if ds.torchvision_name:
             out.append((self.root / ds.torchvision_name / "raw", "torchvision"))
-        for base in search_roots():
-            out.append((base / ds.name, "fmnist / Debian"))
-            if ds.keras_name and ds.keras_name != ds.name:
-                out.append((base / ds.keras_name, "keras"))
+        bases = search_roots()
+        if bases is None:
+            out += [(d / ds.keras_name, "keras") for d in keras_datasets_dirs() if ds.keras_name]
+            if ds.debian_name:
+                out.append((DEBIAN / ds.debian_name, "Debian"))
+            bases = [Path("data"), Path(".")]  # torchvision's tutorials use root="data"
+            if ds.repo_dir:
+                out.append((Path(ds.repo_dir), "dataset repository"))  # the working folder is a clone
+        for base in bases:
+            out.append((base / ds.name, "fmnist"))
             if ds.torchvision_name:
                 out.append((base / ds.torchvision_name / "raw", "torchvision"))
-            if ds.repo_dir:
+            if ds.repo_dir and base != Path("data"):
                 out.append((base / ds.repo_dir, "dataset repository"))
         seen: set[Path] = set()
         unique = []
@@ -121,15 +153,29 @@ class Store:
                 unique.append((folder, layout))
         return unique
 
-    def candidates(self, info: FileInfo) -> list[tuple[Path, str]]:
-        """Existing files that may be ``info``: .gz first, then a decompressed copy."""
-        out = []
+    def keras_npz_paths(self) -> list[Path]:
+        """Where keras's single-file form of the dataset (``mnist.npz``) would be."""
+        name = self.dataset.keras_npz
+        if not name:
+            return []
+        bases = search_roots()
+        return [b / name for b in (keras_datasets_dirs() if bases is None else bases)]
+
+    def candidates(self, info: FileInfo) -> list[Candidate]:
+        """Existing files that may be ``info``, in the order they are tried. Never the cache file
+        (``<root>/<name>/<stem>``): the cache is read only through ``Cache``, and not at all when
+        it is off. Decompressed copies come first when the registry has a content digest to
+        judge them by (they are then mapped in place, nothing to inflate), else after the .gz
+        files, whose verified content proves them."""
+        gz: list[Candidate] = []
+        raw: list[Candidate] = []
+        cached = self.cache.path(info)
         for folder, layout in self.folders():
-            for name in (info.name, info.stem):
+            for name, bucket in ((info.name, gz), (info.stem, raw)):
                 path = folder / name
-                if path.is_file():
-                    out.append((path, layout))
-        return out
+                if path.is_file() and path != cached:
+                    bucket.append(Candidate(path, layout, decompressed=bucket is raw))
+        return raw + gz if has_content_digest(info) else gz + raw
 
     @contextmanager
     def lock(self) -> Iterator[None]:
@@ -140,27 +186,118 @@ class Store:
         with FileLock(str(self.folder / ".lock")):
             yield
 
-    def find(self, infos: Sequence[FileInfo]) -> tuple[dict[str, Array], dict[str, list[str]]]:
+    def find(self, infos: Sequence[FileInfo], *, stamps: bool = True) -> tuple[dict[str, Array], dict[str, list[str]]]:
         """Verified copies already on the machine: arrays by file name, and for the files not
-        found, why each candidate was turned down."""
+        found, why each candidate was turned down. A verified decompressed copy is mapped in
+        place; one the registry has no content digest for is accepted when its content equals
+        that of a verified .gz of the same file (found now, or recorded in the cache's stamps
+        when ``stamps``)."""
         arrays: dict[str, Array] = {}
         rejected: dict[str, list[str]] = {i.name: [] for i in infos}
+        proven: dict[str, dict[str, str]] = {i.name: {} for i in infos}
+        if stamps:
+            for i in infos:
+                digest = self.cache.verified_content(i)
+                if digest:
+                    proven[i.name][digest] = f"a copy verified earlier ({self.folder / STAMPS})"
+        fallback: dict[str, tuple[Array, Found]] = {}
         queues = {i.name: self.candidates(i) for i in infos}
         pending = [i for i in infos if queues[i.name]]
         while pending:
             # The next candidate of every file still wanted, read and judged in parallel.
             heads = [(i, queues[i.name].pop(0)) for i in pending]
-            results = read_verified([p for _, (p, _) in heads], [i for i, _ in heads])
-            for (info, (path, layout)), (array, verdict) in zip(heads, results):
-                if verdict.ok:
-                    arrays[info.name] = array
-                    self.found[info.name] = Found(path, layout, verdict)
-                    log.info("%s: found %s (%s layout), verified: %s", info.name, path, layout, verdict.rule)
-                else:
-                    rejected[info.name].append(f"{path} ({layout}): " + "; ".join(verdict.problems))
-                    log.info("%s: rejected %s (%s layout): %s", info.name, path, layout, "; ".join(verdict.problems))
+            for (info, c), (array, verdict) in zip(heads, self._judge(heads, proven)):
+                if not verdict.ok:
+                    why = "; ".join(verdict.problems)
+                    rejected[info.name].append(f"{c.path} ({c.layout}): {why}")
+                    log.info("%s: rejected %s (%s layout): %s", info.name, c.path, c.layout, why)
+                    continue
+                found = Found(c.path, c.layout, verdict, in_place=c.decompressed)
+                log.info("%s: found %s (%s layout), verified: %s", info.name, c.path, c.layout, verdict.rule)
+                rest = [q for q in queues[info.name] if q.decompressed]
+                if not c.decompressed and rest and not has_content_digest(info):
+                    # A decompressed copy equal to this .gz is mapped in place rather than this
+                    # .gz inflated into memory and then copied into the cache.
+                    proven[info.name][verdict.content_sha256] = f"the verified {c.path}"
+                    fallback[info.name] = (array, found)
+                    queues[info.name] = rest
+                    continue
+                arrays[info.name] = array
+                self.found[info.name] = found
             pending = [i for i in pending if i.name not in arrays and queues[i.name]]
+        for name, (array, found) in fallback.items():
+            if name not in arrays:
+                arrays[name] = array
+                self.found[name] = found
+        missing = [i for i in infos if i.name not in arrays]
+        if missing and self.dataset.keras_npz:
+            self._from_keras_npz(missing, arrays, rejected)
         return arrays, {k: v for k, v in rejected.items() if k not in arrays}
+
+    def _judge(
+        self, heads: Sequence[tuple[FileInfo, Candidate]], proven: dict[str, dict[str, str]]
+    ) -> list[tuple[Any, Verdict]]:
+        """Reads and judges one candidate per file: .gz files decoded and hashed in one pass,
+        decompressed copies hashed as they stream past and then mapped in place."""
+        results: dict[int, tuple[Any, Verdict]] = {}
+        gz = [(k, i, c) for k, (i, c) in enumerate(heads) if not c.decompressed]
+        raw = [(k, i, c) for k, (i, c) in enumerate(heads) if c.decompressed]
+        if gz:
+            judged = read_verified([c.path for _, _, c in gz], [i for _, i, _ in gz])
+            results.update({k: r for (k, _, _), r in zip(gz, judged)})
+        if raw:
+            proofs = [proven[i.name] for _, i, _ in raw]
+            judged = judge_in_place([c.path for _, _, c in raw], [i for _, i, _ in raw], proofs)
+            results.update({k: r for (k, _, _), r in zip(raw, judged)})
+        return [results[k] for k in range(len(heads))]
+
+    def check_copies(self, info: FileInfo) -> list[tuple[Candidate, Verdict]]:
+        """Every copy of ``info`` found (the cache excluded: see ``Cache.audit``), each judged,
+        as ``fmnist verify`` reports them: .gz files first, whose verified content proves the
+        decompressed copies that the registry has no content digest for."""
+        copies = self.candidates(info)
+        gz = [c for c in copies if not c.decompressed]
+        raw = [c for c in copies if c.decompressed]
+        proven: dict[str, str] = {}
+        earlier = self.cache.verified_content(info)
+        if earlier:
+            proven[earlier] = f"a copy verified earlier ({self.folder / STAMPS})"
+        out: list[tuple[Candidate, Verdict]] = []
+        for c, (_, verdict) in zip(gz, read_verified([c.path for c in gz], [info] * len(gz))):
+            out.append((c, verdict))
+            if verdict.ok:
+                proven.setdefault(verdict.content_sha256, f"the verified {c.path}")
+        judged = judge_in_place([c.path for c in raw], [info] * len(raw), [proven] * len(raw))
+        out += [(c, verdict) for c, (_, verdict) in zip(raw, judged)]
+        return out
+
+    def _from_keras_npz(
+        self, infos: Sequence[FileInfo], arrays: dict[str, Array], rejected: dict[str, list[str]]
+    ) -> None:
+        """keras's single-file form (``mnist.npz``), verified by the SHA-256 keras publishes."""
+        ds = self.dataset
+        for path in self.keras_npz_paths():
+            if not path.is_file():
+                continue
+            problem, bundle = read_keras_npz(path, ds.keras_npz_sha256)
+            if bundle is None:
+                for info in infos:
+                    rejected[info.name].append(f"{path} (keras): {problem}")
+                log.info("%s: rejected %s (keras layout): %s", ds.name, path, problem)
+                continue
+            for info in infos:
+                key = ("x_" if info.kind == "images" else "y_") + info.split
+                array = bundle.get(key)
+                if array is None or array.shape != info.shape or array.dtype != np.uint8:
+                    rejected[info.name].append(f"{path} (keras): no uint8 {key} of shape {info.shape} in it")
+                    continue
+                array = np.ascontiguousarray(array)
+                sha = hashlib.sha256(header_of(info) + array.tobytes()).hexdigest()
+                rule = f"stored SHA-256 matches keras's published SHA-256 of {ds.keras_npz}"
+                arrays[info.name] = array
+                self.found[info.name] = Found(path, "keras", Verdict(True, rule, content_sha256=sha))
+                log.info("%s: found %s (keras layout), verified: %s", info.name, path, rule)
+            return
 
     def arrays(
         self,
@@ -180,21 +317,15 @@ class Store:
         out: dict[str, Array] = {}
         if use_cache:
             for info in infos:
-                hit = self.cache.get(info)
-                if hit is not None:
-                    log.debug("%s: warm cache %s", info.name, self.cache.path(info))
-                    out[info.name] = hit
-                    self.found[info.name] = Found(
-                        self.cache.path(info), "fmnist warm cache", Verdict(True, "stamped by an earlier verification")
-                    )
+                self._warm(info, out)
         todo = [i for i in infos if i.name not in out]
-        fresh, rejected = self.find(todo) if todo else ({}, {})
+        fresh, rejected = self.find(todo, stamps=use_cache) if todo else ({}, {})
         out.update(fresh)
         todo = [i for i in todo if i.name not in out]
         if todo and download:
             with self.lock():
                 # Another process may have finished the work while we waited for the lock.
-                again, _ = self.find(todo)
+                again, _ = self.find(todo, stamps=use_cache)
                 out.update(again)
                 fresh.update(again)
                 for info in todo:
@@ -219,13 +350,35 @@ class Store:
             self._cache(infos, fresh)
         return [out[i.name] for i in infos]
 
+    def _warm(self, info: FileInfo, out: dict[str, Array]) -> None:
+        """The warm cache's array of ``info`` (or the stamped decompressed copy it maps in place)."""
+        hit = self.cache.get(info)
+        if hit is not None:
+            where, layout, rule = self.cache.path(info), "fmnist warm cache", "stamped by an earlier verification"
+        else:
+            stamped = self.cache.in_place(info)
+            if stamped is None:
+                return
+            where, hit = stamped
+            layout, rule = "in place, stamped", "stamped (size, mtime) by an earlier verification"
+        log.debug("%s: warm %s (%s)", info.name, where, layout)
+        out[info.name] = hit
+        self.found[info.name] = Found(where, layout, Verdict(True, rule), in_place=layout != "fmnist warm cache")
+
     def _cache(self, infos: Sequence[FileInfo], fresh: dict[str, Array]) -> None:
         try:
             with self.lock():
                 self.cache.clean_temporaries()  # of writers killed before their rename
                 for info in infos:
-                    if info.name in fresh and self.cache.status(info) != "fresh":
-                        if self.cache.put(info, fresh[info.name], self.found[info.name].verdict.content_sha256):
+                    if info.name not in fresh:
+                        continue
+                    found = self.found[info.name]
+                    if found.in_place:
+                        # A decompressed copy mapped where it lies: stamped, not copied.
+                        if self.cache.stamp_in_place(info, found.path, found.verdict.content_sha256):
+                            log.info("%s: stamped %s to be mapped in place", info.name, found.path)
+                    elif self.cache.status(info) != "fresh":
+                        if self.cache.put(info, fresh[info.name], found.verdict.content_sha256):
                             log.info("%s: cached as %s", info.name, self.cache.path(info))
         except OSError as e:
             log.info("%s: not cached (%s): loads still work, uncached", self.dataset.name, e)

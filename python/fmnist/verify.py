@@ -8,9 +8,12 @@ Anything else is rejected, with the file, what was hashed, expected and actual.
 
 from __future__ import annotations
 
+import hashlib
 import os
-from collections.abc import Sequence
+import zipfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
@@ -18,6 +21,7 @@ import numpy.typing as npt
 
 from . import _core
 from ._core import IdxFormatError
+from .cache import map_idx
 from .datasets import FileInfo
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -33,21 +37,31 @@ class Verdict:
     content_sha256: str = ""
 
 
-def wanted(info: FileInfo) -> list[str]:
-    """The digests to compute for ``info``: the stored ones that are published, and the content
-    SHA-256 (it also stamps the warm cache)."""
+def has_content_digest(info: FileInfo) -> bool:
+    """Whether the registry can judge a decompressed copy of ``info`` on its own."""
+    return bool(info.content_sha256 or info.content_md5)
+
+
+def wanted(info: FileInfo, stored: bool = True) -> list[str]:
+    """The digests to compute for ``info``: the stored ones that are published (unless not
+    ``stored``: a decompressed copy's stored bytes are its content), and the content SHA-256 (it
+    also stamps the warm cache and proves decompressed copies)."""
     names = ["content_sha256"]
-    if info.gz_md5:
+    if stored and info.gz_md5:
         names.append("md5")
-    elif info.gz_sha256:
+    elif stored and info.gz_sha256:
         names.append("sha256")
     if info.content_md5 and not info.content_sha256:
         names.append("content_md5")
     return names
 
 
-def judge(info: FileInfo, digests: dict[str, str], compressed: bool) -> Verdict:
-    """Applies the policy to the digests computed for one file."""
+def judge(
+    info: FileInfo, digests: dict[str, str], compressed: bool, proven: Mapping[str, str] | None = None
+) -> Verdict:
+    """Applies the policy to the digests computed for one file. ``proven`` maps content SHA-256s
+    established on this machine (of a verified .gz of the same file) to where they were: a copy
+    whose content equals one of them is the right one too."""
     sha = digests.get("content_sha256", "")
     checks = []
     if compressed:
@@ -82,9 +96,12 @@ def judge(info: FileInfo, digests: dict[str, str], compressed: bool) -> Verdict:
         if actual == expected:
             return Verdict(True, rule, content_sha256=sha)
         problems.append(f"{what}: expected {expected}, found {actual}")
+    if proven and sha in proven:
+        return Verdict(True, f"content SHA-256 equals that of {proven[sha]}", content_sha256=sha)
     if not problems:
         problems.append(
             f"no published digest covers this form of the file ({'compressed' if compressed else 'decompressed'})"
+            + ("" if compressed else ", and no verified .gz of it was found to compare its content with")
         )
     return Verdict(False, "", tuple(problems), sha)
 
@@ -104,6 +121,69 @@ def read_verified(paths: Sequence[PathLike], infos: Sequence[FileInfo]) -> list[
         else:
             out.append(_finish(path, info, *outcome))
     return out
+
+
+def judge_in_place(
+    paths: Sequence[PathLike], infos: Sequence[FileInfo], proofs: Sequence[Mapping[str, str]]
+) -> list[tuple[Any, Verdict]]:
+    """Judges decompressed copies without reading them into memory: the length first, then the
+    content hashed as it streams past (in parallel), and a copy that passes is mapped where it
+    lies (copy-on-write, as the warm cache is) after checking it did not change meanwhile.
+    ``proofs[i]``: content SHA-256s proven for ``infos[i]`` (see ``judge``)."""
+    out: list[tuple[Any, Verdict] | None] = [None] * len(paths)
+    todo: list[tuple[int, os.stat_result]] = []
+    for k, (path, info) in enumerate(zip(paths, infos)):
+        try:
+            st = os.stat(path)
+        except OSError as e:
+            out[k] = (None, Verdict(False, "", (f"unreadable: {e}",)))
+            continue
+        if st.st_size != info.content_size:
+            problem = f"{st.st_size:,} bytes, not the {info.content_size:,} of a decompressed {info.shape} uint8 IDX"
+            out[k] = (None, Verdict(False, "", (problem,)))
+        else:
+            todo.append((k, st))
+    outcomes = _core.read_idx_digests(
+        [os.fspath(paths[k]) for k, _ in todo], [wanted(infos[k], stored=False) for k, _ in todo], decode=False
+    )
+    for (k, before), outcome in zip(todo, outcomes):
+        info = infos[k]
+        if isinstance(outcome, BaseException):
+            out[k] = (None, Verdict(False, "", (f"unreadable: {outcome}",)))
+            continue
+        _, digests, compressed = outcome
+        verdict = judge(info, digests, compressed, proofs[k])
+        if not verdict.ok:
+            out[k] = (None, verdict)
+            continue
+        array = map_idx(Path(os.fspath(paths[k])), info)
+        try:
+            after = os.stat(paths[k])
+            same = all(getattr(after, a) == getattr(before, a) for a in ("st_ino", "st_size", "st_mtime_ns"))
+        except OSError:
+            same = False
+        if array is None or not same or compressed:
+            problem = "gzip data under a decompressed file's name" if compressed else "changed while it was verified"
+            out[k] = (None, Verdict(False, "", (problem,), verdict.content_sha256))
+            continue
+        out[k] = (array, verdict)
+    return [r for r in out if r is not None]
+
+
+def read_keras_npz(path: PathLike, sha256: str) -> tuple[str, dict[str, npt.NDArray[Any]] | None]:
+    """keras's single-file form of a dataset (``mnist.npz``): ("", its arrays) when its SHA-256 is
+    the one keras publishes, else (the problem, None). Read without pickles."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        if digest.hexdigest() != sha256:
+            return f"SHA-256 of the stored .npz: expected {sha256} (keras's), found {digest.hexdigest()}", None
+        with np.load(path, allow_pickle=False) as npz:
+            return "", {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        return f"unreadable: {e}", None
 
 
 def _finish(
