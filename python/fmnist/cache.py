@@ -114,12 +114,16 @@ class Cache:
         return digest if isinstance(digest, str) else None
 
     def get(self, info: FileInfo) -> npt.NDArray[Any] | None:
-        """The cached array, or None (absent, or found corrupt and deleted)."""
+        """The cached array, or None (absent, or found corrupt and deleted). A file at the cache
+        path with neither a stamp nor a registry content digest to judge it by (another loader's
+        decompressed copy, where the cache shares torchvision's folder) is left alone."""
         status = self.status(info)
         if status == "absent":
             return None
         path = self.path(info)
         if status == "stale":
+            if not (info.content_sha256 or self.verified_content(info)):
+                return None
             problem, digest = self.check(info)
             if problem:
                 self.discard(info)

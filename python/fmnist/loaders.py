@@ -112,10 +112,16 @@ class Candidate:
 class Store:
     """One dataset under one data root."""
 
-    def __init__(self, dataset: Dataset, root: PathArg = None) -> None:
+    def __init__(
+        self, dataset: Dataset, root: PathArg = None, *, folder: PathArg = None, layout: str = "fmnist"
+    ) -> None:
+        """``folder`` (default ``<root>/<name>``) is where downloads and the cache go, and
+        ``layout`` its name: ``fmnist.torch`` uses torchvision's ``<root>/<Name>/raw``, so that
+        torchvision finds what fmnist downloaded."""
         self.dataset = dataset
         self.root = data_root(root)
-        self.folder = self.root / dataset.name
+        self.folder = Path(folder) if folder is not None else self.root / dataset.name
+        self.layout = layout
         self.cache = Cache(self.folder)
         #: what was found where, by file name (filled by `arrays`)
         self.found: dict[str, Found] = {}
@@ -127,7 +133,7 @@ class Store:
         or when that is not set the folders other loaders use by default: keras's datasets
         folder, Debian's, and torchvision's, fmnist's and a clone's under the working folder."""
         ds = self.dataset
-        out = [(self.folder, "fmnist")]
+        out = [(self.folder, self.layout), (self.root / ds.name, "fmnist")]
         if ds.torchvision_name:
             out.append((self.root / ds.torchvision_name / "raw", "torchvision"))
         bases = search_roots()
