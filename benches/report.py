@@ -13,7 +13,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-BASELINES = ("reference", "mnist_reader idiom", "numpy idiom")
+BASELINES = ("reference", "mnist_reader idiom", "numpy idiom", "torchvision + DataLoader", "fmnist.batches")
 
 
 def ordered(results: dict[str, Any]) -> list[tuple[str, Any]]:

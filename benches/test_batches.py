@@ -1,10 +1,9 @@
 """One epoch of shuffled batches of 256 from the real training set: fmnist.batches vs the numpy
 idioms, against the one-pass floor (np.copyto of the whole set into a preallocated float32
-array), and vs torchvision's DataLoader when torch is installed (it is not in CI)."""
+array). The torch contenders are in benches/test_torch.py."""
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 from typing import Any, Callable
 
@@ -83,18 +82,3 @@ def test_float32_floor(measure: Callable[..., Any], train: Any) -> None:
     x, _ = train
     out = np.empty(x.shape, np.float32)  # preallocated: the floor is the one conversion pass
     measure(F32, "floor: np.copyto whole set to float32", lambda: np.copyto(out, x), x.nbytes * 4, rounds=ROUNDS)
-
-
-def test_float32_torch_dataloader(measure: Callable[..., Any], data_dir: Path, tmp_path: Path) -> None:
-    torch = pytest.importorskip("torch", reason="torch is optional: this row is measured where it is installed")
-    tv = pytest.importorskip("torchvision")
-    raw = tmp_path / "FashionMNIST" / "raw"
-    raw.mkdir(parents=True)
-    for f in data_dir.glob("*-ubyte.gz"):  # torchvision looks for the decompressed files
-        (raw / f.name[: -len(".gz")]).write_bytes(gzip.decompress(f.read_bytes()))
-    transform = tv.transforms.Compose([tv.transforms.ToTensor(), tv.transforms.Normalize((MEAN,), (STD,))])
-    ds = tv.datasets.FashionMNIST(str(tmp_path), train=True, download=False, transform=transform)
-    loader = torch.utils.data.DataLoader(ds, batch_size=BATCH, shuffle=True)
-    measure(
-        F32, "torchvision FashionMNIST + DataLoader", lambda: sum(len(b) for b, _ in loader), 60000 * 784 * 4, rounds=3
-    )
