@@ -13,7 +13,15 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-BASELINES = ("reference", "mnist_reader idiom", "numpy idiom", "torchvision + DataLoader", "fmnist.batches")
+BASELINES = (
+    "reference",
+    "mnist_reader idiom",
+    "numpy idiom",
+    "torchvision + DataLoader",
+    "torchvision.datasets.FashionMNIST",
+    "fmnist.batches",
+    "lzma.decompress + numpy",
+)
 
 
 def ordered(results: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -35,14 +43,20 @@ def table(results: dict[str, Any]) -> str:
             continue
         bases = [name for b in BASELINES for name in timed if name.split(" (")[0] == b]
         lines.append(f"**{group}**\n")
-        lines.append("| contender | median ms | MB/s | " + " | ".join(f"vs {b.split(' (')[0]}" for b in bases) + " |")
+        short = [b.split(" (")[0] for b in bases]
+        heads = [f"vs {b if short.count(s) > 1 else s}" for b, s in zip(bases, short)]  # full name if ambiguous
+        lines.append("| contender | median ms | MB/s | " + " | ".join(heads) + " |")
         lines.append("|---|---:|---:|" + "---:|" * len(bases))
         for name, v in sorted(timed.items(), key=lambda kv: kv[1]["median_s"]):
-            ratios = " | ".join(f"{timed[b]['median_s'] / v['median_s']:.2f}x" for b in bases)
+            ratios = " | ".join(_ratio(timed[b]["median_s"] / v["median_s"]) for b in bases)
             mbs = v["nbytes"] / v["median_s"] / 1e6
             lines.append(f"| {name} | {v['median_s'] * 1e3:.1f} | {mbs:.0f} | {ratios} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _ratio(r: float) -> str:
+    return f"{r:.2f}x" if r >= 0.01 else f"{r:.1e}x"  # a thousand times slower is not "0.00x"
 
 
 def svg(results: dict[str, Any], title: str) -> str:

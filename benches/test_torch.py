@@ -46,22 +46,6 @@ def epoch(loader: Any) -> int:
     return sum(len(x) for x, _ in loader)
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-def test_torchvision_dataloader(measure: Callable[..., Any], root: Path, workers: int) -> None:
-    ds = tv.datasets.FashionMNIST(str(root), train=True, transform=transform())
-    loader = torch.utils.data.DataLoader(ds, batch_size=BATCH, shuffle=True, num_workers=workers)
-    name = f"torchvision + DataLoader ({workers} workers)"
-    assert measure(EPOCH, name, lambda: epoch(loader), NBYTES, rounds=3) == 60000
-
-
-@pytest.mark.parametrize("workers", [0, 2])
-def test_fmnist_dataset_in_the_same_dataloader(measure: Callable[..., Any], root: Path, workers: int) -> None:
-    ds = ft.FashionMNIST(str(root), train=True, transform=transform())
-    loader = torch.utils.data.DataLoader(ds, batch_size=BATCH, shuffle=True, num_workers=workers)
-    name = f"fmnist.torch.FashionMNIST + DataLoader ({workers} workers)"
-    assert measure(EPOCH, name, lambda: epoch(loader), NBYTES, rounds=3) == 60000
-
-
 def test_fmnist_torch_loader(measure: Callable[..., Any], root: Path) -> None:
     loader = ft.loader(ft.FashionMNIST(str(root), train=True), batch_size=BATCH, mean=MEAN, std=STD)
     assert measure(EPOCH, "fmnist.torch.loader", lambda: epoch(loader), NBYTES, rounds=50) == 60000
@@ -85,3 +69,21 @@ def test_construct_fmnist(measure: Callable[..., Any], root: Path) -> None:
     ft.FashionMNIST(str(root))  # the first construction verifies and stamps the files
     ds = measure(CONSTRUCT, "fmnist.torch.FashionMNIST (verified, stamped)", lambda: ft.FashionMNIST(str(root)), NBYTES)
     assert len(ds) == 60000
+
+
+# Last: the DataLoader rows take seconds each, and their worker processes must not overlap the
+# millisecond rows above.
+@pytest.mark.parametrize("workers", [0, 2])
+def test_torchvision_dataloader(measure: Callable[..., Any], root: Path, workers: int) -> None:
+    ds = tv.datasets.FashionMNIST(str(root), train=True, transform=transform())
+    loader = torch.utils.data.DataLoader(ds, batch_size=BATCH, shuffle=True, num_workers=workers)
+    name = f"torchvision + DataLoader ({workers} workers)"
+    assert measure(EPOCH, name, lambda: epoch(loader), NBYTES, rounds=3) == 60000
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_fmnist_dataset_in_the_same_dataloader(measure: Callable[..., Any], root: Path, workers: int) -> None:
+    ds = ft.FashionMNIST(str(root), train=True, transform=transform())
+    loader = torch.utils.data.DataLoader(ds, batch_size=BATCH, shuffle=True, num_workers=workers)
+    name = f"fmnist.torch.FashionMNIST + DataLoader ({workers} workers)"
+    assert measure(EPOCH, name, lambda: epoch(loader), NBYTES, rounds=3) == 60000

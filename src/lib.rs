@@ -17,6 +17,7 @@ pub mod mapping;
 pub mod payload;
 pub mod reader;
 pub mod writer;
+pub mod xz;
 
 #[cfg(feature = "python")]
 mod python;
@@ -30,6 +31,8 @@ pub enum Error {
     Format(String),
     /// Corrupt or truncated gzip, CRC32 or ISIZE mismatch.
     Gzip(String),
+    /// Corrupt or truncated xz: a bad stream, index or integrity check.
+    Xz(String),
     /// A digest did not match.
     Checksum(String),
     /// A bad argument (not bad data): a malformed expected digest, an impossible option.
@@ -42,9 +45,12 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Io(e) => write!(f, "{e}"),
-            Error::Format(m) | Error::Gzip(m) | Error::Checksum(m) | Error::Usage(m) | Error::Memory(m) => {
-                f.write_str(m)
-            }
+            Error::Format(m)
+            | Error::Gzip(m)
+            | Error::Xz(m)
+            | Error::Checksum(m)
+            | Error::Usage(m)
+            | Error::Memory(m) => f.write_str(m),
         }
     }
 }

@@ -41,6 +41,7 @@ create_exception!(
      expected and actual."
 );
 import_exception!(gzip, BadGzipFile);
+import_exception!(lzma, LZMAError);
 
 /// A source as Python passed it: a path (str, surrogate-escaped bytes allowed: any path `open()`
 /// takes), bytes, or (bytes, name) for the contents of a named file object. The Python layer
@@ -92,6 +93,7 @@ fn to_py(err: Error, arg: &Arg<'_>) -> PyErr {
         },
         Error::Format(m) => IdxFormatError::new_err(format!("{name}: {m}")),
         Error::Gzip(m) => BadGzipFile::new_err(format!("{name}: {m}")),
+        Error::Xz(m) => LZMAError::new_err(format!("{name}: {m}")),
         Error::Checksum(m) => ChecksumError::new_err(format!("{name}: {m}")),
         Error::Usage(m) => PyValueError::new_err(format!("{name}: {m}")),
         Error::Memory(m) => PyMemoryError::new_err(format!("{name}: {m}")),
@@ -500,20 +502,36 @@ fn read_idx_digests<'py>(
 fn encode_typed<T: Element + numpy::Element>(
     py: Python<'_>,
     array: &Bound<'_, PyAny>,
-    level: Option<i32>,
+    compress: writer::Compress,
 ) -> PyResult<Vec<u8>> {
     let array = array.extract::<PyReadonlyArrayDyn<'_, T>>()?;
     let dims = array.shape().to_vec();
     let view = array.as_array();
     // Any layout: the view iterates in C order whatever the strides.
-    detach(py, || writer::encode(dims, view.iter(), level)).map_err(usage)
+    detach(py, || writer::encode(dims, view.iter(), compress)).map_err(usage)
 }
 
-/// encode_idx(array, level=None) -> bytes: the IDX file for a native-byte-order array of one of
-/// the six IDX types, gzip-compressed at libdeflate `level` when given.
+/// encode_idx(array, level=None, codec="gzip") -> bytes: the IDX file for a native-byte-order
+/// array of one of the six IDX types; compressed when `level` is given: gzip at libdeflate's
+/// `level`, or (codec="xz") xz at preset `level`.
 #[pyfunction]
-#[pyo3(signature = (array, level=None))]
-fn encode_idx<'py>(py: Python<'py>, array: &Bound<'py, PyAny>, level: Option<i32>) -> PyResult<Bound<'py, PyBytes>> {
+#[pyo3(signature = (array, level=None, codec="gzip"))]
+fn encode_idx<'py>(
+    py: Python<'py>,
+    array: &Bound<'py, PyAny>,
+    level: Option<i32>,
+    codec: &str,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let compress = match (codec, level) {
+        (_, None) => writer::Compress::None,
+        ("gzip", Some(level)) => writer::Compress::Gzip(level),
+        ("xz", Some(preset)) if (0..=9).contains(&preset) => writer::Compress::Xz(preset as u32),
+        _ => {
+            return Err(PyValueError::new_err(format!(
+                "codec must be 'gzip' or 'xz' (an xz preset is 0-9): {codec:?}, level {level:?}"
+            )))
+        }
+    };
     let cannot = || {
         PyTypeError::new_err(format!(
             "IDX cannot hold an array of dtype {}: use uint8, int8, int16, int32, float32 or float64",
@@ -525,7 +543,7 @@ fn encode_idx<'py>(py: Python<'py>, array: &Bound<'py, PyAny>, level: Option<i32
     if ty.idx_code().is_none() {
         return Err(cannot());
     }
-    let encoded = crate::with_element!(ty, T => encode_typed::<T>(py, array, level))?;
+    let encoded = crate::with_element!(ty, T => encode_typed::<T>(py, array, compress))?;
     Ok(PyBytes::new(py, &encoded))
 }
 

@@ -18,6 +18,7 @@ use crate::element::{Element, IntoTyped, Typed};
 use crate::gzip::{self, Fit};
 use crate::idx::{self, Header};
 use crate::payload::{Payload, Payloads};
+use crate::xz;
 use crate::Error;
 
 /// Where the bytes come from.
@@ -37,11 +38,39 @@ pub enum Covers {
 }
 
 impl Covers {
-    fn describe(self, gzipped: bool) -> &'static str {
-        match (self, gzipped) {
-            (Covers::Stored, true) => "the stored (gzip-compressed) bytes",
-            (Covers::Content, true) => "the decompressed IDX content",
-            (_, false) => "the file's bytes (stored uncompressed, so stored = content)",
+    fn describe(self, codec: Option<Codec>) -> &'static str {
+        match (self, codec) {
+            (Covers::Stored, Some(Codec::Gzip)) => "the stored (gzip-compressed) bytes",
+            (Covers::Stored, Some(Codec::Xz)) => "the stored (xz-compressed) bytes",
+            (Covers::Content, Some(_)) => "the decompressed IDX content",
+            (_, None) => "the file's bytes (stored uncompressed, so stored = content)",
+        }
+    }
+}
+
+/// How a source is compressed, told by its magic bytes (never by a file name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Codec {
+    Gzip,
+    Xz,
+}
+
+impl Codec {
+    pub fn of(data: &[u8]) -> Option<Codec> {
+        if gzip::is_gzip(data) {
+            Some(Codec::Gzip)
+        } else if xz::is_xz(data) {
+            Some(Codec::Xz)
+        } else {
+            None
+        }
+    }
+
+    /// The first `n` bytes of the content (fewer if it is shorter).
+    fn read_prefix(self, data: &[u8], n: usize) -> Result<Vec<u8>, Error> {
+        match self {
+            Codec::Gzip => gzip::read_prefix(data, n),
+            Codec::Xz => xz::read_prefix(data, n),
         }
     }
 }
@@ -149,7 +178,7 @@ pub struct Idx {
     pub data: Data,
     /// Every digest that was asked for (checked or only reported).
     pub digests: Vec<Digest>,
-    /// Whether the source was gzip-compressed.
+    /// Whether the source was compressed (gzip or xz).
     pub compressed: bool,
 }
 
@@ -239,7 +268,7 @@ fn check_ndim(header: &Header, expect: &Expect) -> Result<(), Error> {
 
 /// Hashes `data` with every algorithm `wants` names (the two in parallel when both are asked for),
 /// compares with the expected values given, and returns what it computed.
-fn verify(data: &[u8], wants: &[&Want], gzipped: bool) -> Result<Vec<Digest>, Error> {
+fn verify(data: &[u8], wants: &[&Want], codec: Option<Codec>) -> Result<Vec<Digest>, Error> {
     let need = |a: Algo| wants.iter().any(|w| w.algo == a);
     let (md5, sha) = thread::scope(|s| {
         let sha = need(Algo::Sha256).then(|| s.spawn(|| digest::hex(Algo::Sha256, data)));
@@ -257,7 +286,7 @@ fn verify(data: &[u8], wants: &[&Want], gzipped: bool) -> Result<Vec<Digest>, Er
             return Err(Error::Checksum(format!(
                 "{} mismatch over {}: expected {expected}, found {actual}",
                 w.algo.name(),
-                w.covers.describe(gzipped),
+                w.covers.describe(codec),
             )));
         }
         computed.push(Digest { algo: w.algo, covers: w.covers, hex: actual.to_owned() });
@@ -281,36 +310,39 @@ fn load<'a>(source: Source<'a>, expect: &Expect) -> Result<Loaded<'a>, Error> {
     let meta = file.metadata()?;
     // A regular file's length is known; a pipe's, a FIFO's or a terminal's is not.
     let known = meta.is_file().then_some(meta.len() as usize);
-    let mut magic = Vec::with_capacity(2);
+    let mut magic = Vec::with_capacity(xz::MAGIC.len());
     (&mut file).take(2).read_to_end(&mut magic)?;
-    if !gzip::is_gzip(&magic) {
-        return Ok(Loaded::Done(read_raw_file(file, magic, known, expect)));
+    if magic == xz::MAGIC[..2] {
+        (&mut file).take(xz::MAGIC.len() as u64 - 2).read_to_end(&mut magic)?;
     }
+    let Some(codec) = Codec::of(&magic) else {
+        return Ok(Loaded::Done(read_raw_file(file, magic, known, expect)));
+    };
     // The compressed bytes are needed whole (libdeflate is one-shot), but only once the IDX
     // header, streamed out of the first block, says the file is worth reading: a corrupt stream,
     // a payload over `max_bytes`, or a file far larger or smaller than any gzip of the content
     // the header declares is refused after reading at most FIRST_BLOCK bytes.
     let mut data = Vec::new();
-    let reserve = known.unwrap_or(FIRST_BLOCK).max(2);
+    let reserve = known.unwrap_or(FIRST_BLOCK).max(magic.len());
     data.try_reserve_exact(reserve)
         .map_err(|_| Error::Memory(format!("cannot allocate {reserve} bytes to read the compressed file")))?;
     advise_huge_pages(data.spare_capacity_mut());
     data.extend_from_slice(&magic);
-    (&mut file).take(FIRST_BLOCK as u64 - 2).read_to_end(&mut data)?;
+    (&mut file).take((FIRST_BLOCK - magic.len()) as u64).read_to_end(&mut data)?;
     if data.len() < FIRST_BLOCK {
         return Ok(Loaded::Bytes(Cow::Owned(data))); // all of it
     }
-    let header = gzip_header(&data, expect)?;
+    let header = compressed_header(codec, &data, expect)?;
     match known {
         Some(len) => {
-            check_gzip_len(&header, len)?;
+            check_compressed_len(codec, &header, len)?;
             file.read_to_end(&mut data)?;
         }
         None => {
-            // From a pipe: read no more than any gzip of the declared content can need.
+            // From a pipe: read no more than any compression of the declared content can need.
             let most = gzip_len_limit(&header);
             (&mut file).take((most + 1 - data.len()) as u64).read_to_end(&mut data)?;
-            check_gzip_len(&header, data.len())?;
+            check_compressed_len(codec, &header, data.len())?;
         }
     }
     Ok(Loaded::Bytes(Cow::Owned(data)))
@@ -319,16 +351,17 @@ fn load<'a>(source: Source<'a>, expect: &Expect) -> Result<Loaded<'a>, Error> {
 /// How much of a compressed file is read before its IDX header is judged.
 const FIRST_BLOCK: usize = 1 << 20;
 
-/// The IDX header at the start of the content of gzip `data` (the whole file, or its first
-/// block), checked against `expect`.
-fn gzip_header(data: &[u8], expect: &Expect) -> Result<Header, Error> {
-    let prefix = gzip::read_prefix(data, idx::header_len(255))?;
+/// The IDX header at the start of the content of compressed `data` (the whole file, or its
+/// first block), checked against `expect`.
+fn compressed_header(codec: Codec, data: &[u8], expect: &Expect) -> Result<Header, Error> {
+    let prefix = codec.read_prefix(data, idx::header_len(255))?;
     let header = idx::parse(&prefix)?;
     check_header(&header, expect)?;
     Ok(header)
 }
 
-/// The most bytes a gzip of the content `header` declares can need (see `check_gzip_len`).
+/// The most bytes a gzip or xz of the content `header` declares can need (see `check_gzip_len`;
+/// xz stores incompressible data in chunks with a few bytes of overhead per 64 KiB, as deflate).
 fn gzip_len_limit(header: &Header) -> usize {
     let total = header.total_len();
     total.saturating_add(total / 8).saturating_add(FIRST_BLOCK)
@@ -337,6 +370,25 @@ fn gzip_len_limit(header: &Header) -> usize {
 /// A gzip file of `len` bytes can hold the content `header` declares: deflate expands at most
 /// 1032:1, and stores incompressible data with 5 bytes per 64 KiB block; beyond that, 1 MiB of
 /// member headers, empty members and zero padding is allowed.
+/// For xz only the upper bound applies (LZMA2 can pack far more than 1032:1); its exact size
+/// comes from the streams' indexes once the file is read (`unxz`).
+fn check_compressed_len(codec: Codec, header: &Header, len: usize) -> Result<(), Error> {
+    match codec {
+        Codec::Gzip => check_gzip_len(header, len),
+        Codec::Xz => {
+            let most = gzip_len_limit(header);
+            if len > most {
+                return Err(Error::Xz(format!(
+                    "the file has {len} bytes, more than any xz of the {} bytes of content its IDX header \
+                     declares ({header}) needs (at most {most}): trailing data after the IDX content",
+                    header.total_len()
+                )));
+            }
+            Ok(())
+        }
+    }
+}
+
 fn check_gzip_len(header: &Header, len: usize) -> Result<(), Error> {
     let total = header.total_len();
     let limit = len.saturating_mul(gzip::MAX_RATIO);
@@ -361,9 +413,9 @@ fn check_gzip_len(header: &Header, len: usize) -> Result<(), Error> {
 /// `len` is None for a pipe or FIFO: then the payload the header declares is read, and the file
 /// must end right after it.
 fn read_raw_file(mut file: File, mut prefix: Vec<u8>, len: Option<usize>, expect: &Expect) -> Result<Idx, Error> {
-    (&mut file).take(4 - prefix.len() as u64).read_to_end(&mut prefix)?;
+    (&mut file).take(4u64.saturating_sub(prefix.len() as u64)).read_to_end(&mut prefix)?;
     let want = idx::needed(&prefix);
-    (&mut file).take((want - prefix.len()) as u64).read_to_end(&mut prefix)?;
+    (&mut file).take(want.saturating_sub(prefix.len()) as u64).read_to_end(&mut prefix)?;
     let header = idx::parse(&prefix)?;
     check_header(&header, expect)?;
     if let Some(len) = len {
@@ -383,7 +435,7 @@ fn read_raw_file(mut file: File, mut prefix: Vec<u8>, len: Option<usize>, expect
             idx::check_len(&header, got + hlen + more)?;
         }
         let wants: Vec<&Want> = expect.digests.iter().collect();
-        digests = verify(buf.content_mut(), &wants, false)?;
+        digests = verify(buf.content_mut(), &wants, None)?;
         buf.finish()
     });
     Ok(Idx { header, data, digests, compressed: false })
@@ -405,20 +457,20 @@ fn read_fully(reader: &mut impl Read, out: &mut [u8]) -> std::io::Result<usize> 
 
 /// The digests checked over the stored bytes, and those over the decompressed content. For an
 /// uncompressed source they are the same bytes, so every digest is checked over them once.
-fn split_wants(expect: &Expect, gzipped: bool) -> (Vec<&Want>, Vec<&Want>) {
-    if gzipped {
+fn split_wants(expect: &Expect, compressed: bool) -> (Vec<&Want>, Vec<&Want>) {
+    if compressed {
         expect.digests.iter().partition(|w| w.covers == Covers::Stored)
     } else {
         (expect.digests.iter().collect(), Vec::new())
     }
 }
 
-/// Decodes in-memory bytes (gzip or raw), checking the content digests.
+/// Decodes in-memory bytes (gzip, xz or raw), checking the content digests.
 fn decode(data: &[u8], expect: &Expect) -> Result<Idx, Error> {
-    if gzip::is_gzip(data) {
-        inflate(data, &split_wants(expect, true).1, expect)
-    } else {
-        copy_raw(data, expect)
+    match Codec::of(data) {
+        Some(Codec::Gzip) => inflate(data, &split_wants(expect, true).1, expect),
+        Some(Codec::Xz) => unxz(data, &split_wants(expect, true).1, expect),
+        None => copy_raw(data, expect),
     }
 }
 
@@ -452,11 +504,41 @@ fn inflate(data: &[u8], content_wants: &[&Want], expect: &Expect) -> Result<Idx,
     inflate_payload(data, header, content_wants).map_err(gzip_first)
 }
 
+/// Decodes xz `data` as `inflate` does gzip: the header from the first bytes of content, then,
+/// before any allocation, the content size the streams' indexes record must be the one the
+/// header declares; then one decode into the final buffer.
+fn unxz(data: &[u8], content_wants: &[&Want], expect: &Expect) -> Result<Idx, Error> {
+    let xz_first = |e: Error| match e {
+        Error::Format(_) => xz::check_stream(data).err().unwrap_or(e),
+        e => e,
+    };
+    let prefix = xz::read_prefix(data, idx::header_len(255))?;
+    let header = idx::parse(&prefix).and_then(|h| check_ndim(&h, expect).map(|()| h)).map_err(xz_first)?;
+    idx::check_max(&header, expect.max_bytes)?;
+    let recorded = xz::uncompressed_size(data)?;
+    if recorded != header.total_len() as u64 {
+        let e = Error::Format(format!(
+            "IDX length mismatch: header declares {header} = {} bytes in all; the xz streams hold {recorded}",
+            header.total_len()
+        ));
+        return Err(xz_first(e));
+    }
+    decode_payload(Codec::Xz, data, header, content_wants).map_err(xz_first)
+}
+
 fn inflate_payload(data: &[u8], header: Header, content_wants: &[&Want]) -> Result<Idx, Error> {
+    decode_payload(Codec::Gzip, data, header, content_wants)
+}
+
+fn decode_payload(codec: Codec, data: &[u8], header: Header, content_wants: &[&Want]) -> Result<Idx, Error> {
     let digests;
     let data = with_elem!(header.dtype, T => {
         let mut buf = Buffer::<T>::new(&header)?;
-        match gzip::inflate_into(data, buf.content_mut())? {
+        let fit = match codec {
+            Codec::Gzip => gzip::inflate_into(data, buf.content_mut())?,
+            Codec::Xz => xz::decode_into(data, buf.content_mut())?,
+        };
+        match fit {
             Fit::Exact => {}
             Fit::Short(found) => idx::check_len(&header, found)?,
             Fit::Long => {
@@ -467,7 +549,7 @@ fn inflate_payload(data: &[u8], header: Header, content_wants: &[&Want]) -> Resu
                 )))
             }
         }
-        digests = verify(buf.content_mut(), content_wants, true)?;
+        digests = verify(buf.content_mut(), content_wants, Some(codec))?;
         buf.finish()
     });
     Ok(Idx { header, data, digests, compressed: true })
@@ -536,7 +618,7 @@ pub fn read_many(requests: &[(Source<'_>, Expect)]) -> Vec<Result<Idx, Error>> {
     for &i in &order {
         if let Some(data) = jobs[i].bytes() {
             tasks.push(Task::Decode(i));
-            if !split_wants(jobs[i].expect, gzip::is_gzip(data)).0.is_empty() {
+            if !split_wants(jobs[i].expect, Codec::of(data).is_some()).0.is_empty() {
                 tasks.push(Task::HashStored(i));
             }
         }
@@ -580,8 +662,8 @@ impl Job<'_> {
 
     fn hash_stored(&self) -> Result<Vec<Digest>, Error> {
         let data = self.bytes().expect("a hash task is made for loaded bytes");
-        let gzipped = gzip::is_gzip(data);
-        verify(data, &split_wants(self.expect, gzipped).0, gzipped)
+        let codec = Codec::of(data);
+        verify(data, &split_wants(self.expect, codec.is_some()).0, codec)
     }
 
     fn finish(self) -> Result<Idx, Error> {
@@ -612,20 +694,25 @@ pub fn digests_only(source: Source<'_>, kinds: &[DigestKind]) -> Result<(Vec<Dig
     let mut first = vec![0u8; 1 << 20];
     let n = read_fully(&mut reader, &mut first)?;
     first.truncate(n);
-    let gzipped = gzip::is_gzip(&first);
+    let codec = Codec::of(&first);
+    let gzipped = codec.is_some(); // compressed: content digests come from the decoded stream
     let mut stored = Hashers::new(kinds, |k| k.covers == Covers::Stored || !gzipped);
     let mut content = Hashers::new(kinds, |k| k.covers == Covers::Content && gzipped);
     let tee = Tee { head: std::io::Cursor::new(first), rest: reader, hashers: &mut stored };
     if content.is_empty() {
         std::io::copy(&mut { tee }, &mut std::io::sink())?;
     } else {
-        let mut inflated = flate2::read::MultiGzDecoder::new(tee);
+        let mut inflated: Box<dyn Read + '_> = match codec {
+            Some(Codec::Xz) => Box::new(liblzma::read::XzDecoder::new_stream(tee, xz::streaming_decoder()?)),
+            _ => Box::new(flate2::read::MultiGzDecoder::new(tee)),
+        };
+        let wrap = |m: String| if codec == Some(Codec::Xz) { Error::Xz(m) } else { Error::Gzip(m) };
         let mut buf = vec![0u8; 1 << 20];
         loop {
             let n = inflated.read(&mut buf).map_err(|e| match e.kind() {
                 std::io::ErrorKind::InvalidInput
                 | std::io::ErrorKind::InvalidData
-                | std::io::ErrorKind::UnexpectedEof => Error::Gzip(format!("corrupt or truncated gzip data: {e}")),
+                | std::io::ErrorKind::UnexpectedEof => wrap(format!("corrupt or truncated compressed data: {e}")),
                 _ => Error::Io(e),
             })?;
             if n == 0 {

@@ -1,16 +1,27 @@
-//! Writing IDX: header + big-endian payload in C order, optionally as one gzip member.
+//! Writing IDX: header + big-endian payload in C order, optionally as one gzip member or one
+//! xz stream.
 
 use crate::element::Element;
 use crate::gzip;
 use crate::idx::Header;
+use crate::xz;
 use crate::Error;
 
-/// Encodes `items` (in C order, `product(dims)` of them) as an IDX file; gzip-compressed at
-/// `level` (libdeflate's 0-12) when given.
+/// How to store the encoded file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compress {
+    None,
+    /// One gzip member at libdeflate's level 0-12.
+    Gzip(i32),
+    /// One xz stream (CRC64 check) at preset 0-9.
+    Xz(u32),
+}
+
+/// Encodes `items` (in C order, `product(dims)` of them) as an IDX file, stored as `compress` says.
 pub fn encode<'a, T: Element + 'a>(
     dims: Vec<usize>,
     items: impl IntoIterator<Item = &'a T>,
-    level: Option<i32>,
+    compress: Compress,
 ) -> Result<Vec<u8>, Error> {
     let header = Header::new(T::TYPE, dims)?;
     let mut content = header.encode();
@@ -25,9 +36,10 @@ pub fn encode<'a, T: Element + 'a>(
     if written != header.count {
         return Err(Error::Usage(format!("{} elements for shape {:?}, found {written}", header.count, header.dims)));
     }
-    Ok(match level {
-        Some(level) => gzip::compress(&content, level),
-        None => content,
+    Ok(match compress {
+        Compress::Gzip(level) => gzip::compress(&content, level),
+        Compress::Xz(preset) => xz::compress(&content, preset)?,
+        Compress::None => content,
     })
 }
 
@@ -39,8 +51,8 @@ mod tests {
     #[test]
     fn round_trips_through_the_reader() {
         let xs = [1.5f64, -0.0, f64::INFINITY, f64::MIN_POSITIVE, 7.0, -3.25];
-        for level in [None, Some(0), Some(6)] {
-            let bytes = encode(vec![2, 3], &xs, level).unwrap();
+        for compress in [Compress::None, Compress::Gzip(0), Compress::Gzip(6), Compress::Xz(0), Compress::Xz(6)] {
+            let bytes = encode(vec![2, 3], &xs, compress).unwrap();
             let idx = read(Source::Bytes(&bytes), &Expect::default()).unwrap();
             assert_eq!(idx.header.dims, vec![2, 3]);
             let Data::F64(t) = idx.data else { panic!("wrong dtype") };
@@ -55,7 +67,7 @@ mod tests {
     #[test]
     fn even_ndim_float64_payload_is_aligned() {
         // A header of 12 bytes: the payload must still start on an 8-byte boundary.
-        let bytes = encode(vec![1, 2], &[1.0f64, 2.0], None).unwrap();
+        let bytes = encode(vec![1, 2], &[1.0f64, 2.0], Compress::None).unwrap();
         let idx = read(Source::Bytes(&bytes), &Expect::default()).unwrap();
         let Data::F64(t) = idx.data else { panic!("wrong dtype") };
         assert_eq!(t.as_slice(), &[1.0, 2.0]);
@@ -64,6 +76,6 @@ mod tests {
 
     #[test]
     fn count_must_match_shape() {
-        assert!(encode(vec![3], &[1u8, 2], None).is_err());
+        assert!(encode(vec![3], &[1u8, 2], Compress::None).is_err());
     }
 }

@@ -3,6 +3,7 @@ exception, and fmnist rejects exactly the inputs the reference rejects, with the
 
 from __future__ import annotations
 
+import lzma
 from gzip import BadGzipFile
 from typing import Any, Callable
 
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 import fmnist
 from fmnist import reference
 
-DOCUMENTED = (fmnist.IdxFormatError, BadGzipFile, fmnist.ChecksumError)
+DOCUMENTED = (fmnist.IdxFormatError, BadGzipFile, lzma.LZMAError, fmnist.ChecksumError)
 
 rng = np.random.default_rng(7)
 VALID = [
@@ -24,6 +25,8 @@ VALID = [
         rng.integers(0, 256, (6, 7), dtype=np.uint8), members=2, name=b"x", comment=b"c", extra=b"ex", header_crc=True
     ),
     reference.write_idx(rng.standard_normal((2, 3, 4)).astype(np.float32), members=3, level=0),
+    reference.write_idx(rng.integers(0, 256, (9, 5), dtype=np.uint8), members=1, xz=True),
+    reference.write_idx(rng.integers(-9, 9, (4, 6), dtype=np.int32), members=2, xz=True) + bytes(4),
 ]
 
 
@@ -70,3 +73,16 @@ def test_every_single_byte_truncation_of_a_gzip_file_is_rejected() -> None:
     for n in range(len(data)):
         cls, err = outcome(fmnist.read_idx, data[:n])
         assert cls is not None and issubclass(cls, DOCUMENTED), (n, err)
+
+
+def test_every_single_byte_truncation_of_an_xz_file_is_rejected_as_the_reference_rejects_it() -> None:
+    data = VALID[-1]  # two streams, then stream padding
+    classes = []
+    for n in range(len(data) - 4):  # (the last 4 bytes are stream padding: cutting them is fine)
+        cls, err = outcome(fmnist.read_idx, data[:n])
+        assert cls is not None and cls is outcome(reference.read_idx, data[:n])[0], (n, err)
+        classes.append(cls)
+    # Under 6 bytes there is no xz magic (then: not IDX); past it a corrupt stream everywhere but
+    # where a cut leaves whole streams (then: short IDX content).
+    assert set(classes[:6]) == {fmnist.IdxFormatError}
+    assert classes[6:].count(fmnist.IdxFormatError) <= 2 and lzma.LZMAError in classes

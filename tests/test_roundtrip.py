@@ -71,7 +71,22 @@ def test_reference_writes_fmnist_reads(
     assert got.flags.c_contiguous and got.flags.writeable and got.dtype.isnative
 
 
-@given(arrays(), st.sampled_from([False, True, 0, 1, 9]), st.sampled_from(["C", "F", "strided", "big"]))
+@given(arrays(), st.integers(1, 3), st.integers(0, 2), st.booleans())
+def test_reference_writes_xz_fmnist_reads(array: npt.NDArray[Any], streams: int, padding: int, via_file: bool) -> None:
+    data = reference.write_idx(array, members=streams, xz=True) + b"\0" * (4 * padding)  # stream padding
+    if via_file:
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "x.idx.xz")
+            with open(path, "wb") as f:
+                f.write(data)
+            got = fmnist.read_idx(path)
+    else:
+        got = fmnist.read_idx(data)
+    assert same(got, array) and same(got, reference.read_idx(data))
+    assert got.flags.c_contiguous and got.flags.writeable and got.dtype.isnative
+
+
+@given(arrays(), st.sampled_from([False, True, 0, 1, 9, "xz", "gzip"]), st.sampled_from(["C", "F", "strided", "big"]))
 def test_fmnist_writes_reference_reads(array: npt.NDArray[Any], compress: Any, layout: str) -> None:
     view = array
     if layout == "F":
@@ -83,7 +98,8 @@ def test_fmnist_writes_reference_reads(array: npt.NDArray[Any], compress: Any, l
     buf = io.BytesIO()
     fmnist.write_idx(buf, view, compress=compress)
     data = buf.getvalue()
-    assert (data[:2] == b"\x1f\x8b") == (compress is not False)
+    assert (data[:2] == b"\x1f\x8b") == (compress is not False and compress != "xz")
+    assert (data[:6] == reference.XZ_MAGIC) == (compress == "xz")
     assert same(reference.read_idx(data), array)
     assert same(fmnist.read_idx(data), array)
     if compress is False:

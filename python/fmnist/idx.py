@@ -124,14 +124,17 @@ def read_idx_many(
     return _core.read_idx_many(srcs, digests, _max_bytes(max_bytes))
 
 
-def _level(compress: bool | int) -> int | None:
+def _level(compress: bool | int | str) -> tuple[int | None, str]:
+    """(level or None, codec) for ``write_idx``'s ``compress``."""
     if compress is False:
-        return None
-    if compress is True:
-        return 6
-    if isinstance(compress, int) and 0 <= compress <= 9:
-        return compress
-    raise ValueError(f"compress must be a bool or a gzip level 0-9, not {compress!r}")
+        return None, "gzip"
+    if compress is True or compress == "gzip":
+        return 6, "gzip"
+    if compress == "xz":
+        return 6, "xz"
+    if isinstance(compress, int) and not isinstance(compress, bool) and 0 <= compress <= 9:
+        return compress, "gzip"
+    raise ValueError(f"compress must be a bool, a gzip level 0-9, 'gzip' or 'xz', not {compress!r}")
 
 
 def _native_idx_array(array: npt.ArrayLike) -> npt.NDArray[Any]:
@@ -144,16 +147,16 @@ def _native_idx_array(array: npt.ArrayLike) -> npt.NDArray[Any]:
     return a.astype(native, copy=False)
 
 
-def write_idx(dest: Dest, array: npt.ArrayLike, *, compress: bool | int = False) -> None:
+def write_idx(dest: Dest, array: npt.ArrayLike, *, compress: bool | int | str = False) -> None:
     """Write ``array`` as an IDX file (C order, big-endian), gzip-compressed when ``compress`` is
-    True or a gzip level 0-9.
+    True, ``"gzip"`` or a gzip level 0-9, xz-compressed (preset 6, CRC64) when it is ``"xz"``.
 
     ``dest`` is a path or a binary file object. A path is written to a temporary file beside it
     and renamed into place, so it never holds a partial file. A dtype IDX cannot hold raises
     ``TypeError``.
     """
-    level = _level(compress)
-    data = _core.encode_idx(_native_idx_array(array), level)
+    level, codec = _level(compress)
+    data = _core.encode_idx(_native_idx_array(array), level, codec)
     if not isinstance(dest, (str, os.PathLike)):
         dest.write(data)
         return

@@ -8,11 +8,14 @@ IDX: big-endian; bytes 0-1 zero, byte 2 the type code, byte 3 the number of dime
 then n uint32 sizes, then the payload in C order; the length must be exact.
 gzip (RFC 1952): one or more members, each header | deflate | CRC32 | ISIZE, with zero bytes
 of padding allowed after a member (as Python's gzip module and GNU gzip allow).
+xz: one or more streams (with stream padding), as the standard library's ``lzma`` reads them;
+a corrupt or truncated xz stream raises ``lzma.LZMAError``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import lzma
 import os
 import struct
 import zlib
@@ -30,6 +33,7 @@ CODES = {np.dtype(v).newbyteorder("="): k for k, v in DTYPES.items()}
 MAX_NDIM = 64 if int(np.__version__.split(".")[0]) >= 2 else 32
 
 FHCRC, FEXTRA, FNAME, FCOMMENT, RESERVED = 2, 4, 8, 16, 0xE0
+XZ_MAGIC = b"\xfd7zXZ\x00"
 
 
 def _member_header(data: bytes, pos: int) -> int:
@@ -95,6 +99,27 @@ def gunzip(data: bytes) -> bytes:
         pos += 8
 
 
+def unxz(data: bytes) -> bytes:
+    """The content of one or more xz streams, each followed by stream padding (zero bytes, a
+    multiple of four), as the xz format defines it. Unlike ``lzma.decompress``, which ignores
+    anything after a stream that is not another stream, trailing data is an error here."""
+    out = []
+    pos = 0
+    while pos < len(data):
+        d = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
+        out.append(d.decompress(data[pos:]))
+        if not d.eof:
+            raise lzma.LZMAError("the data ends before the last stream does")
+        rest = d.unused_data
+        padding = len(rest) - len(rest.lstrip(b"\0"))
+        if padding % 4:
+            raise lzma.LZMAError(f"stream padding of {padding} bytes is not a multiple of four")
+        pos = len(data) - len(rest) + padding
+        if pos < len(data) and data[pos : pos + 6] != XZ_MAGIC:
+            raise lzma.LZMAError("trailing data after the last stream")
+    return b"".join(out)
+
+
 def _check(name: str, algo: str, what: str, data: bytes, expected: str | None) -> None:
     if expected is not None:
         actual = hashlib.new(algo, data).hexdigest()
@@ -122,9 +147,16 @@ def read_idx(
     _check(name, "md5", "the stored bytes", stored, md5)
     _check(name, "sha256", "the stored bytes", stored, sha256)
     try:
-        content = gunzip(stored) if stored[:2] == b"\x1f\x8b" else stored
+        if stored[:2] == b"\x1f\x8b":
+            content = gunzip(stored)
+        elif stored[:6] == XZ_MAGIC:
+            content = unxz(stored)
+        else:
+            content = stored
     except BadGzipFile as e:
         raise BadGzipFile(f"{name}: {e}") from None
+    except lzma.LZMAError as e:
+        raise lzma.LZMAError(f"{name}: corrupt or truncated xz data: {e}") from None
     _check(name, "md5", "the content", content, content_md5)
     _check(name, "sha256", "the content", content, content_sha256)
 
@@ -190,9 +222,13 @@ def encode_idx(array: npt.ArrayLike) -> bytes:
     return header + a.astype(DTYPES[code]).tobytes(order="C")
 
 
-def write_idx(array: npt.ArrayLike, *, members: int = 0, **gzip_fields: Any) -> bytes:
-    """IDX bytes of ``array``: raw when ``members`` is 0, else gzip split into that many members."""
+def write_idx(array: npt.ArrayLike, *, members: int = 0, xz: bool = False, **gzip_fields: Any) -> bytes:
+    """IDX bytes of ``array``: raw when ``members`` is 0, else gzip split into that many members
+    (or, with ``xz``, that many concatenated xz streams)."""
     content = encode_idx(array)
+    if xz and members:
+        step = -(-len(content) // members)
+        return b"".join(lzma.compress(content[i * step : (i + 1) * step]) for i in range(members))
     if members == 0:
         return content
     step = -(-len(content) // members)

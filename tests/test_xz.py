@@ -1,0 +1,80 @@
+"""xz in the engine: digests over the stored .xz bytes and over the content, max_bytes and forged
+headers judged before anything is allocated, the stream-to-array paths, and QMNIST's real label
+files (shared/data/qmnist/) recompressed as xz, as its nist split is published."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import lzma
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+import fmnist
+from fmnist import _core, reference
+
+QMNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "qmnist"
+TRAIN_LABELS = QMNIST / "qmnist-train-labels-idx2-int.gz"
+
+
+@pytest.fixture(scope="module")
+def labels() -> npt.NDArray[np.int32]:
+    if not TRAIN_LABELS.exists():
+        pytest.fail(f"the real QMNIST label files are missing: {QMNIST} (see tests/conftest.py for shared/)")
+    return fmnist.read_idx(TRAIN_LABELS, md5="0058f8dd561b90ffdd0f734c6a30e5e4")
+
+
+def test_qmnist_labels_are_the_rows_source_md_quotes(labels: npt.NDArray[np.int32]) -> None:
+    assert labels.shape == (60000, 8) and labels.dtype == np.int32 and labels.dtype.isnative
+    assert labels[0].tolist() == [5, 4, 2154, 59, 35, 229421, 0, 0]
+    assert set(np.unique(labels[:, 0]).tolist()) == set(range(10))
+
+
+def test_xz_digests_cover_the_stored_bytes_and_the_content(labels: npt.NDArray[np.int32]) -> None:
+    content = gzip.decompress(TRAIN_LABELS.read_bytes())
+    packed = lzma.compress(content, preset=1)
+    stored_md5 = hashlib.md5(packed).hexdigest()
+    got = fmnist.read_idx(packed, md5=stored_md5, content_sha256=hashlib.sha256(content).hexdigest())
+    assert np.array_equal(got, labels)
+    with pytest.raises(fmnist.ChecksumError, match=r"MD5 mismatch over the stored \(xz-compressed\) bytes"):
+        fmnist.read_idx(packed, md5=hashlib.md5(content).hexdigest())
+    # The streaming path (no array) agrees.
+    (outcome,) = _core.read_idx_digests([packed], [["md5", "content_md5"]], decode=False)
+    assert not isinstance(outcome, Exception)
+    _, digests, compressed = outcome
+    assert compressed and digests == {"md5": stored_md5, "content_md5": hashlib.md5(content).hexdigest()}
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_AS is POSIX")
+def test_max_bytes_and_forged_headers_are_refused_before_allocating() -> None:
+    a = np.zeros((100, 100), np.uint8)
+    packed = reference.write_idx(a, members=1, xz=True)
+    with pytest.raises(fmnist.IdxFormatError, match="max_bytes"):
+        fmnist.read_idx(packed, max_bytes=9999)
+    # A header claiming 2**40 bytes inside a small, valid xz stream: its index says otherwise,
+    # and that is judged before any allocation (under a 1 GiB address-space limit, in a child;
+    # RLIMIT_AS is POSIX, hence the skip on Windows).
+    forged = lzma.compress(bytes([0, 0, 8, 2]) + (2**20).to_bytes(4, "big") * 2 + bytes(1000))
+    code = (
+        "import resource, sys, fmnist\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
+        "try:\n    fmnist.read_idx(sys.stdin.buffer.read())\n"
+        "except fmnist.IdxFormatError as e:\n    print('refused:', e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], input=forged, capture_output=True, timeout=60)
+    assert b"refused:" in out.stdout and b"the xz streams hold 1012" in out.stdout, out.stderr
+
+
+def test_write_idx_xz_is_read_by_the_standard_library(tmp_path: Path, labels: npt.NDArray[np.int32]) -> None:
+    path = tmp_path / "labels.idx.xz"
+    fmnist.write_idx(path, labels, compress="xz")
+    assert path.read_bytes()[:6] == reference.XZ_MAGIC
+    assert lzma.decompress(path.read_bytes()) == gzip.decompress(TRAIN_LABELS.read_bytes())
+    assert np.array_equal(fmnist.read_idx(path), labels)
+    with pytest.raises(ValueError, match="'gzip' or 'xz'"):
+        fmnist.write_idx(path, labels, compress="zstd")
