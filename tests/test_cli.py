@@ -245,3 +245,31 @@ def test_verify_and_info_fail_on_a_corrupt_cache_and_discard_it(
     corrupt()
     info = run("info", env=present, cwd=tmp_path)
     assert info.returncode == 1 and "FAILED" in info.stdout and not cache.exists()
+
+
+def test_a_dataset_from_a_registry_file_in_every_command(tmp_path: Path) -> None:
+    from .test_datasets import _my_digits
+
+    path, blobs, arrays = _my_digits(tmp_path)
+    raw = tmp_path / "search" / "MyDigits" / "raw"  # its torchvision-style folder
+    raw.mkdir(parents=True)
+    for name, blob in blobs.items():
+        (raw / name).write_bytes(blob)
+    env = {**os.environ, "FMNIST_HOME": str(tmp_path / "root"), "FMNIST_SEARCH_PATH": str(tmp_path / "search")}
+    out = run("info", "my-digits", "--registry", str(path), env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "My digits (my-digits)" in out.stdout and "per class: zero=100, one=100, two=100" in out.stdout
+    env["FMNIST_REGISTRY"] = str(path)
+    out = run("verify", "my-digits", env=env, cwd=tmp_path)
+    assert out.returncode == 0 and out.stdout.count("OK (stored MD5 matches") == 4, out.stdout + out.stderr
+    out = run("sprite", "my-digits", "--columns", "10", "-o", str(tmp_path / "s.png"), env=env, cwd=tmp_path)
+    assert out.returncode == 0 and png_size(tmp_path / "s.png") == (10 * 12, 3 * 3 * 12), out.stderr
+    (raw / "digits-test-labels.gz").write_bytes(blobs["digits-train-labels.gz"])  # the wrong file
+    out = run("verify", "my-digits", env=env, cwd=tmp_path)
+    line = next(x for x in out.stdout.splitlines() if "raw/digits-test-labels.gz" in x.replace(os.sep, "/"))
+    assert out.returncode == 1 and "FAILED: unreadable" in line and "over max_bytes=98" in line  # 300 labels, not 90
+    bad = tmp_path / "bad.toml"
+    bad.write_text(path.read_text().replace('kind = "images"', 'kind = "pictures"', 1))
+    out = run("info", "--registry", str(bad), env=env, cwd=tmp_path)
+    assert out.returncode == 1 and out.stderr.startswith("fmnist: ") and "kind must be" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1

@@ -7,7 +7,10 @@ from __future__ import annotations
 import errno
 import gzip
 import hashlib
+import io
+import json
 import logging
+import lzma
 import os
 import subprocess
 import sys
@@ -74,8 +77,8 @@ def final_files(folder: Path) -> list[str]:
 # --- registry and policy ------------------------------------------------------------------
 
 
-def test_registry_knows_three_datasets_with_labelled_digests() -> None:
-    assert list(DATASETS) == ["fashion-mnist", "mnist", "kmnist"]
+def test_registry_knows_the_built_in_datasets_with_labelled_digests() -> None:
+    assert list(DATASETS) == ["fashion-mnist", "mnist", "kmnist", "qmnist"]
     assert fmnist.DATASETS is DATASETS
     fm = DATASETS["fashion-mnist"]
     assert fm.classes == (
@@ -91,13 +94,13 @@ def test_registry_knows_three_datasets_with_labelled_digests() -> None:
         "Ankle boot",
     )
     for ds in DATASETS.values():
-        assert len(ds.files) == 4 and ds.mirrors and len(ds.classes) == 10
-        for f in ds.files:
-            assert f.gz_md5 and len(f.gz_md5) == 32 and f.gz_sha256 and len(f.gz_sha256) == 64
+        assert len(ds.files) == 2 * len(ds.splits) and ds.mirrors and len(ds.classes) == 10
+        for f in ds.files:  # QMNIST's are published with MD5s only (torchvision's)
+            assert f.gz_md5 and len(f.gz_md5) == 32 and (ds.name == "qmnist" or len(f.gz_sha256 or "") == 64)
     for f in fm.files:  # content digests as SOURCE.md gives them; .gz MD5 as the dataset README does
         assert (f.content_size, f.content_md5, f.content_sha256) == REAL[f.name][1:]
     assert fm.file("train", "images").gz_md5 == "8d4fb7e6c68d591d4c3dfef9ec88bf0d"
-    with pytest.raises(ValueError, match="unknown dataset 'cifar'.*fashion-mnist, mnist, kmnist"):
+    with pytest.raises(ValueError, match="unknown dataset 'cifar'.*fashion-mnist, mnist, kmnist, qmnist"):
         fmnist.load("cifar")
     with pytest.raises(ValueError, match="split must be 'train' or 'test'"):
         fmnist.load(split="validation")
@@ -713,3 +716,138 @@ def test_looked_in_lists_only_layouts_that_apply(env: Path, tmp_path: Path, monk
         assert not any(impossible in p for p in looked), looked
     folders = {layout for _, layout in Store(DATASETS["mnist"]).folders()}
     assert folders == {"fmnist", "torchvision"}  # keras's MNIST is one file, mnist.npz; no Debian package
+
+
+# --- issue 11: QMNIST, xz downloads, datasets users define ----------------------------------
+
+QMNIST_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "qmnist"
+
+
+def test_qmnist_in_the_registry_verifies_the_real_label_files(env: Path, tmp_path: Path) -> None:
+    qm = DATASETS["qmnist"]
+    assert qm.splits == ("train", "test", "nist") and set(qm.slices) == {"test10k", "test50k"}
+    assert qm.label_columns[0] == "class" and len(qm.label_columns) == 8
+    raw = tmp_path / "search" / "QMNIST" / "raw"  # torchvision's layout
+    raw.mkdir(parents=True)
+    labels = [qm.file("train", "labels"), qm.file("test", "labels")]
+    for info in labels:
+        link(QMNIST_DIR / info.name, raw / info.name)
+    store = Store(qm)
+    train, test = store.arrays(labels, download=False)
+    assert train.shape == test.shape == (60000, 8) and train.dtype == np.int32
+    assert train[0].tolist() == [5, 4, 2154, 59, 35, 229421, 0, 0]
+    assert store.found[labels[0].name].verdict.rule == "stored MD5 matches the published .gz MD5"
+    assert not (env / "qmnist").exists() or final_files(env / "qmnist") == []  # int32: not cached
+    # The same content as .xz (how the nist split is published): verified by its content digest.
+    (raw / labels[0].name).unlink()
+    (raw / "qmnist-train-labels-idx2-int.xz").write_bytes(
+        lzma.compress(gzip.decompress((QMNIST_DIR / labels[0].name).read_bytes()))
+    )
+    xz_info = replace(labels[0], name="qmnist-train-labels-idx2-int.xz", gz_md5=None, gz_size=None)
+    (again,) = Store(qm).arrays([xz_info], download=False)
+    assert np.array_equal(again, train)
+
+
+def test_an_xz_file_downloads_verified_from_the_loopback_server(env: Path) -> None:
+    content = gzip.decompress((QMNIST_DIR / "qmnist-test-labels-idx2-int.gz").read_bytes())
+    packed = lzma.compress(content)
+    info = replace(
+        DATASETS["qmnist"].file("nist", "labels"),
+        shape=(60000, 8),
+        gz_md5=hashlib.md5(packed).hexdigest(),
+        content_sha256=hashlib.sha256(content).hexdigest(),
+    )
+    with Server({info.name: packed}, wrong={info.name: packed[:-100] + bytes(100)}) as server:
+        store = Store(DATASETS["qmnist"])
+        (got,) = store.arrays([info], mirrors=[server.mirror("wrong"), server.mirror("ok")], retries=1)
+    assert got.shape == (60000, 8) and got[:, 0].max() == 9
+    assert (env / "qmnist" / info.name).read_bytes() == packed  # the .xz, as published
+
+
+def _my_digits(tmp_path: Path, server: Server | None = None) -> tuple[Path, dict[str, bytes], dict[str, Any]]:
+    """A dataset of the tests' own: 12x12 images in 3 classes, written as IDX .gz files and
+    described in a TOML registry file."""
+    rng = np.random.default_rng(5)
+    arrays = {
+        "digits-train-images.gz": rng.integers(0, 256, (300, 12, 12), dtype=np.uint8),
+        "digits-train-labels.gz": np.repeat(np.arange(3, dtype=np.uint8), 100),
+        "digits-test-images.gz": rng.integers(0, 256, (90, 12, 12), dtype=np.uint8),
+        "digits-test-labels.gz": np.repeat(np.arange(3, dtype=np.uint8), 30),
+    }
+    blobs = {}
+    for name, a in arrays.items():
+        buf = io.BytesIO()
+        fmnist.write_idx(buf, a, compress=True)
+        blobs[name] = buf.getvalue()
+    mirror = server.mirror("ok") if server else "https://example.invalid/digits/"
+    files = "".join(
+        f'[[dataset.files]]\nname = "{name}"\nsplit = "{name.split("-")[1]}"\nkind = "{name.split("-")[2][:-3]}"\n'
+        f'shape = {list(arrays[name].shape)}\nsize = {len(blob)}\nmd5 = "{hashlib.md5(blob).hexdigest()}"\n\n'
+        for name, blob in blobs.items()
+    )
+    toml = (
+        '[[dataset]]\nname = "my-digits"\ntitle = "My digits"\nlicense = "CC0"\n'
+        f'classes = ["zero", "one", "two"]\nmirrors = ["{mirror}"]\ntorchvision_name = "MyDigits"\n\n' + files
+    )
+    path = tmp_path / "my.toml"
+    path.write_text(toml)
+    return path, blobs, arrays
+
+
+@pytest.fixture
+def registered() -> Iterator[None]:
+    before = dict(DATASETS)
+    yield
+    DATASETS.clear()
+    DATASETS.update(before)
+
+
+def test_a_dataset_users_define_loads_downloads_and_caches_like_the_built_ins(
+    env: Path, tmp_path: Path, registered: None
+) -> None:
+    with Server({}) as server:
+        path, blobs, arrays = _my_digits(tmp_path, server)
+        server.files.update(blobs)
+        (ds,) = fmnist.load_registry(path)
+        assert ds.name == "my-digits" and fmnist.DATASETS["my-digits"] is ds
+        (x, y), (xt, yt) = fmnist.load_data("my-digits")  # downloaded from the registry's mirror
+        assert np.array_equal(x, arrays["digits-train-images.gz"]) and np.array_equal(
+            yt, arrays["digits-test-labels.gz"]
+        )
+        assert sorted(p.name for p in (env / "my-digits").glob("*.gz")) == sorted(blobs)
+    # Warm (the server is gone): mapped from the cache.
+    x2, _ = fmnist.load("my-digits", "train")
+    assert np.array_equal(x2, x) and not x2.flags.owndata
+    # Registering it again is a no-op; a different description under its name is refused.
+    fmnist.load_registry(path)
+    with pytest.raises(fmnist.RegistryError, match="already names the registered dataset 'my-digits'"):
+        fmnist.register(replace(ds, title="other"))
+
+
+def test_registry_files_are_checked_with_clear_errors(tmp_path: Path, registered: None) -> None:
+    path, _, _ = _my_digits(tmp_path)
+    text = path.read_text()
+    cases = {
+        'name = "my-digits"': ('name = "../escape"', "it names a folder"),
+        'kind = "labels"': ('kind = "targets"', "kind must be 'images' or 'labels'"),
+        "md5 = ": ("sha256 = ", "sha256 must be 64 lowercase hex digits"),
+        'license = "CC0"': ('licence = "CC0"', "unknown key"),
+        'classes = ["zero", "one", "two"]': ("classes = []", "classes must be a non-empty list"),
+    }
+    for old, (new, message) in cases.items():
+        bad = tmp_path / "bad.toml"
+        bad.write_text(text.replace(old, new, 1))
+        with pytest.raises(fmnist.RegistryError, match=message) as e:
+            fmnist.load_registry(bad)
+        assert str(bad) in str(e.value)
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(fmnist.RegistryError, match="not valid JSON"):
+        fmnist.load_registry(tmp_path / "broken.json")
+    assert "my-digits" not in fmnist.DATASETS and "escape" not in str(list(fmnist.DATASETS))
+
+
+def test_every_built_in_dataset_is_expressible_as_a_registry_file(tmp_path: Path) -> None:
+    for ds in DATASETS.values():
+        path = tmp_path / f"{ds.name}.json"
+        path.write_text(json.dumps({"dataset": [fmnist.datasets.to_dict(ds)]}))
+        assert fmnist.load_registry(path) == [ds]  # the same description: registering it is a no-op

@@ -168,3 +168,27 @@ def test_ddp_example_two_gloo_ranks(tmp_path: Path, data_dir: Path) -> None:
         assert losses[-1].mean() < losses[0].mean() * 0.8, losses.mean(axis=1)
     assert "test accuracy" in out.stdout
     shutil.rmtree(tmp_path / "root", ignore_errors=True)
+
+
+def test_a_dataset_users_define_through_fmnist_torch(tmp_path: Path, isolated: None) -> None:
+    from .test_datasets import _my_digits
+
+    path, blobs, arrays = _my_digits(tmp_path)
+    before = dict(fmnist.DATASETS)
+    try:
+        fmnist.load_registry(path)
+        raw = tmp_path / "root" / "MyDigits" / "raw"
+        raw.mkdir(parents=True)
+        for name, blob in blobs.items():
+            (raw / name).write_bytes(blob)
+        ds = ft.IDXDataset("my-digits", str(tmp_path / "root"), train=False)
+        assert len(ds) == 90 and ds.classes == ["zero", "one", "two"] and ds.raw_folder == str(raw)
+        assert torch.equal(ds.data, torch.from_numpy(arrays["digits-test-images.gz"]))
+        img, target = ds[45]
+        assert img.size == (12, 12) and target == 1
+        assert repr(ds).startswith("Dataset IDXDataset('my-digits')")
+        x, y = next(iter(ft.loader(ds, batch_size=90, shuffle=False)))
+        assert x.shape == (90, 12, 12) and y.tolist() == arrays["digits-test-labels.gz"].tolist()
+    finally:
+        fmnist.DATASETS.clear()
+        fmnist.DATASETS.update(before)

@@ -10,7 +10,7 @@ from gzip import BadGzipFile
 
 from . import reference as reference  # the pure-Python specification, fmnist.reference
 from ._core import ChecksumError, IdxFormatError, __version__
-from .datasets import DATASETS
+from .datasets import DATASETS, Dataset, FileInfo, RegistryError, load_registry, register
 from .download import DownloadError
 from .idx import read_idx, read_idx_many, write_idx
 from .loaders import DatasetNotFoundError, download, load, load_data, load_mnist
@@ -21,6 +21,9 @@ __all__ = [
     "Batches",
     "ChecksumError",
     "DATASETS",
+    "Dataset",
+    "FileInfo",
+    "RegistryError",
     "DatasetNotFoundError",
     "DownloadError",
     "IdxFormatError",
@@ -30,7 +33,9 @@ __all__ = [
     "load",
     "load_data",
     "load_mnist",
+    "load_registry",
     "read_idx",
     "read_idx_many",
+    "register",
     "write_idx",
 ]

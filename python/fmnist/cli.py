@@ -67,7 +67,11 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"  {info.name}: {where} ({size:,} bytes) [{how}]")
         print(
             f"      {array.shape} {array.dtype}"
-            + (f"; per class: {_counts(array, ds.classes)}" if info.kind == "labels" else "")
+            + (
+                f"; per class: {_counts(array if array.ndim == 1 else array[:, 0], ds.classes)}"
+                if info.kind == "labels"
+                else ""
+            )
         )
     if missing:
         print(f"{missing} file(s) missing: `fmnist download {ds.name}` fetches them", file=sys.stderr)
@@ -247,14 +251,24 @@ def _parser() -> argparse.ArgumentParser:
         epilog=(
             f"Data root: --root, else $FMNIST_HOME, else the platform's cache folder (here {default_root()}).\n"
             "Environment: FMNIST_HOME (data root), FMNIST_SEARCH_PATH (folders searched for copies other\n"
-            "loaders left, os.pathsep-separated), FMNIST_CACHE=0 (no warm cache)."
+            "loaders left, os.pathsep-separated), FMNIST_CACHE=0 (no warm cache), FMNIST_REGISTRY (TOML or\n"
+            "JSON files of datasets you define, os.pathsep-separated)."
         ),
     )
     parser.add_argument("--version", action="version", version=f"fmnist {__version__}")
+    parser.add_argument(
+        "--registry",
+        action="append",
+        metavar="FILE",
+        help="a TOML or JSON file of datasets to add to the registry (repeatable; also $FMNIST_REGISTRY)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, run: Callable[[argparse.Namespace], int], help: str, dataset: bool = True) -> Any:
         p = sub.add_parser(name, help=help, description=help)
+        p.add_argument(
+            "--registry", action="append", metavar="FILE", help="a TOML or JSON file of datasets (repeatable)"
+        )
         if dataset:
             p.add_argument(
                 "dataset",
@@ -295,6 +309,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Registry files first: the dataset argument is checked against the registry as it is parsed.
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--registry", action="append", default=[])
+    known, _ = pre.parse_known_args(argv)
+    try:
+        for path in known.registry:
+            datasets.load_registry(path)
+        datasets.load_env_registries()
+    except (OSError, datasets.RegistryError) as e:
+        print(f"fmnist: {e}", file=sys.stderr)
+        return 1
     args = _parser().parse_args(argv)
     try:
         return int(args.run(args))

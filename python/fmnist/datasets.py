@@ -2,15 +2,26 @@
 digests that prove a copy is the right one.
 
 Every digest says what it covers: ``gz_*`` digests are of the compressed file as published
-upstream; ``content_*`` digests are of the decompressed IDX bytes, which stay the same when a
-mirror recompresses the archive (Debian does: its .gz bytes differ, its content does not).
+upstream (a .gz, or for QMNIST's nist split an .xz); ``content_*`` digests are of the
+decompressed IDX bytes, which stay the same when a mirror recompresses the archive (Debian
+does: its .gz bytes differ, its content does not).
+
+Datasets users define are described the same way (``Dataset``, ``FileInfo``), in Python or in
+a TOML or JSON file (``load_registry``, ``$FMNIST_REGISTRY``), and registered with ``register``,
+as the built-in ones are.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
+#: The splits of the MNIST layout (a dataset may have others: ``Dataset.splits``).
 SPLITS = ("train", "test")
 
 
@@ -19,27 +30,35 @@ class FileInfo:
     """One published IDX file."""
 
     name: str  #: file name as published, e.g. "train-images-idx3-ubyte.gz"
-    split: str  #: "train" or "test"
+    split: str  #: "train", "test", or another of the dataset's splits
     kind: str  #: "images" or "labels"
-    shape: tuple[int, ...]  #: the array it holds (uint8)
+    shape: tuple[int, ...]  #: the array it holds
     gz_size: int | None = None  #: bytes of the published .gz
     gz_md5: str | None = None  #: MD5 of the published .gz bytes
     gz_sha256: str | None = None  #: SHA-256 of the published .gz bytes
     content_md5: str | None = None  #: MD5 of the decompressed IDX bytes
     content_sha256: str | None = None  #: SHA-256 of the decompressed IDX bytes
+    dtype: str = "uint8"  #: numpy name of the element type (QMNIST's labels are int32)
 
     @property
     def stem(self) -> str:
         """The decompressed file's name: "train-images-idx3-ubyte"."""
-        return self.name[: -len(".gz")] if self.name.endswith(".gz") else self.name
+        for suffix in (".gz", ".xz"):
+            if self.name.endswith(suffix):
+                return self.name[: -len(suffix)]
+        return self.name
+
+    @property
+    def itemsize(self) -> int:
+        return {"uint8": 1, "int8": 1, "int16": 2, "int32": 4, "float32": 4, "float64": 8}[self.dtype]
 
     @property
     def content_size(self) -> int:
-        """Bytes of the decompressed IDX file: header + uint8 payload."""
+        """Bytes of the decompressed IDX file: header + payload."""
         n = 1
         for d in self.shape:
             n *= d
-        return 4 + 4 * len(self.shape) + n
+        return 4 + 4 * len(self.shape) + n * self.itemsize
 
 
 @dataclass(frozen=True)
@@ -65,6 +84,15 @@ class Dataset:
     #: where the dataset's own repository keeps the files, relative to a clone
     repo_dir: str = ""
     aliases: tuple[str, ...] = field(default=())
+    #: names of the label columns, when labels are rows (QMNIST); column 0 is the class
+    label_columns: tuple[str, ...] = field(default=())
+    #: splits that are slices of another, as torchvision names them: name -> (split, start, stop)
+    slices: Mapping[str, tuple[str, int, int | None]] = field(default_factory=dict)
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        """The split names, in registry order (slices not included)."""
+        return tuple(dict.fromkeys(f.split for f in self.files))
 
     def file(self, split: str, kind: str) -> FileInfo:
         for f in self.files:
@@ -249,14 +277,333 @@ KMNIST = Dataset(
     aliases=("kuzushiji-mnist",),
 )
 
-#: name -> Dataset. Fashion-MNIST first: it is the default everywhere.
-DATASETS: dict[str, Dataset] = {d.name: d for d in (FASHION_MNIST, MNIST, KMNIST)}
+_QMNIST_RAW = "https://raw.githubusercontent.com/facebookresearch/qmnist/master/"
+
+QMNIST = Dataset(
+    name="qmnist",
+    title="QMNIST (Yadav and Bottou, Facebook AI Research)",
+    homepage="https://github.com/facebookresearch/qmnist",
+    license="BSD-style (QMNIST repository LICENSE)",
+    classes=tuple(str(d) for d in range(10)),
+    mirrors=(_QMNIST_RAW,),
+    # Compressed-file MD5s: torchvision's QMNIST resources (0.29.2, read from its source); they
+    # verify shared/data/qmnist/'s label files, whose content SHA-256s are established from those.
+    files=(
+        FileInfo(
+            "qmnist-train-images-idx3-ubyte.gz",
+            "train",
+            "images",
+            (60000, 28, 28),
+            gz_md5="ed72d4157d28c017586c42bc6afe6370",
+        ),
+        FileInfo(
+            "qmnist-train-labels-idx2-int.gz",
+            "train",
+            "labels",
+            (60000, 8),
+            gz_size=463024,
+            gz_md5="0058f8dd561b90ffdd0f734c6a30e5e4",
+            content_sha256="bb1b6e1ec7b04fd5696f1ed50b5f58f8ef195118edd5c93c81783df9740b8ac5",
+            dtype="int32",
+        ),
+        FileInfo(
+            "qmnist-test-images-idx3-ubyte.gz",
+            "test",
+            "images",
+            (60000, 28, 28),
+            gz_md5="1394631089c404de565df7b7aeaf9412",
+        ),
+        FileInfo(
+            "qmnist-test-labels-idx2-int.gz",
+            "test",
+            "labels",
+            (60000, 8),
+            gz_size=526800,
+            gz_md5="5b5b05890a5e13444e108efe57b788aa",
+            content_sha256="92d0ccb8c25f9c6534270fb4be7e1d24a1c6d315edfc8a638bfbd31c70f362dd",
+            dtype="int32",
+        ),
+        FileInfo(
+            "xnist-images-idx3-ubyte.xz", "nist", "images", (402953, 28, 28), gz_md5="7f124b3b8ab81486c9d8c2749c17f834"
+        ),
+        FileInfo(
+            "xnist-labels-idx2-int.xz",
+            "nist",
+            "labels",
+            (402953, 8),
+            gz_md5="5ed0e788978e45d4a8bd4b7caec3d79d",
+            dtype="int32",
+        ),
+    ),
+    torchvision_name="QMNIST",
+    # The QMNIST README's eight columns.
+    label_columns=(
+        "class",
+        "nist_hsf_series",
+        "nist_writer_id",
+        "writer_digit_index",
+        "nist_class_code",
+        "nist_digit_index",
+        "duplicate",
+        "unused",
+    ),
+    # torchvision's `what`: test10k is MNIST's test set, test50k the rest of QMNIST's test split.
+    slices={"test10k": ("test", 0, 10000), "test50k": ("test", 10000, None)},
+)
+
+#: name -> Dataset: the registry. Fashion-MNIST first: it is the default everywhere. The
+#: built-in datasets are registered below by ``register``, as datasets users define are.
+DATASETS: dict[str, Dataset] = {}
 
 
 def get(name: str) -> Dataset:
-    """The dataset called ``name`` (or one of its aliases); ValueError naming the known ones."""
+    """The dataset called ``name`` (or one of its aliases); ValueError naming the known ones.
+    The files of ``$FMNIST_REGISTRY`` are registered first (once)."""
+    load_env_registries()
     key = name.lower()
     for d in DATASETS.values():
         if key == d.name or key in d.aliases:
             return d
     raise ValueError(f"unknown dataset {name!r}: known datasets are {', '.join(DATASETS)}")
+
+
+# --- datasets users define ------------------------------------------------------------------
+
+#: What a dataset or file name may be: it becomes a folder or file name and part of a URL.
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+_DTYPES = ("uint8", "int8", "int16", "int32", "float32", "float64")
+_HEX = {"md5": 32, "sha256": 64, "content_md5": 32, "content_sha256": 64}
+#: file-description keys (as in a registry file) -> FileInfo fields
+_FILE_KEYS = {
+    "name": "name",
+    "split": "split",
+    "kind": "kind",
+    "shape": "shape",
+    "dtype": "dtype",
+    "size": "gz_size",
+    "md5": "gz_md5",
+    "sha256": "gz_sha256",
+    "content_md5": "content_md5",
+    "content_sha256": "content_sha256",
+}
+_DATASET_KEYS = (
+    "name",
+    "title",
+    "homepage",
+    "license",
+    "classes",
+    "mirrors",
+    "files",
+    "torchvision_name",
+    "keras_name",
+    "debian_name",
+    "keras_npz",
+    "keras_npz_sha256",
+    "repo_dir",
+    "aliases",
+    "label_columns",
+    "slices",
+)
+
+
+class RegistryError(ValueError):
+    """A dataset description that cannot be used: the message names its source and the problem."""
+
+
+def _problems(ds: Dataset) -> list[str]:
+    """Everything wrong with a dataset description (empty when it can be registered)."""
+    out = []
+    for what, value in [("name", ds.name), *(("alias", a) for a in ds.aliases)]:
+        if not _SAFE_NAME.fullmatch(value) or ".." in value:
+            out.append(f"{what} {value!r} must be letters, digits, '.', '_', '+' or '-' (it names a folder)")
+    for what, value in (("torchvision_name", ds.torchvision_name), ("keras_name", ds.keras_name)):
+        if value and not _SAFE_NAME.fullmatch(value):
+            out.append(f"{what} {value!r} must be a plain folder name")
+    if not ds.classes or not all(isinstance(c, str) and c for c in ds.classes):
+        out.append("classes must be a non-empty list of names")
+    for url in ds.mirrors:
+        if not (isinstance(url, str) and url.startswith(("http://", "https://", "file://")) and url.endswith("/")):
+            out.append(f"mirror {url!r} must be an http://, https:// or file:// base URL ending in '/'")
+    if not ds.files:
+        out.append("no files")
+    for f in ds.files:
+        where = f"file {f.name!r}"
+        if not _SAFE_NAME.fullmatch(f.name) or ".." in f.name:
+            out.append(f"{where}: the name must be a plain file name")
+        if f.kind not in ("images", "labels"):
+            out.append(f"{where}: kind must be 'images' or 'labels', not {f.kind!r}")
+        if f.dtype not in _DTYPES:
+            out.append(f"{where}: dtype must be one of {', '.join(_DTYPES)}, not {f.dtype!r}")
+        if not f.shape or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in f.shape):
+            out.append(f"{where}: shape must be a list of positive sizes, not {list(f.shape)!r}")
+        if not (f.gz_md5 or f.gz_sha256 or f.content_md5 or f.content_sha256):
+            out.append(f"{where}: no digest (md5, sha256, content_md5 or content_sha256): nothing could verify it")
+        for key, field_name in (
+            ("md5", "gz_md5"),
+            ("sha256", "gz_sha256"),
+            ("content_md5", "content_md5"),
+            ("content_sha256", "content_sha256"),
+        ):
+            value = getattr(f, field_name)
+            if value is not None and not re.fullmatch(f"[0-9a-f]{{{_HEX[key]}}}", value):
+                out.append(f"{where}: {key} must be {_HEX[key]} lowercase hex digits, not {value!r}")
+        if f.gz_size is not None and (isinstance(f.gz_size, bool) or not isinstance(f.gz_size, int) or f.gz_size < 1):
+            out.append(f"{where}: size must be a positive number of bytes, not {f.gz_size!r}")
+    for split in dict.fromkeys(f.split for f in ds.files):
+        kinds = sorted(f.kind for f in ds.files if f.split == split)
+        if kinds != ["images", "labels"]:
+            out.append(f"split {split!r} must have one images file and one labels file, has {kinds}")
+            continue
+        images, labels = ds.file(split, "images"), ds.file(split, "labels")
+        if images.shape[:1] != labels.shape[:1]:
+            out.append(f"split {split!r}: {images.shape[0]} images but {labels.shape[0]} labels")
+    for name, (split, _, _) in ds.slices.items():
+        if split not in ds.splits or name in ds.splits:
+            out.append(f"slice {name!r} must cut one of the splits {list(ds.splits)}, not {split!r}")
+    return out
+
+
+def register(dataset: Dataset, *, replace: bool = False) -> Dataset:
+    """Adds ``dataset`` to the registry, after which ``load``, ``load_data``, ``download``,
+    discovery, the warm cache, the command line and ``fmnist.torch`` serve it as they serve the
+    built-in datasets (which are registered the same way). Registering an equal description
+    again does nothing; a different one under a taken name (or alias) is refused unless
+    ``replace``. Raises ``RegistryError`` naming every problem of a bad description."""
+    problems = _problems(dataset)
+    if problems:
+        raise RegistryError(f"dataset {dataset.name!r}: " + "; ".join(problems))
+    if DATASETS.get(dataset.name) == dataset:
+        return dataset
+    taken = {
+        n: d.name for d in DATASETS.values() for n in (d.name, *d.aliases) if d.name != dataset.name or not replace
+    }
+    clash = [n for n in (dataset.name, *dataset.aliases) if n in taken]
+    if clash:
+        raise RegistryError(
+            f"dataset {dataset.name!r}: {clash[0]!r} already names the registered dataset {taken[clash[0]]!r} "
+            "(pass replace=True to redefine it)"
+        )
+    DATASETS[dataset.name] = dataset
+    return dataset
+
+
+def from_dict(description: Mapping[str, Any], source: str = "<dict>") -> Dataset:
+    """A ``Dataset`` from its description as a registry file holds it (see ``load_registry``)."""
+    where = f"{source}: dataset {description.get('name', '?')!r}"
+    unknown = sorted(set(description) - set(_DATASET_KEYS))
+    if unknown:
+        raise RegistryError(f"{where}: unknown key(s) {unknown}; known: {', '.join(_DATASET_KEYS)}")
+    missing = [k for k in ("name", "classes", "files") if k not in description]
+    if missing:
+        raise RegistryError(f"{where}: missing {', '.join(missing)}")
+    files = []
+    for f in description["files"]:
+        if not isinstance(f, Mapping):
+            raise RegistryError(f"{where}: each file must be a table/object, not {f!r}")
+        bad = sorted(set(f) - set(_FILE_KEYS))
+        if bad or not {"name", "split", "kind", "shape"} <= set(f):
+            raise RegistryError(
+                f"{where}: file {f.get('name', '?')!r} needs name, split, kind and shape"
+                + (f"; unknown key(s) {bad}, known: {', '.join(_FILE_KEYS)}" if bad else "")
+            )
+        values = {_FILE_KEYS[k]: v for k, v in f.items()}
+        values["shape"] = tuple(values["shape"]) if isinstance(values["shape"], (list, tuple)) else values["shape"]
+        files.append(FileInfo(**values))
+    text = {k: str(description.get(k, "")) for k in ("title", "homepage", "license")}
+    slices = {
+        k: (v[0], int(v[1]), None if len(v) < 3 or v[2] is None else int(v[2]))
+        for k, v in description.get("slices", {}).items()
+    }
+    try:
+        return Dataset(
+            name=str(description["name"]),
+            title=text["title"] or str(description["name"]),
+            homepage=text["homepage"],
+            license=text["license"],
+            classes=tuple(description["classes"]),
+            mirrors=tuple(description.get("mirrors", ())),
+            files=tuple(files),
+            torchvision_name=str(description.get("torchvision_name", "")),
+            keras_name=str(description.get("keras_name", "")),
+            debian_name=str(description.get("debian_name", "")),
+            keras_npz=str(description.get("keras_npz", "")),
+            keras_npz_sha256=str(description.get("keras_npz_sha256", "")),
+            repo_dir=str(description.get("repo_dir", "")),
+            aliases=tuple(description.get("aliases", ())),
+            label_columns=tuple(description.get("label_columns", ())),
+            slices=slices,
+        )
+    except TypeError as e:
+        raise RegistryError(f"{where}: {e}") from None
+
+
+def to_dict(dataset: Dataset) -> dict[str, Any]:
+    """``dataset`` as a registry file describes it (``from_dict`` gives it back)."""
+    out: dict[str, Any] = {k: getattr(dataset, k) for k in ("name", "title", "homepage", "license")}
+    out["classes"] = list(dataset.classes)
+    out["mirrors"] = list(dataset.mirrors)
+    for k in ("torchvision_name", "keras_name", "debian_name", "keras_npz", "keras_npz_sha256", "repo_dir"):
+        if getattr(dataset, k):
+            out[k] = getattr(dataset, k)
+    for k in ("aliases", "label_columns"):
+        if getattr(dataset, k):
+            out[k] = list(getattr(dataset, k))
+    if dataset.slices:
+        out["slices"] = {k: list(v) for k, v in dataset.slices.items()}
+    out["files"] = []
+    for f in dataset.files:
+        entry = {key: getattr(f, field_name) for key, field_name in _FILE_KEYS.items()}
+        entry["shape"] = list(f.shape)
+        out["files"].append({k: v for k, v in entry.items() if v is not None})
+    return out
+
+
+def load_registry(path: str | os.PathLike[str], *, replace: bool = False) -> list[Dataset]:
+    """Registers the datasets a TOML (``.toml``) or JSON file describes: a list ``dataset`` of
+    tables, each as ``to_dict`` writes one (name, title, homepage, license, classes, mirrors,
+    files: name, split, kind, shape, dtype, size, md5, sha256, content_md5, content_sha256).
+    Returns them; ``RegistryError`` names the file and the problem."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+        if path.endswith(".toml"):
+            if sys.version_info >= (3, 11):
+                import tomllib
+            else:
+                import tomli as tomllib
+            data = tomllib.loads(raw.decode("utf-8"))
+        else:
+            data = json.loads(raw)
+    except OSError:
+        raise
+    except ValueError as e:  # tomllib.TOMLDecodeError and json.JSONDecodeError are ValueErrors
+        raise RegistryError(f"{path}: not valid {'TOML' if path.endswith('.toml') else 'JSON'}: {e}") from None
+    entries = data.get("dataset") if isinstance(data, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise RegistryError(f"{path}: expected a non-empty list 'dataset' of dataset descriptions")
+    out = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise RegistryError(f"{path}: each dataset must be a table/object")
+        ds = from_dict(entry, path)
+        try:
+            out.append(register(ds, replace=replace))
+        except RegistryError as e:
+            raise RegistryError(f"{path}: {e}") from None
+    return out
+
+
+_loaded_from_env: set[str] = set()
+
+
+def load_env_registries() -> None:
+    """Registers the files of ``$FMNIST_REGISTRY`` (os.pathsep-separated), once each."""
+    for path in os.environ.get("FMNIST_REGISTRY", "").split(os.pathsep):
+        if path and path not in _loaded_from_env:
+            load_registry(path)
+            _loaded_from_env.add(path)
+
+
+for _builtin in (FASHION_MNIST, MNIST, KMNIST, QMNIST):
+    register(_builtin)

@@ -27,7 +27,7 @@ import numpy.typing as npt
 
 from . import cache as cache_mod
 from .cache import STAMPS, Cache, header_of
-from .datasets import SPLITS, Dataset, FileInfo, get
+from .datasets import Dataset, FileInfo, get
 from .download import DownloadError, fetch
 from .idx import read_idx_many
 from .verify import Verdict, has_content_digest, judge_in_place, read_keras_npz, read_verified
@@ -180,7 +180,9 @@ class Store:
             for name, bucket in ((info.name, gz), (info.stem, raw)):
                 path = folder / name
                 if path.is_file() and path != cached:
-                    bucket.append(Candidate(path, layout, decompressed=bucket is raw))
+                    # Only uint8 copies are mapped in place (others need a byteswap: read them).
+                    in_place = bucket is raw and info.dtype == "uint8"
+                    (raw if in_place else gz).append(Candidate(path, layout, decompressed=in_place))
         return raw + gz if has_content_digest(info) else gz + raw
 
     @contextmanager
@@ -376,8 +378,8 @@ class Store:
             with self.lock():
                 self.cache.clean_temporaries()  # of writers killed before their rename
                 for info in infos:
-                    if info.name not in fresh:
-                        continue
+                    if info.name not in fresh or info.dtype != "uint8":
+                        continue  # (only uint8 files are cached: the others need a byteswap)
                     found = self.found[info.name]
                     if found.in_place:
                         # A decompressed copy mapped where it lies: stamped, not copied.
@@ -414,9 +416,22 @@ def check_network_args(timeout: float, retries: int) -> None:
 
 
 def _split_files(ds: Dataset, split: str) -> list[FileInfo]:
-    if split not in SPLITS:
-        raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+    split = ds.slices[split][0] if split in ds.slices else split
+    if split not in ds.splits:
+        names = " or ".join(repr(s) for s in (*ds.splits, *ds.slices))
+        raise ValueError(f"split must be {names} for {ds.name}, not {split!r}")
     return [ds.file(split, "images"), ds.file(split, "labels")]
+
+
+def _finish(ds: Dataset, split: str, images: Array, labels: Array, extended: bool) -> tuple[Array, Array]:
+    """A slice split's rows (QMNIST's test10k, test50k), and the class column of row labels
+    unless ``extended`` (then all of them, as stored)."""
+    if split in ds.slices:
+        _, start, stop = ds.slices[split]
+        images, labels = images[start:stop], labels[start:stop]
+    if labels.ndim == 2 and not extended:
+        labels = labels[:, 0].astype(np.uint8)  # the class column, as the other datasets' labels
+    return images, labels
 
 
 def load(
@@ -427,12 +442,16 @@ def load(
     download: bool = True,
     mirrors: Sequence[str] | None = None,
     cache: bool | None = None,
+    extended: bool = False,
 ) -> tuple[Array, Array]:
     """``(images, labels)`` of one split: images ``(N, 28, 28)`` uint8, labels ``(N,)`` uint8,
-    verified. From the warm cache, a verified copy on the machine, or a download."""
+    verified. From the warm cache, a verified copy on the machine, or a download. For a dataset
+    whose labels are rows (QMNIST: 8 int32 columns, ``DATASETS["qmnist"].label_columns``), the
+    labels are the class column unless ``extended``, which gives all of them."""
     store = Store(get(name), root)
-    images, labels = store.arrays(_split_files(store.dataset, split), download=download, mirrors=mirrors, cache=cache)
-    return images, labels
+    files = _split_files(store.dataset, split)
+    images, labels = store.arrays(files, download=download, mirrors=mirrors, cache=cache)
+    return _finish(store.dataset, split, images, labels, extended)
 
 
 def load_data(
@@ -446,9 +465,10 @@ def load_data(
     """``((x_train, y_train), (x_test, y_test))``, as ``keras.datasets.fashion_mnist.load_data()``
     returns them (uint8, ``(60000, 28, 28)``, ``(60000,)``, ``(10000, 28, 28)``, ``(10000,)``)."""
     store = Store(get(name), root)
-    files = _split_files(store.dataset, "train") + _split_files(store.dataset, "test")
+    ds = store.dataset
+    files = _split_files(ds, "train") + _split_files(ds, "test")
     x_train, y_train, x_test, y_test = store.arrays(files, download=download, mirrors=mirrors, cache=cache)
-    return (x_train, y_train), (x_test, y_test)
+    return _finish(ds, "train", x_train, y_train, False), _finish(ds, "test", x_test, y_test, False)
 
 
 def load_mnist(path: str | os.PathLike[str], kind: str = "train") -> tuple[Array, Array]:

@@ -33,7 +33,7 @@ from . import datasets
 from .loaders import DatasetNotFoundError, Store
 from .pipeline import Stat, batches, epoch_indices
 
-__all__ = ["FashionMNIST", "KMNIST", "MNIST", "DatasetNotFound", "Loader", "loader"]
+__all__ = ["FashionMNIST", "KMNIST", "MNIST", "DatasetNotFound", "IDXDataset", "Loader", "loader"]
 
 Root = Union[str, "os.PathLike[str]", None]
 
@@ -47,9 +47,9 @@ class _VisionIDX(Dataset[tuple[Any, Any]]):
     """What the three classes share: torchvision's MNIST interface over ``fmnist.load``."""
 
     #: the fmnist registry name
-    dataset: ClassVar[str]
+    dataset: str
     #: torchvision's class names (as its ``classes`` attribute has them)
-    classes: ClassVar[list[str]]
+    classes: list[str]
     #: base URLs to download from, tried in order (None: the registry's). Like torchvision's
     #: ``mirrors`` attribute, a subclass or the class may override it.
     mirrors: ClassVar[list[str] | None] = None
@@ -89,7 +89,7 @@ class _VisionIDX(Dataset[tuple[Any, Any]]):
     @staticmethod
     def raw_folder_of(ds: datasets.Dataset, root: Root) -> str:
         base = os.fspath(root) if root is not None else str(Store(ds).root)
-        return os.path.join(base, ds.torchvision_name, "raw")
+        return os.path.join(base, ds.torchvision_name or ds.name, "raw")
 
     @property
     def raw_folder(self) -> str:
@@ -107,7 +107,8 @@ class _VisionIDX(Dataset[tuple[Any, Any]]):
         from PIL import Image
 
         img: Any = Image.fromarray(self.images[int(index)])  # uint8 (28, 28): mode "L"
-        target: Any = int(self.labels[int(index)])
+        row = self.labels[int(index)]
+        target: Any = int(row) if row.ndim == 0 else int(row[0])  # rows of labels (QMNIST): the class
         if self.transform is not None:
             img = self.transform(img)
         if self.target_transform is not None:
@@ -150,6 +151,29 @@ class KMNIST(_VisionIDX):
 
     dataset = "kmnist"
     classes = list(datasets.KMNIST.classes)
+
+
+class IDXDataset(_VisionIDX):
+    """Any registered dataset (``fmnist.register``, ``$FMNIST_REGISTRY``, ``--registry``) with the
+    same interface: ``IDXDataset("my-digits", root, train=True)``. Its files live in
+    ``<root>/<torchvision_name or name>/raw/``."""
+
+    def __init__(
+        self,
+        name: str,
+        root: Root = None,
+        train: bool = True,
+        transform: Callable[..., Any] | None = None,
+        target_transform: Callable[..., Any] | None = None,
+        download: bool = False,
+    ) -> None:
+        ds = datasets.get(name)
+        self.dataset = ds.name
+        self.classes = list(ds.classes)
+        super().__init__(root, train, transform, target_transform, download)
+
+    def __repr__(self) -> str:
+        return super().__repr__().replace("Dataset IDXDataset", f"Dataset IDXDataset({self.dataset!r})", 1)
 
 
 def _distributed(rank: int | None, world_size: int | None) -> tuple[int, int]:

@@ -139,7 +139,7 @@ def judge_in_place(
             out[k] = (None, Verdict(False, "", (f"unreadable: {e}",)))
             continue
         if st.st_size != info.content_size:
-            problem = f"{st.st_size:,} bytes, not the {info.content_size:,} of a decompressed {info.shape} uint8 IDX"
+            problem = f"{st.st_size:,} bytes, not the {info.content_size:,} of a decompressed {info.shape} IDX"
             out[k] = (None, Verdict(False, "", (problem,)))
         else:
             todo.append((k, st))
@@ -193,7 +193,7 @@ def _finish(
     if not verdict.ok:
         return None, verdict
     found = "no array" if array is None else f"{array.shape} {array.dtype}"
-    if array is None or array.shape != info.shape or array.dtype != np.uint8:
+    if array is None or array.shape != info.shape or array.dtype != np.dtype(info.dtype):
         # Cannot happen for a file whose digest matched; kept as a guard on the registry.
-        raise IdxFormatError(f"{os.fspath(path)}: expected {info.shape} uint8, found {found}")
+        raise IdxFormatError(f"{os.fspath(path)}: expected {info.shape} {info.dtype}, found {found}")
     return array, verdict
