@@ -21,6 +21,7 @@ BASELINES = (
     "torchvision.datasets.FashionMNIST",
     "fmnist.batches",
     "lzma.decompress + numpy",
+    "zipfile.extractall, then read",
 )
 
 

@@ -115,6 +115,9 @@ def test_convert(empty: dict[str, str], tmp_path: Path, data_dir: Path) -> None:
     assert np.array_equal(np.load(tmp_path / "labels.npy"), fmnist.read_idx(src))
     back = run("convert", str(tmp_path / "labels.npy"), str(tmp_path / "labels.idx.gz"), env=empty, cwd=tmp_path)
     assert back.returncode == 0 and np.array_equal(fmnist.read_idx(tmp_path / "labels.idx.gz"), fmnist.read_idx(src))
+    xz = run("convert", str(tmp_path / "labels.npy"), str(tmp_path / "labels.idx.xz"), env=empty, cwd=tmp_path)
+    assert xz.returncode == 0 and (tmp_path / "labels.idx.xz").read_bytes()[:6] == b"\xfd7zXZ\x00"
+    assert np.array_equal(fmnist.read_idx(tmp_path / "labels.idx.xz"), fmnist.read_idx(src))
     np.save(tmp_path / "wide.npy", np.zeros(3, np.int64))
     wide = run("convert", str(tmp_path / "wide.npy"), str(tmp_path / "wide.idx"), env=empty, cwd=tmp_path)
     assert wide.returncode == 1 and "IDX cannot hold an array of dtype int64" in wide.stderr

@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -25,7 +26,7 @@ import pytest
 
 import fmnist
 from fmnist import reference
-from fmnist.datasets import DATASETS, FASHION_MNIST
+from fmnist.datasets import DATASETS, FASHION_MNIST, FileInfo
 from fmnist.loaders import Store
 
 from .conftest import FILES, link
@@ -78,7 +79,8 @@ def final_files(folder: Path) -> list[str]:
 
 
 def test_registry_knows_the_built_in_datasets_with_labelled_digests() -> None:
-    assert list(DATASETS) == ["fashion-mnist", "mnist", "kmnist", "qmnist"]
+    emnist = [f"emnist-{s}" for s in ("byclass", "bymerge", "balanced", "letters", "digits", "mnist")]
+    assert list(DATASETS) == ["fashion-mnist", "mnist", "kmnist", "qmnist", *emnist]
     assert fmnist.DATASETS is DATASETS
     fm = DATASETS["fashion-mnist"]
     assert fm.classes == (
@@ -94,13 +96,20 @@ def test_registry_knows_the_built_in_datasets_with_labelled_digests() -> None:
         "Ankle boot",
     )
     for ds in DATASETS.values():
-        assert len(ds.files) == 2 * len(ds.splits) and ds.mirrors and len(ds.classes) == 10
+        assert len(ds.files) == 2 * len(ds.splits) and ds.mirrors and len(ds.classes) >= 10
+        if ds.archive:  # EMNIST: one verified archive holds the files
+            assert ds.archive.md5 == "58c8d27c78d21e728a6bc7b3cc06412e" and ds.transposed
+            continue
         for f in ds.files:  # QMNIST's are published with MD5s only (torchvision's)
             assert f.gz_md5 and len(f.gz_md5) == 32 and (ds.name == "qmnist" or len(f.gz_sha256 or "") == 64)
+    assert DATASETS["emnist-letters"].classes[:3] == ("N/A", "a", "b")  # labels start at 1
+    assert len(DATASETS["emnist-byclass"].classes) == 62 and len(DATASETS["emnist-balanced"].classes) == 47
     for f in fm.files:  # content digests as SOURCE.md gives them; .gz MD5 as the dataset README does
         assert (f.content_size, f.content_md5, f.content_sha256) == REAL[f.name][1:]
     assert fm.file("train", "images").gz_md5 == "8d4fb7e6c68d591d4c3dfef9ec88bf0d"
-    with pytest.raises(ValueError, match="unknown dataset 'cifar'.*fashion-mnist, mnist, kmnist, qmnist"):
+    with pytest.raises(
+        ValueError, match="unknown dataset 'cifar'.*fashion-mnist, mnist, kmnist, qmnist, emnist-byclass"
+    ):
         fmnist.load("cifar")
     with pytest.raises(ValueError, match="split must be 'train' or 'test'"):
         fmnist.load(split="validation")
@@ -851,3 +860,88 @@ def test_every_built_in_dataset_is_expressible_as_a_registry_file(tmp_path: Path
         path = tmp_path / f"{ds.name}.json"
         path.write_text(json.dumps({"dataset": [fmnist.datasets.to_dict(ds)]}))
         assert fmnist.load_registry(path) == [ds]  # the same description: registering it is a no-op
+
+
+def _archive(tmp_path: Path) -> tuple[bytes, dict[str, Any], list[fmnist.Dataset]]:
+    """An EMNIST-like archive of the tests' own: two datasets' IDX .gz files as members of one
+    zip (under gzip/), images stored transposed, and the two registry entries that share it."""
+    rng = np.random.default_rng(9)
+    arrays: dict[str, Any] = {}
+    for split, n in (("a", 120), ("b", 60)):
+        for part, m in (("train", n), ("test", n // 3)):
+            arrays[f"tiny-{split}-{part}-images-idx3-ubyte.gz"] = rng.integers(0, 256, (m, 28, 28), dtype=np.uint8)
+            arrays[f"tiny-{split}-{part}-labels-idx1-ubyte.gz"] = rng.integers(0, 4, m, dtype=np.uint8)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("gzip/README", b"not an IDX file")
+        for name, a in arrays.items():
+            member = io.BytesIO()
+            fmnist.write_idx(member, a, compress=True)
+            z.writestr("gzip/" + name, member.getvalue())
+    blob = buf.getvalue()
+    archive = fmnist.datasets.Archive(
+        "tiny.zip", hashlib.md5(blob).hexdigest(), "tiny-emnist", "gzip/", 1 << 20, "TinyEMNIST/raw"
+    )
+    entries = []
+    for split, n in (("a", 120), ("b", 60)):
+        files = tuple(
+            FileInfo(f"tiny-{split}-{part}-{kind}-idx{3 if kind == 'images' else 1}-ubyte.gz", part, kind, shape)
+            for part, m in (("train", n), ("test", n // 3))
+            for kind, shape in (("images", (m, 28, 28)), ("labels", (m,)))
+        )
+        entries.append(
+            fmnist.Dataset(
+                name=f"tiny-{split}",
+                title="tiny",
+                homepage="",
+                license="",
+                classes=("w", "x", "y", "z"),
+                mirrors=(),
+                files=files,
+                archive=archive,
+                transposed=True,
+            )
+        )
+    return blob, arrays, entries
+
+
+def test_an_archive_downloads_once_resumes_and_serves_every_dataset_in_it(
+    env: Path, tmp_path: Path, registered: None
+) -> None:
+    blob, arrays, entries = _archive(tmp_path)
+    with Server({"tiny.zip": blob}) as server:
+        for ds in entries:
+            fmnist.register(replace(ds, mirrors=(server.mirror("drop"),)))
+        x, y = fmnist.load("tiny-a", "train")  # the connection drops mid-body: resumed
+        assert np.array_equal(x, arrays["tiny-a-train-images-idx3-ubyte.gz"])
+        assert np.array_equal(y, arrays["tiny-a-train-labels-idx1-ubyte.gz"])
+        (xb, _), (xt, yt) = fmnist.load_data("tiny-b")  # the same archive: no second download
+        assert server.hits[("drop", "tiny.zip")] == 2 and len(server.ranges) == 1
+    assert np.array_equal(yt, arrays["tiny-b-test-labels-idx1-ubyte.gz"])
+    assert (env / "tiny-emnist" / "tiny.zip").read_bytes() == blob
+    assert not list((env / "tiny-emnist").glob("*.partial"))
+    # Stored transposed (as EMNIST is, and as torchvision returns it); upright on request.
+    up, _ = fmnist.load("tiny-a", "train", upright=True)
+    assert np.array_equal(up, x.transpose(0, 2, 1)) and up.flags.c_contiguous
+    # Warm: the members were cached (mapped), the archive is not read again.
+    (env / "tiny-emnist" / "tiny.zip").unlink()
+    assert not fmnist.load("tiny-a", "train")[0].flags.owndata
+
+
+def test_a_wrong_archive_is_rejected_and_torchvisions_copy_is_found(
+    env: Path, tmp_path: Path, registered: None
+) -> None:
+    blob, arrays, entries = _archive(tmp_path)
+    for ds in entries:
+        fmnist.register(ds)
+    tv = tmp_path / "search" / "TinyEMNIST" / "raw"
+    tv.mkdir(parents=True)
+    (tv / "tiny.zip").write_bytes(blob[:100] + bytes([blob[100] ^ 1]) + blob[101:])
+    with pytest.raises(fmnist.DatasetNotFoundError, match="MD5 of the stored archive: expected"):
+        fmnist.load("tiny-b", "test", download=False)
+    (tv / "tiny.zip").write_bytes(blob)
+    store = Store(entries[1])
+    x, _ = store.arrays([entries[1].file("test", "images"), entries[1].file("test", "labels")], download=False)
+    assert np.array_equal(x, arrays["tiny-b-test-images-idx3-ubyte.gz"])
+    found = store.found["tiny-b-test-images-idx3-ubyte.gz"]
+    assert found.layout == "torchvision archive" and "member of the verified archive" in found.verdict.rule

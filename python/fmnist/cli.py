@@ -150,7 +150,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         np.save(dst, array)
     else:
         array = np.load(src, allow_pickle=False)
-        write_idx(dst, array, compress=dst.endswith(".gz"))
+        write_idx(dst, array, compress="xz" if dst.endswith(".xz") else dst.endswith(".gz"))
     print(f"{src} -> {dst}: {array.shape} {array.dtype}")
     return 0
 
@@ -291,7 +291,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--split", choices=["train", "test"], default="test")
     p.add_argument("--columns", type=_positive, default=30, help="images per row (default 30)")
     p.add_argument("--sample", action="store_true", help="use the bundled sample even if the dataset is here")
-    p = command("convert", cmd_convert, "convert IDX (.gz or raw) to .npy, or .npy to IDX", dataset=False)
+    what = "convert IDX (.gz, .xz or raw) to .npy, or .npy to IDX (.gz or .xz by DEST's name)"
+    p = command("convert", cmd_convert, what, dataset=False)
     p.add_argument("source", type=Path)
     p.add_argument("dest", type=Path)
     p = command("bench", cmd_bench, "time loading on this machine: fmnist vs the pure-Python reference")

@@ -62,6 +62,20 @@ class FileInfo:
 
 
 @dataclass(frozen=True)
+class Archive:
+    """A zip that holds a dataset's IDX files (EMNIST's ``gzip.zip``, all six of its datasets in
+    one): downloaded once, verified by its MD5, and read member by member, never extracted."""
+
+    name: str  #: file name as published, e.g. "gzip.zip"
+    md5: str  #: MD5 of the archive as published
+    folder: str  #: its folder under the data root, shared by the datasets in it, e.g. "emnist"
+    members: str  #: the folder of the IDX files inside the archive, e.g. "gzip/"
+    max_size: int  #: the most bytes a mirror may send for it
+    #: where torchvision keeps it, relative to its root (torchvision extracts it there too)
+    torchvision_dir: str = ""
+
+
+@dataclass(frozen=True)
 class Dataset:
     """A dataset in the MNIST layout: four IDX files, two splits."""
 
@@ -88,6 +102,10 @@ class Dataset:
     label_columns: tuple[str, ...] = field(default=())
     #: splits that are slices of another, as torchvision names them: name -> (split, start, stop)
     slices: Mapping[str, tuple[str, int, int | None]] = field(default_factory=dict)
+    #: the archive the files are members of (EMNIST); None: each file is published on its own
+    archive: Archive | None = None
+    #: the images are stored transposed (EMNIST): ``load(..., upright=True)`` turns them
+    transposed: bool = False
 
     @property
     def splits(self) -> tuple[str, ...]:
@@ -351,6 +369,50 @@ QMNIST = Dataset(
     slices={"test10k": ("test", 0, 10000), "test50k": ("test", 10000, None)},
 )
 
+_EMNIST = Archive(
+    name="gzip.zip",
+    # torchvision's EMNIST.md5 (0.29.2 source); the archive is 535 MiB.
+    md5="58c8d27c78d21e728a6bc7b3cc06412e",
+    folder="emnist",
+    members="gzip/",
+    max_size=600 << 20,
+    torchvision_dir="EMNIST/raw",
+)
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+_MERGED = set("cijklmopsuvwxyz")
+_ALL = sorted(set("0123456789" + _LETTERS + _LETTERS.upper()))
+#: split -> (training examples, test examples, class names as torchvision gives them)
+_EMNIST_SPLITS: dict[str, tuple[int, int, tuple[str, ...]]] = {
+    "byclass": (697932, 116323, tuple(_ALL)),
+    "bymerge": (697932, 116323, tuple(c for c in _ALL if c not in _MERGED)),
+    "balanced": (112800, 18800, tuple(c for c in _ALL if c not in _MERGED)),
+    "letters": (124800, 20800, ("N/A", *_LETTERS)),  # labels 1-26; 0 is never used
+    "digits": (240000, 40000, tuple("0123456789")),
+    "mnist": (60000, 10000, tuple("0123456789")),
+}
+
+
+def _emnist(split: str) -> Dataset:
+    n_train, n_test, classes = _EMNIST_SPLITS[split]
+    files = tuple(
+        FileInfo(f"emnist-{split}-{part}-{kind}-idx{3 if kind == 'images' else 1}-ubyte.gz", part, kind, shape)
+        for part, n in (("train", n_train), ("test", n_test))
+        for kind, shape in (("images", (n, 28, 28)), ("labels", (n,)))
+    )
+    return Dataset(
+        name=f"emnist-{split}",
+        title=f"EMNIST {split} (Cohen, Afshar, Tapson, van Schaik; NIST)",
+        homepage="https://www.nist.gov/itl/products-and-services/emnist-dataset",
+        license="NIST (public domain in the United States)",
+        classes=classes,
+        mirrors=("https://biometrics.nist.gov/cs_links/EMNIST/",),
+        files=files,
+        torchvision_name="EMNIST",
+        archive=_EMNIST,
+        transposed=True,
+    )
+
+
 #: name -> Dataset: the registry. Fashion-MNIST first: it is the default everywhere. The
 #: built-in datasets are registered below by ``register``, as datasets users define are.
 DATASETS: dict[str, Dataset] = {}
@@ -403,6 +465,8 @@ _DATASET_KEYS = (
     "aliases",
     "label_columns",
     "slices",
+    "archive",
+    "transposed",
 )
 
 
@@ -416,6 +480,14 @@ def _problems(ds: Dataset) -> list[str]:
     for what, value in [("name", ds.name), *(("alias", a) for a in ds.aliases)]:
         if not _SAFE_NAME.fullmatch(value) or ".." in value:
             out.append(f"{what} {value!r} must be letters, digits, '.', '_', '+' or '-' (it names a folder)")
+    if ds.archive is not None:
+        a = ds.archive
+        if (
+            not _SAFE_NAME.fullmatch(a.name)
+            or not _SAFE_NAME.fullmatch(a.folder)
+            or not re.fullmatch("[0-9a-f]{32}", a.md5)
+        ):
+            out.append(f"archive: name and folder must be plain names and md5 32 lowercase hex digits ({a!r})")
     for what, value in (("torchvision_name", ds.torchvision_name), ("keras_name", ds.keras_name)):
         if value and not _SAFE_NAME.fullmatch(value):
             out.append(f"{what} {value!r} must be a plain folder name")
@@ -436,7 +508,7 @@ def _problems(ds: Dataset) -> list[str]:
             out.append(f"{where}: dtype must be one of {', '.join(_DTYPES)}, not {f.dtype!r}")
         if not f.shape or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in f.shape):
             out.append(f"{where}: shape must be a list of positive sizes, not {list(f.shape)!r}")
-        if not (f.gz_md5 or f.gz_sha256 or f.content_md5 or f.content_sha256):
+        if not (f.gz_md5 or f.gz_sha256 or f.content_md5 or f.content_sha256 or ds.archive):
             out.append(f"{where}: no digest (md5, sha256, content_md5 or content_sha256): nothing could verify it")
         for key, field_name in (
             ("md5", "gz_md5"),
@@ -532,6 +604,8 @@ def from_dict(description: Mapping[str, Any], source: str = "<dict>") -> Dataset
             aliases=tuple(description.get("aliases", ())),
             label_columns=tuple(description.get("label_columns", ())),
             slices=slices,
+            archive=Archive(**description["archive"]) if "archive" in description else None,
+            transposed=bool(description.get("transposed", False)),
         )
     except TypeError as e:
         raise RegistryError(f"{where}: {e}") from None
@@ -550,6 +624,10 @@ def to_dict(dataset: Dataset) -> dict[str, Any]:
             out[k] = list(getattr(dataset, k))
     if dataset.slices:
         out["slices"] = {k: list(v) for k, v in dataset.slices.items()}
+    if dataset.archive is not None:
+        out["archive"] = {k: getattr(dataset.archive, k) for k in dataset.archive.__dataclass_fields__}
+    if dataset.transposed:
+        out["transposed"] = True
     out["files"] = []
     for f in dataset.files:
         entry = {key: getattr(f, field_name) for key, field_name in _FILE_KEYS.items()}
@@ -605,5 +683,5 @@ def load_env_registries() -> None:
             _loaded_from_env.add(path)
 
 
-for _builtin in (FASHION_MNIST, MNIST, KMNIST, QMNIST):
+for _builtin in (FASHION_MNIST, MNIST, KMNIST, QMNIST, *(_emnist(s) for s in _EMNIST_SPLITS)):
     register(_builtin)

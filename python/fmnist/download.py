@@ -14,7 +14,7 @@ import os
 import stat
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -208,9 +208,13 @@ def fetch(
     timeout: float = 30.0,
     retries: int = 3,
     backoff: float = 0.5,
+    check: Callable[[Path], tuple[Any, Verdict]] | None = None,
+    limit: int | None = None,
 ) -> tuple[Any, Verdict, Path]:
     """Downloads ``info`` into ``folder`` from the first mirror that gives a verified copy.
-    Returns (array, verdict, final path). The caller holds the dataset lock."""
+    Returns (array, verdict, final path). The caller holds the dataset lock. ``check`` judges
+    the downloaded file (default: read and verify it as ``info``), ``limit`` caps its size
+    (default: ``size_limit(info)``)."""
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / info.name
     partial = folder / (info.name + ".partial")
@@ -222,7 +226,7 @@ def fetch(
         while attempt < retries:
             try:
                 resumed = _resumable_size(partial) > 0
-                _get(url, partial, timeout, size_limit(info))
+                _get(url, partial, timeout, limit or size_limit(info))
             except _Skip as e:
                 log.info("%s: %s: %s; next mirror", info.name, url, e)
                 attempts.append((url, str(e)))
@@ -235,7 +239,7 @@ def fetch(
                 if attempt < retries:
                     time.sleep(backoff * 2 ** (attempt - 1))
                 continue
-            ((array, verdict),) = read_verified([partial], [info])
+            ((array, verdict),) = [check(partial)] if check else read_verified([partial], [info])
             if verdict.ok:
                 os.replace(partial, final)
                 _fsync_dir(folder)

@@ -30,7 +30,15 @@ from .cache import STAMPS, Cache, header_of
 from .datasets import Dataset, FileInfo, get
 from .download import DownloadError, fetch
 from .idx import read_idx_many
-from .verify import Verdict, has_content_digest, judge_in_place, read_keras_npz, read_verified
+from .verify import (
+    Verdict,
+    check_archive,
+    has_content_digest,
+    judge_in_place,
+    read_keras_npz,
+    read_members,
+    read_verified,
+)
 
 #: The package's logger: what was found, rejected, downloaded and cached (INFO), cache hits (DEBUG).
 log = logging.getLogger("fmnist")
@@ -330,6 +338,14 @@ class Store:
         fresh, rejected = self.find(todo, stamps=use_cache) if todo else ({}, {})
         out.update(fresh)
         todo = [i for i in todo if i.name not in out]
+        if todo and self.dataset.archive is not None:
+            members, problems = self._from_archive(todo, download, urls, timeout, retries)
+            out.update(members)
+            fresh.update(members)
+            for info in todo:
+                rejected.setdefault(info.name, []).extend(problems)
+            todo = [i for i in todo if i.name not in out]
+            download = False  # the archive is the only published form
         if todo and download:
             with self.lock():
                 # Another process may have finished the work while we waited for the lock.
@@ -357,6 +373,71 @@ class Store:
         if use_cache and fresh:
             self._cache(infos, fresh)
         return [out[i.name] for i in infos]
+
+    def archive_paths(self) -> list[tuple[Path, str]]:
+        """Where the dataset's archive may be: fmnist's ``<root>/<archive folder>/`` (shared by the
+        datasets in it), torchvision's folder under the root, and the same under the searched
+        folders."""
+        a = self.dataset.archive
+        if a is None:
+            return []
+        bases = [self.root, *(search_roots() or [Path("data"), Path(".")])]
+        out: list[tuple[Path, str]] = []
+        for base in bases:
+            out.append((base / a.folder / a.name, "fmnist"))
+            if a.torchvision_dir:
+                out.append((base / a.torchvision_dir / a.name, "torchvision"))
+        return list(dict.fromkeys(out))
+
+    def _from_archive(
+        self, infos: Sequence[FileInfo], download: bool, urls: Sequence[str], timeout: float, retries: int
+    ) -> tuple[dict[str, Array], list[str]]:
+        """The files' arrays read out of the dataset's verified archive (found, else downloaded
+        once into ``<root>/<archive folder>/`` when ``download``); and what was turned down."""
+        a = self.dataset.archive
+        assert a is not None
+        problems: list[str] = []
+        found: tuple[Path, str] | None = None
+        for path, layout in self.archive_paths():
+            if path.is_file():
+                verdict = check_archive(path, a)
+                if verdict.ok:
+                    found = (path, layout)
+                    break
+                problems.append(f"{path} ({layout}): " + "; ".join(verdict.problems))
+        if found is None and download:
+            folder = self.root / a.folder
+            folder.mkdir(parents=True, exist_ok=True)
+            from filelock import FileLock
+
+            with FileLock(str(folder / ".lock")):  # one download for all the datasets in it
+                if (folder / a.name).is_file() and check_archive(folder / a.name, a).ok:
+                    found = (folder / a.name, "fmnist")
+                else:
+                    info = FileInfo(a.name, "archive", "archive", (a.max_size,))
+                    _, _, path = fetch(
+                        info,
+                        folder,
+                        urls,
+                        timeout=timeout,
+                        retries=retries,
+                        check=lambda p: (None, check_archive(p, a)),
+                        limit=a.max_size,
+                    )
+                    log.info("%s: downloaded to %s, verified", a.name, path)
+                    found = (path, "fmnist (downloaded)")
+        if found is None:
+            return {}, problems or [f"no {a.name} archive found"]
+        path, layout = found
+        arrays: dict[str, Array] = {}
+        for info, (array, verdict) in zip(infos, read_members(path, a, infos)):
+            if array is None:
+                problems.append(f"{path} ({layout} archive): " + "; ".join(verdict.problems))
+                continue
+            arrays[info.name] = array
+            self.found[info.name] = Found(path, f"{layout} archive", verdict)
+            log.info("%s: read from the archive %s (%s)", info.name, path, verdict.rule)
+        return arrays, problems
 
     def _warm(self, info: FileInfo, out: dict[str, Array]) -> None:
         """The warm cache's array of ``info`` (or the stamped decompressed copy it maps in place)."""
@@ -423,9 +504,14 @@ def _split_files(ds: Dataset, split: str) -> list[FileInfo]:
     return [ds.file(split, "images"), ds.file(split, "labels")]
 
 
-def _finish(ds: Dataset, split: str, images: Array, labels: Array, extended: bool) -> tuple[Array, Array]:
-    """A slice split's rows (QMNIST's test10k, test50k), and the class column of row labels
-    unless ``extended`` (then all of them, as stored)."""
+def _finish(
+    ds: Dataset, split: str, images: Array, labels: Array, extended: bool, upright: bool = False
+) -> tuple[Array, Array]:
+    """A slice split's rows (QMNIST's test10k, test50k), the class column of row labels unless
+    ``extended`` (then all of them, as stored), and for a dataset stored transposed (EMNIST)
+    the images turned upright when asked (a copy)."""
+    if upright and ds.transposed:
+        images = np.ascontiguousarray(images.transpose(0, 2, 1))
     if split in ds.slices:
         _, start, stop = ds.slices[split]
         images, labels = images[start:stop], labels[start:stop]
@@ -443,15 +529,18 @@ def load(
     mirrors: Sequence[str] | None = None,
     cache: bool | None = None,
     extended: bool = False,
+    upright: bool = False,
 ) -> tuple[Array, Array]:
     """``(images, labels)`` of one split: images ``(N, 28, 28)`` uint8, labels ``(N,)`` uint8,
     verified. From the warm cache, a verified copy on the machine, or a download. For a dataset
     whose labels are rows (QMNIST: 8 int32 columns, ``DATASETS["qmnist"].label_columns``), the
-    labels are the class column unless ``extended``, which gives all of them."""
+    labels are the class column unless ``extended``, which gives all of them. EMNIST's images
+    are returned as stored (transposed, as torchvision returns them); ``upright=True`` gives
+    them turned the way MNIST's are."""
     store = Store(get(name), root)
     files = _split_files(store.dataset, split)
     images, labels = store.arrays(files, download=download, mirrors=mirrors, cache=cache)
-    return _finish(store.dataset, split, images, labels, extended)
+    return _finish(store.dataset, split, images, labels, extended, upright)
 
 
 def load_data(
