@@ -46,6 +46,17 @@ def gzip_layouts(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
+def read_from(data: bytes, via_file: bool) -> npt.NDArray[Any]:
+    """fmnist.read_idx of ``data`` as bytes, or from a file holding them."""
+    if not via_file:
+        return fmnist.read_idx(data)
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "x.idx")
+        with open(path, "wb") as f:
+            f.write(data)
+        return fmnist.read_idx(path)
+
+
 def same(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> bool:
     """Equal bit for bit: shape, dtype and every byte (NaN payloads and -0.0 included)."""
     return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
@@ -58,14 +69,7 @@ def test_reference_writes_fmnist_reads(
     data = reference.write_idx(array, **layout)
     if layout["members"]:
         data += b"\0" * padding  # zero padding after the last member is allowed (as gzip allows)
-    if via_file:
-        with tempfile.TemporaryDirectory() as d:
-            path = os.path.join(d, "x.idx")
-            with open(path, "wb") as f:
-                f.write(data)
-            got = fmnist.read_idx(path)
-    else:
-        got = fmnist.read_idx(data)
+    got = read_from(data, via_file)
     assert same(got, array)
     assert same(got, reference.read_idx(data))
     assert got.flags.c_contiguous and got.flags.writeable and got.dtype.isnative
@@ -74,14 +78,7 @@ def test_reference_writes_fmnist_reads(
 @given(arrays(), st.integers(1, 3), st.integers(0, 2), st.booleans())
 def test_reference_writes_xz_fmnist_reads(array: npt.NDArray[Any], streams: int, padding: int, via_file: bool) -> None:
     data = reference.write_idx(array, members=streams, xz=True) + b"\0" * (4 * padding)  # stream padding
-    if via_file:
-        with tempfile.TemporaryDirectory() as d:
-            path = os.path.join(d, "x.idx.xz")
-            with open(path, "wb") as f:
-                f.write(data)
-            got = fmnist.read_idx(path)
-    else:
-        got = fmnist.read_idx(data)
+    got = read_from(data, via_file)
     assert same(got, array) and same(got, reference.read_idx(data))
     assert got.flags.c_contiguous and got.flags.writeable and got.dtype.isnative
 
