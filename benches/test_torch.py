@@ -46,18 +46,18 @@ def epoch(loader: Any) -> int:
     return sum(len(x) for x, _ in loader)
 
 
-def test_fmnist_torch_loader(measure: Callable[..., Any], root: Path) -> None:
-    loader = ft.loader(ft.FashionMNIST(str(root), train=True), batch_size=BATCH, mean=MEAN, std=STD)
-    assert measure(EPOCH, "fmnist.torch.loader", lambda: epoch(loader), NBYTES, rounds=50) == 60000
-
-
 def test_fmnist_batches_alone(measure: Callable[..., Any], root: Path) -> None:
     ds = ft.FashionMNIST(str(root), train=True)
 
     def run() -> int:
         return epoch(fmnist.batches(ds.images, ds.labels, BATCH, dtype="float32", mean=MEAN, std=STD))
 
-    assert measure(EPOCH, "fmnist.batches (numpy arrays, no tensors)", run, NBYTES, rounds=50) == 60000
+    assert measure(EPOCH, "fmnist.batches (numpy arrays, no tensors)", run, NBYTES, rounds=100) == 60000
+
+
+def test_fmnist_torch_loader(measure: Callable[..., Any], root: Path) -> None:
+    loader = ft.loader(ft.FashionMNIST(str(root), train=True), batch_size=BATCH, mean=MEAN, std=STD)
+    assert measure(EPOCH, "fmnist.torch.loader", lambda: epoch(loader), NBYTES, rounds=100) == 60000
 
 
 def test_construct_torchvision(measure: Callable[..., Any], root: Path) -> None:

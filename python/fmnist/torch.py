@@ -253,9 +253,14 @@ class Loader:
             world_size=self.world_size,
             **self._options,
         )
+        from_numpy = torch.from_numpy  # each batch is a fresh array: shared, not copied
         with it:
+            if not self.pin_memory and self.device is None:  # the common case, kept lean
+                for xb, yb in it:
+                    yield from_numpy(xb), from_numpy(yb)
+                return
             for xb, yb in it:
-                x, y = torch.from_numpy(xb), torch.from_numpy(yb)  # each batch is fresh: no copy
+                x, y = from_numpy(xb), from_numpy(yb)
                 if self.pin_memory:
                     x, y = x.pin_memory(), y.pin_memory()
                 if self.device is not None:
