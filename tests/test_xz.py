@@ -78,3 +78,15 @@ def test_write_idx_xz_is_read_by_the_standard_library(tmp_path: Path, labels: np
     assert np.array_equal(fmnist.read_idx(path), labels)
     with pytest.raises(ValueError, match="'gzip' or 'xz'"):
         fmnist.write_idx(path, labels, compress="zstd")
+
+
+def test_qmnist_column_0_is_mnists_labels_as_far_as_they_are_known_here() -> None:
+    # No MNIST files exist on this machine; what MNIST's labels are is widely published: the
+    # per-class counts of its training and test sets, and the first ten labels of each. QMNIST's
+    # training set matches MNIST's one by one and its test split starts with MNIST's test set.
+    train = fmnist.read_idx(TRAIN_LABELS)[:, 0]
+    test = fmnist.read_idx(QMNIST / "qmnist-test-labels-idx2-int.gz")[:10000, 0]
+    assert np.bincount(train).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    assert np.bincount(test).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    assert train[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
+    assert test[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
