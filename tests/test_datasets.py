@@ -945,3 +945,19 @@ def test_a_wrong_archive_is_rejected_and_torchvisions_copy_is_found(
     assert np.array_equal(x, arrays["tiny-b-test-images-idx3-ubyte.gz"])
     found = store.found["tiny-b-test-images-idx3-ubyte.gz"]
     assert found.layout == "torchvision archive" and "member of the verified archive" in found.verdict.rule
+
+
+def test_an_archive_dataset_in_download_info_and_verify(env: Path, tmp_path: Path, registered: None) -> None:
+    blob, arrays, entries = _archive(tmp_path)
+    with Server({"tiny.zip": blob}) as server:
+        for ds in entries:
+            fmnist.register(replace(ds, mirrors=(server.mirror("ok"),)))
+        assert fmnist.download("tiny-b") == env / "tiny-emnist"  # the archive, not its members
+        assert fmnist.download("tiny-a") == env / "tiny-emnist" and server.hits[("ok", "tiny.zip")] == 1
+    store = Store(DATASETS["tiny-a"])
+    found, rejected = store.find(list(DATASETS["tiny-a"].files))  # discovery reads the archive
+    assert not rejected and np.array_equal(
+        found["tiny-a-test-labels-idx1-ubyte.gz"], arrays["tiny-a-test-labels-idx1-ubyte.gz"]
+    )
+    report = store.check_copies(DATASETS["tiny-a"].file("train", "images"))
+    assert [(c.path, c.layout, v.ok) for c, v in report] == [(env / "tiny-emnist" / "tiny.zip", "fmnist archive", True)]

@@ -83,8 +83,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_download(args: argparse.Namespace) -> int:
     folder = download(args.dataset, root=args.root, mirrors=args.mirror or None, timeout=args.timeout)
     ds = datasets.get(args.dataset)
-    for info in ds.files:
-        print(folder / info.name)
+    for name in [ds.archive.name] if ds.archive else [info.name for info in ds.files]:
+        print(folder / name)
     return 0
 
 

@@ -133,6 +133,7 @@ class Store:
         self.cache = Cache(self.folder)
         #: what was found where, by file name (filled by `arrays`)
         self.found: dict[str, Found] = {}
+        self._archive_verdicts: dict[Path, Verdict] = {}
 
     def folders(self) -> list[tuple[Path, str]]:
         """Folders to look in, in order, with the name of the layout each one is: the data root's
@@ -202,7 +203,9 @@ class Store:
         with FileLock(str(self.folder / ".lock")):
             yield
 
-    def find(self, infos: Sequence[FileInfo], *, stamps: bool = True) -> tuple[dict[str, Array], dict[str, list[str]]]:
+    def find(
+        self, infos: Sequence[FileInfo], *, stamps: bool = True, archives: bool = True
+    ) -> tuple[dict[str, Array], dict[str, list[str]]]:
         """Verified copies already on the machine: arrays by file name, and for the files not
         found, why each candidate was turned down. A verified decompressed copy is mapped in
         place; one the registry has no content digest for is accepted when its content equals
@@ -248,6 +251,12 @@ class Store:
         missing = [i for i in infos if i.name not in arrays]
         if missing and self.dataset.keras_npz:
             self._from_keras_npz(missing, arrays, rejected)
+        missing = [i for i in infos if i.name not in arrays]
+        if missing and archives and self.dataset.archive is not None:
+            members, problems = self._from_archive(missing, download=False)
+            arrays.update(members)
+            for info in missing:
+                rejected[info.name].extend(problems)
         return arrays, {k: v for k, v in rejected.items() if k not in arrays}
 
     def _judge(
@@ -285,6 +294,9 @@ class Store:
                 proven.setdefault(verdict.content_sha256, f"the verified {c.path}")
         judged = judge_in_place([c.path for c in raw], [info] * len(raw), [proven] * len(raw))
         out += [(c, verdict) for c, (_, verdict) in zip(raw, judged)]
+        for path, layout in self.archive_paths():  # EMNIST: the archive that holds the file
+            if path.is_file():
+                out.append((Candidate(path, f"{layout} archive", False), self.archive_verdict(path)))
         return out
 
     def _from_keras_npz(
@@ -335,7 +347,7 @@ class Store:
             for info in infos:
                 self._warm(info, out)
         todo = [i for i in infos if i.name not in out]
-        fresh, rejected = self.find(todo, stamps=use_cache) if todo else ({}, {})
+        fresh, rejected = self.find(todo, stamps=use_cache, archives=False) if todo else ({}, {})
         out.update(fresh)
         todo = [i for i in todo if i.name not in out]
         if todo and self.dataset.archive is not None:
@@ -389,45 +401,71 @@ class Store:
                 out.append((base / a.torchvision_dir / a.name, "torchvision"))
         return list(dict.fromkeys(out))
 
-    def _from_archive(
-        self, infos: Sequence[FileInfo], download: bool, urls: Sequence[str], timeout: float, retries: int
-    ) -> tuple[dict[str, Array], list[str]]:
-        """The files' arrays read out of the dataset's verified archive (found, else downloaded
-        once into ``<root>/<archive folder>/`` when ``download``); and what was turned down."""
+    def archive_verdict(self, path: Path) -> Verdict:
+        """The archive at ``path`` judged by its MD5 (hashed once per Store)."""
+        a = self.dataset.archive
+        assert a is not None
+        if path not in self._archive_verdicts:
+            self._archive_verdicts[path] = check_archive(path, a)
+        return self._archive_verdicts[path]
+
+    def archive(
+        self,
+        download: bool,
+        urls: Sequence[str] = (),
+        timeout: float = 30.0,
+        retries: int = 3,
+        *,
+        home_only: bool = False,
+    ) -> tuple[tuple[Path, str] | None, list[str]]:
+        """The dataset's verified archive and its layout: found (only in the data root's
+        ``<root>/<archive folder>/`` when ``home_only``), else downloaded once there when
+        ``download``; and what was turned down."""
         a = self.dataset.archive
         assert a is not None
         problems: list[str] = []
-        found: tuple[Path, str] | None = None
-        for path, layout in self.archive_paths():
+        for path, layout in self.archive_paths()[:1] if home_only else self.archive_paths():
             if path.is_file():
-                verdict = check_archive(path, a)
+                verdict = self.archive_verdict(path)
                 if verdict.ok:
-                    found = (path, layout)
-                    break
+                    return (path, layout), problems
                 problems.append(f"{path} ({layout}): " + "; ".join(verdict.problems))
-        if found is None and download:
-            folder = self.root / a.folder
-            folder.mkdir(parents=True, exist_ok=True)
-            from filelock import FileLock
+        if not download:
+            return None, problems or [f"no {a.name} archive found"]
+        folder = self.root / a.folder
+        folder.mkdir(parents=True, exist_ok=True)
+        from filelock import FileLock
 
-            with FileLock(str(folder / ".lock")):  # one download for all the datasets in it
-                if (folder / a.name).is_file() and check_archive(folder / a.name, a).ok:
-                    found = (folder / a.name, "fmnist")
-                else:
-                    info = FileInfo(a.name, "archive", "archive", (a.max_size,))
-                    _, _, path = fetch(
-                        info,
-                        folder,
-                        urls,
-                        timeout=timeout,
-                        retries=retries,
-                        check=lambda p: (None, check_archive(p, a)),
-                        limit=a.max_size,
-                    )
-                    log.info("%s: downloaded to %s, verified", a.name, path)
-                    found = (path, "fmnist (downloaded)")
+        with FileLock(str(folder / ".lock")):  # one download for all the datasets in it
+            if (folder / a.name).is_file() and check_archive(folder / a.name, a).ok:
+                return (folder / a.name, "fmnist"), problems
+            info = FileInfo(a.name, "archive", "archive", (a.max_size,))
+            _, _, path = fetch(
+                info,
+                folder,
+                urls,
+                timeout=timeout,
+                retries=retries,
+                check=lambda p: (None, check_archive(p, a)),
+                limit=a.max_size,
+            )
+        log.info("%s: downloaded to %s, verified", a.name, path)
+        return (path, "fmnist (downloaded)"), problems
+
+    def _from_archive(
+        self,
+        infos: Sequence[FileInfo],
+        download: bool,
+        urls: Sequence[str] = (),
+        timeout: float = 30.0,
+        retries: int = 3,
+    ) -> tuple[dict[str, Array], list[str]]:
+        """The files' arrays read out of the dataset's verified archive (see ``archive``)."""
+        a = self.dataset.archive
+        assert a is not None
+        found, problems = self.archive(download, urls, timeout, retries)
         if found is None:
-            return {}, problems or [f"no {a.name} archive found"]
+            return {}, problems
         path, layout = found
         arrays: dict[str, Array] = {}
         for info, (array, verdict) in zip(infos, read_members(path, a, infos)):
@@ -583,6 +621,10 @@ def download(
     store = Store(get(name), root)
     check_network_args(timeout, retries)
     urls = mirror_list(mirrors, store.dataset)
+    if store.dataset.archive is not None:
+        # The archive is the published form: a verified copy of it in the data root.
+        store.archive(True, urls, timeout, retries, home_only=True)
+        return store.root / store.dataset.archive.folder
     with store.lock():
         for info in store.dataset.files:
             path = store.folder / info.name
