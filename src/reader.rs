@@ -73,6 +73,14 @@ impl Codec {
             Codec::Xz => xz::read_prefix(data, n),
         }
     }
+
+    /// The whole of `data` checked, content discarded: which error a corrupt stream gives.
+    fn check_stream(self, data: &[u8]) -> Result<(), Error> {
+        match self {
+            Codec::Gzip => gzip::check_stream(data),
+            Codec::Xz => xz::check_stream(data),
+        }
+    }
 }
 
 /// A kind of digest: an algorithm over what it covers, named as the Python API names it
@@ -371,7 +379,7 @@ fn gzip_len_limit(header: &Header) -> usize {
 /// 1032:1, and stores incompressible data with 5 bytes per 64 KiB block; beyond that, 1 MiB of
 /// member headers, empty members and zero padding is allowed.
 /// For xz only the upper bound applies (LZMA2 can pack far more than 1032:1); its exact size
-/// comes from the streams' indexes once the file is read (`unxz`).
+/// comes from the streams' indexes once the file is read (`decompress`).
 fn check_compressed_len(codec: Codec, header: &Header, len: usize) -> Result<(), Error> {
     match codec {
         Codec::Gzip => check_gzip_len(header, len),
@@ -468,8 +476,7 @@ fn split_wants(expect: &Expect, compressed: bool) -> (Vec<&Want>, Vec<&Want>) {
 /// Decodes in-memory bytes (gzip, xz or raw), checking the content digests.
 fn decode(data: &[u8], expect: &Expect) -> Result<Idx, Error> {
     match Codec::of(data) {
-        Some(Codec::Gzip) => inflate(data, &split_wants(expect, true).1, expect),
-        Some(Codec::Xz) => unxz(data, &split_wants(expect, true).1, expect),
+        Some(codec) => decompress(codec, data, &split_wants(expect, true).1, expect),
         None => copy_raw(data, expect),
     }
 }
@@ -487,47 +494,37 @@ fn copy_raw(data: &[u8], expect: &Expect) -> Result<Idx, Error> {
     Ok(Idx { header, data, digests: Vec::new(), compressed: false })
 }
 
-/// Inflates gzip `data`. Malformed IDX inside a corrupt stream is reported as the corrupt stream
-/// (a gzip error), as the reference reports it; `max_bytes` is judged from the header alone,
-/// never by inflating everything first.
-fn inflate(data: &[u8], content_wants: &[&Want], expect: &Expect) -> Result<Idx, Error> {
-    let gzip_first = |e: Error| match e {
-        Error::Format(_) => gzip::check_stream(data).err().unwrap_or(e),
+/// Decodes compressed `data` (gzip or xz) into its final buffer, once. The IDX header comes
+/// from the first bytes of content, and before anything is allocated the payload must fit
+/// `max_bytes` and the file must be able to hold what the header declares: within deflate's
+/// 1032:1 for gzip, exactly the size the streams' indexes record for xz. Malformed IDX inside a
+/// corrupt stream is reported as the corrupt stream (the codec's error), as the reference
+/// reports it; telling which streams through the data once, allocating nothing.
+fn decompress(codec: Codec, data: &[u8], content_wants: &[&Want], expect: &Expect) -> Result<Idx, Error> {
+    let stream_first = |e: Error| match e {
+        Error::Format(_) => codec.check_stream(data).err().unwrap_or(e),
         e => e,
     };
-    let prefix = gzip::read_prefix(data, idx::header_len(255))?;
-    let header = idx::parse(&prefix).and_then(|h| check_ndim(&h, expect).map(|()| h)).map_err(gzip_first)?;
+    let prefix = codec.read_prefix(data, idx::header_len(255))?;
+    let header = idx::parse(&prefix).and_then(|h| check_ndim(&h, expect).map(|()| h)).map_err(stream_first)?;
     idx::check_max(&header, expect.max_bytes)?;
-    // A claim over 1032:1 is refused before anything is allocated for it; telling why (a
-    // corrupt stream or a corrupt header) streams through the data once, allocating nothing.
-    check_gzip_len(&header, data.len()).map_err(gzip_first)?;
-    inflate_payload(data, header, content_wants).map_err(gzip_first)
-}
-
-/// Decodes xz `data` as `inflate` does gzip: the header from the first bytes of content, then,
-/// before any allocation, the content size the streams' indexes record must be the one the
-/// header declares; then one decode into the final buffer.
-fn unxz(data: &[u8], content_wants: &[&Want], expect: &Expect) -> Result<Idx, Error> {
-    let xz_first = |e: Error| match e {
-        Error::Format(_) => xz::check_stream(data).err().unwrap_or(e),
-        e => e,
-    };
-    let prefix = xz::read_prefix(data, idx::header_len(255))?;
-    let header = idx::parse(&prefix).and_then(|h| check_ndim(&h, expect).map(|()| h)).map_err(xz_first)?;
-    idx::check_max(&header, expect.max_bytes)?;
-    let recorded = xz::uncompressed_size(data)?;
-    if recorded != header.total_len() as u64 {
-        let e = Error::Format(format!(
-            "IDX length mismatch: header declares {header} = {} bytes in all; the xz streams hold {recorded}",
-            header.total_len()
-        ));
-        return Err(xz_first(e));
+    match codec {
+        Codec::Gzip => check_gzip_len(&header, data.len()),
+        Codec::Xz => check_xz_size(&header, xz::uncompressed_size(data)?),
     }
-    decode_payload(Codec::Xz, data, header, content_wants).map_err(xz_first)
+    .map_err(stream_first)?;
+    decode_payload(codec, data, header, content_wants).map_err(stream_first)
 }
 
-fn inflate_payload(data: &[u8], header: Header, content_wants: &[&Want]) -> Result<Idx, Error> {
-    decode_payload(Codec::Gzip, data, header, content_wants)
+/// The content size the xz streams' indexes record must be the one the header declares.
+fn check_xz_size(header: &Header, recorded: u64) -> Result<(), Error> {
+    if recorded == header.total_len() as u64 {
+        return Ok(());
+    }
+    Err(Error::Format(format!(
+        "IDX length mismatch: header declares {header} = {} bytes in all; the xz streams hold {recorded}",
+        header.total_len()
+    )))
 }
 
 fn decode_payload(codec: Codec, data: &[u8], header: Header, content_wants: &[&Want]) -> Result<Idx, Error> {
