@@ -961,3 +961,40 @@ def test_an_archive_dataset_in_download_info_and_verify(env: Path, tmp_path: Pat
     )
     report = store.check_copies(DATASETS["tiny-a"].file("train", "images"))
     assert [(c.path, c.layout, v.ok) for c, v in report] == [(env / "tiny-emnist" / "tiny.zip", "fmnist archive", True)]
+
+
+def test_an_archive_without_a_member_says_which(env: Path, tmp_path: Path, registered: None) -> None:
+    blob, _, entries = _archive(tmp_path)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(blob)) as src, zipfile.ZipFile(buf, "w") as dst:
+        for item in src.infolist():
+            if not item.filename.endswith("tiny-a-test-labels-idx1-ubyte.gz"):
+                dst.writestr(item, src.read(item))
+    short = buf.getvalue()
+    ds = replace(entries[0], archive=replace(entries[0].archive, md5=hashlib.md5(short).hexdigest()))
+    fmnist.register(ds)
+    (env / "tiny-emnist").mkdir(parents=True)
+    (env / "tiny-emnist" / "tiny.zip").write_bytes(short)
+    with pytest.raises(
+        fmnist.DatasetNotFoundError, match="no member gzip/tiny-a-test-labels-idx1-ubyte.gz in the archive"
+    ):
+        fmnist.load("tiny-a", "test", download=False)
+
+
+def test_decompressed_copies_of_the_wrong_size_or_form_are_turned_down(
+    env: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    raw = tmp_path / "search" / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    content = gzip.decompress((data_dir / "t10k-labels-idx1-ubyte.gz").read_bytes())
+    (raw / "t10k-labels-idx1-ubyte").write_bytes(content[:-1])
+    with pytest.raises(fmnist.DatasetNotFoundError, match="10,007 bytes, not the 10,008 of a decompressed"):
+        Store(FASHION_MNIST).arrays([FASHION_MNIST.file("test", "labels")], download=False, cache=False)
+    # gzip data (its header comment padding it to the decompressed size) under the decompressed
+    # file's name: its content is right, its form is not.
+    bare = len(reference.gzip_member(content, comment=b""))
+    packed = reference.gzip_member(content, comment=b"x" * (len(content) - bare))
+    assert len(packed) == len(content)
+    (raw / "t10k-labels-idx1-ubyte").write_bytes(packed)
+    with pytest.raises(fmnist.DatasetNotFoundError, match="gzip data under a decompressed file's name"):
+        Store(FASHION_MNIST).arrays([FASHION_MNIST.file("test", "labels")], download=False, cache=False)

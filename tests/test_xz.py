@@ -9,6 +9,7 @@ import hashlib
 import lzma
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -90,3 +91,14 @@ def test_qmnist_column_0_is_mnists_labels_as_far_as_they_are_known_here() -> Non
     assert np.bincount(test).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
     assert train[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
     assert test[:10].tolist() == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
+
+
+def test_a_stream_asking_for_a_huge_dictionary_is_refused_before_liblzma_allocates_it() -> None:
+    packed = bytearray(lzma.compress(bytes([0, 0, 8, 1]) + (100).to_bytes(4, "big") + bytes(100), preset=0))
+    # The block header after the 12-byte stream header: size, flags, LZMA2 filter (0x21), one
+    # property byte (the dictionary size code), padding, CRC32. Code 40 asks for 4 GiB - 1.
+    assert packed[12:16] == bytes([0x02, 0x00, 0x21, 0x01])
+    packed[16] = 40
+    packed[20:24] = zlib.crc32(bytes(packed[12:20])).to_bytes(4, "little")
+    with pytest.raises(lzma.LZMAError, match="asks for more decoder memory than the 128 MiB allowed"):
+        fmnist.read_idx(bytes(packed))
