@@ -971,7 +971,9 @@ def test_an_archive_without_a_member_says_which(env: Path, tmp_path: Path, regis
             if not item.filename.endswith("tiny-a-test-labels-idx1-ubyte.gz"):
                 dst.writestr(item, src.read(item))
     short = buf.getvalue()
-    ds = replace(entries[0], archive=replace(entries[0].archive, md5=hashlib.md5(short).hexdigest()))
+    archive = entries[0].archive
+    assert archive is not None
+    ds = replace(entries[0], archive=replace(archive, md5=hashlib.md5(short).hexdigest()))
     fmnist.register(ds)
     (env / "tiny-emnist").mkdir(parents=True)
     (env / "tiny-emnist" / "tiny.zip").write_bytes(short)
