@@ -185,6 +185,47 @@ pub fn check_stream(data: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
+/// The content of a gzip stream as `Read`, member after member, skipping the zero padding after a
+/// member as `inflate_into` does (flate2's `MultiGzDecoder` stops there with an error): for
+/// hashing the content of a file without holding it. flate2 checks each member's header (reserved
+/// flags, header CRC16), CRC32 and ISIZE, as `check_stream` does.
+pub struct Members<R: std::io::BufRead> {
+    member: Option<flate2::bufread::GzDecoder<R>>,
+}
+
+impl<R: std::io::BufRead> Members<R> {
+    pub fn new(reader: R) -> Members<R> {
+        Members { member: Some(flate2::bufread::GzDecoder::new(reader)) }
+    }
+}
+
+impl<R: std::io::BufRead> std::io::Read for Members<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while let Some(member) = &mut self.member {
+            let n = member.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                return Ok(n);
+            }
+            // That member ended with its trailer checked: zero padding, then the next member or the end.
+            let mut rest = self.member.take().expect("a member is being read").into_inner();
+            loop {
+                let available = rest.fill_buf()?;
+                if available.is_empty() {
+                    break;
+                }
+                let zeros = available.iter().take_while(|&&b| b == 0).count();
+                let more = zeros < available.len();
+                rest.consume(zeros);
+                if more {
+                    self.member = Some(flate2::bufread::GzDecoder::new(rest));
+                    break;
+                }
+            }
+        }
+        Ok(0)
+    }
+}
+
 /// One libdeflate decompressor; freed on drop.
 struct Inflater(*mut sys::libdeflate_decompressor);
 
@@ -299,6 +340,32 @@ mod tests {
         assert_eq!(inflate(&two, 10).unwrap().0, Fit::Long);
         assert_eq!(read_prefix(&two, 8).unwrap(), b"hello wo");
         assert_eq!(read_prefix(&two, 50).unwrap(), b"hello world");
+    }
+
+    #[test]
+    fn members_reads_what_inflate_into_reads() {
+        use std::io::Read;
+        let read_all = |data: &[u8]| {
+            let mut out = Vec::new();
+            Members::new(data).read_to_end(&mut out).map(|_| out)
+        };
+        let mut two = gz(b"hello ");
+        two.extend(gz(b""));
+        two.extend([0, 0, 0]);
+        two.extend(gz(b"world"));
+        two.extend([0, 0]);
+        assert_eq!(read_all(&two).unwrap(), b"hello world");
+        assert_eq!(read_all(&gz(b"abc")).unwrap(), b"abc");
+        // What the engine rejects, this rejects: garbage after padding, a bad CRC32, a cut trailer.
+        let mut garbage = gz(b"abc");
+        garbage.extend([0, 0, 7]);
+        assert!(read_all(&garbage).is_err() && check_stream(&garbage).is_err());
+        let mut bad_crc = gz(b"abc");
+        let at = bad_crc.len() - 8;
+        bad_crc[at] ^= 1;
+        assert!(read_all(&bad_crc).is_err() && check_stream(&bad_crc).is_err());
+        let cut = &gz(b"abc")[..gz(b"abc").len() - 3];
+        assert!(read_all(cut).is_err() && check_stream(cut).is_err());
     }
 
     #[test]

@@ -701,7 +701,7 @@ pub fn digests_only(source: Source<'_>, kinds: &[DigestKind]) -> Result<(Vec<Dig
     } else {
         let mut inflated: Box<dyn Read + '_> = match codec {
             Some(Codec::Xz) => Box::new(liblzma::read::XzDecoder::new_stream(tee, xz::streaming_decoder()?)),
-            _ => Box::new(flate2::read::MultiGzDecoder::new(tee)),
+            _ => Box::new(gzip::Members::new(std::io::BufReader::with_capacity(1 << 16, tee))),
         };
         let wrap = |m: String| if codec == Some(Codec::Xz) { Error::Xz(m) } else { Error::Gzip(m) };
         let mut buf = vec![0u8; 1 << 20];

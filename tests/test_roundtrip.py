@@ -3,6 +3,7 @@ and gzip layouts: each side must read what the other wrote, bit for bit."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import tempfile
@@ -81,6 +82,27 @@ def test_reference_writes_xz_fmnist_reads(array: npt.NDArray[Any], streams: int,
     got = read_from(data, via_file)
     assert same(got, array) and same(got, reference.read_idx(data))
     assert got.flags.c_contiguous and got.flags.writeable and got.dtype.isnative
+
+
+@given(arrays(), gzip_layouts(), st.booleans(), st.integers(0, 3))
+def test_digests_without_decoding_agree_with_the_decoder(
+    array: npt.NDArray[Any], layout: dict[str, Any], xz: bool, padding: int
+) -> None:
+    # verify and the warm cache hash a file without decoding it (streaming, nothing held whole):
+    # what the decoder accepts, that path accepts too, with the same stored and content digests.
+    from fmnist import _core
+
+    members = layout["members"]
+    data = reference.write_idx(array, members=members, xz=True) if xz else reference.write_idx(array, **layout)
+    if members:
+        data += b"\0" * (4 * padding if xz else padding)
+    wanted = [["md5", "sha256", "content_md5", "content_sha256"]]
+    (decoded,) = _core.read_idx_digests([data], wanted)
+    (streamed,) = _core.read_idx_digests([data], wanted, decode=False)
+    assert not isinstance(decoded, BaseException) and not isinstance(streamed, BaseException)
+    assert streamed[0] is None and streamed[1:] == decoded[1:]
+    assert streamed[1]["content_md5"] == hashlib.md5(reference.encode_idx(array)).hexdigest()
+    assert streamed[1]["md5"] == hashlib.md5(data).hexdigest()
 
 
 @given(arrays(), st.sampled_from([False, True, 0, 1, 9, "xz", "gzip"]), st.sampled_from(["C", "F", "strided", "big"]))
