@@ -222,6 +222,36 @@ def test_warm_path_equals_cold_and_repairs_its_cache(
     assert cache.stat().st_size == 7840016
 
 
+def test_stamps_another_process_rewrites_are_seen(env: Path, data_dir: Path, tmp_path: Path) -> None:
+    # A process reads the stamps file once per version of it (inode, size, mtime): a stamp that
+    # another process rewrites (replaced by rename, to the same size) is read again.
+    from fmnist.cache import STAMPS, Cache
+
+    search = tmp_path / "search" / "fashion-mnist"
+    search.mkdir(parents=True)
+    for f in FILES[2:]:
+        link(data_dir / f, search / f)
+    fmnist.load(split="test")
+    folder = env / "fashion-mnist"
+    cache, info = Cache(folder), FASHION_MNIST.files[2]
+    assert info.name == FILES[2] and cache.status(info) == "fresh"
+    script = """
+import json, sys
+from fmnist.idx import atomic_write
+path, stem = sys.argv[1], sys.argv[2]
+stamps = json.load(open(path))
+mtime = str(stamps[stem]["mtime_ns"])
+stamps[stem]["mtime_ns"] = int(mtime[:-1] + str((int(mtime[-1]) + 1) % 10))  # same length
+atomic_write(path, (json.dumps(stamps, indent=1, sort_keys=True) + "\\n").encode())
+"""
+    before = (folder / STAMPS).stat().st_size
+    subprocess.run([sys.executable, "-c", script, str(folder / STAMPS), info.stem], check=True)
+    assert (folder / STAMPS).stat().st_size == before
+    assert cache.status(info) == "stale"
+    assert np.array_equal(fmnist.load(split="test")[0], fmnist.read_idx(data_dir / FILES[2]))  # verified again
+    assert cache.status(info) == "fresh"
+
+
 def test_cache_can_be_turned_off(env: Path, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     search = tmp_path / "search" / "fashion-mnist"
     search.mkdir(parents=True)

@@ -32,6 +32,9 @@ from .idx import atomic_write
 
 STAMPS = ".fmnist-cache.json"
 
+#: Each stamps file's last parsed version: (inode, size, mtime_ns) -> its entries.
+_PARSED_STAMPS: dict[Path, tuple[tuple[int, int, int], dict[str, Any]]] = {}
+
 
 def enabled(cache: bool | None = None) -> bool:
     if cache is not None:
@@ -49,9 +52,20 @@ class Cache:
         return self.folder / info.stem
 
     def _stamps(self) -> dict[str, Any]:
+        """The stamps file's entries (a copy: callers may change it). Read once per version of the
+        file: a warm load asks for every file's stamp, and reading the JSON each time cost a
+        quarter of the load (a stat costs a fifth of a read). The file is only ever replaced by
+        rename, so its inode, size and mtime name a version."""
+        path = self.folder / STAMPS
         try:
-            stamps = json.loads((self.folder / STAMPS).read_text())
-            return stamps if isinstance(stamps, dict) else {}
+            st = path.stat()
+            version = (st.st_ino, st.st_size, st.st_mtime_ns)
+            known = _PARSED_STAMPS.get(path)
+            if known is None or known[0] != version:
+                stamps = json.loads(path.read_text())
+                known = (version, stamps if isinstance(stamps, dict) else {})
+                _PARSED_STAMPS[path] = known
+            return dict(known[1])
         except (OSError, ValueError):
             return {}
 
@@ -62,6 +76,7 @@ class Cache:
         if elsewhere is not None:
             entry["path"] = str(elsewhere.absolute())
         stamps[info.stem] = entry
+        _PARSED_STAMPS.pop(self.folder / STAMPS, None)
         atomic_write(str(self.folder / STAMPS), (json.dumps(stamps, indent=1, sort_keys=True) + "\n").encode())
 
     def status(self, info: FileInfo) -> str:
