@@ -30,7 +30,7 @@ import torch.distributed as dist
 from torch.utils.data import Dataset
 
 from . import datasets
-from .loaders import DatasetNotFoundError, Store
+from .loaders import DatasetNotFoundError, Store, _split_files
 from .pipeline import Stat, batches, epoch_indices
 
 __all__ = ["FashionMNIST", "KMNIST", "MNIST", "DatasetNotFound", "IDXDataset", "Loader", "loader"]
@@ -70,8 +70,7 @@ class _VisionIDX(Dataset[tuple[Any, Any]]):
         self.target_transform = target_transform
         ds = datasets.get(self.dataset)
         store = Store(ds, root, folder=Path(self.raw_folder_of(ds, root)), layout="torchvision")
-        split = "train" if train else "test"
-        files = [ds.file(split, "images"), ds.file(split, "labels")]
+        files = _split_files(ds, "train" if train else "test")
         if download:
             # As torchvision does: every file, so that torchvision (which wants all four in
             # raw/) finds what was downloaded, whichever split it asks for.

@@ -210,9 +210,9 @@ def read_members(path: PathLike, archive: Archive, infos: Sequence[FileInfo]) ->
             out[k] = (None, Verdict(False, "", (f"unreadable: {outcome}",)))
             continue
         array, digests, _ = outcome
-        if array is None or array.shape != info.shape or array.dtype != np.dtype(info.dtype):
-            found = "nothing" if array is None else f"{array.shape} {array.dtype}"
-            out[k] = (None, Verdict(False, "", (f"expected {info.shape} {info.dtype}, found {found}",)))
+        mismatch = _mismatch(info, array)
+        if mismatch:
+            out[k] = (None, Verdict(False, "", (mismatch,)))
             continue
         rule = "a member of the verified archive (stored MD5 matches the published archive MD5)"
         out[k] = (array, Verdict(True, rule, content_sha256=digests["content_sha256"]))
@@ -241,8 +241,16 @@ def _finish(
     verdict = judge(info, digests, compressed)
     if not verdict.ok:
         return None, verdict
-    found = "no array" if array is None else f"{array.shape} {array.dtype}"
-    if array is None or array.shape != info.shape or array.dtype != np.dtype(info.dtype):
+    mismatch = _mismatch(info, array)
+    if mismatch:
         # Cannot happen for a file whose digest matched; kept as a guard on the registry.
-        raise IdxFormatError(f"{os.fspath(path)}: expected {info.shape} {info.dtype}, found {found}")
+        raise IdxFormatError(f"{os.fspath(path)}: {mismatch}")
     return array, verdict
+
+
+def _mismatch(info: FileInfo, array: npt.NDArray[Any] | None) -> str:
+    """What is wrong with a decoded ``array`` as the file ``info`` describes it ("" if nothing)."""
+    if array is not None and array.shape == info.shape and array.dtype == np.dtype(info.dtype):
+        return ""
+    found = "no array" if array is None else f"{array.shape} {array.dtype}"
+    return f"expected {info.shape} {info.dtype}, found {found}"
