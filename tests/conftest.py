@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
 import os
 import shutil
 import sys
@@ -16,6 +18,21 @@ settings.register_profile("fmnist", max_examples=200, deadline=None, suppress_he
 settings.load_profile("fmnist")
 
 REPO = Path(__file__).resolve().parents[1]
+
+# tests/test_torch.py needs torch and torchvision (the `torch` extra, several GB): without them
+# it is not collected, and the header says so; FMNIST_REQUIRE_TORCH=1 (scripts/test's torch
+# suite) makes their absence an error instead.
+TORCH = importlib.util.find_spec("torch") is not None and importlib.util.find_spec("torchvision") is not None
+if not TORCH and os.environ.get("FMNIST_REQUIRE_TORCH") == "1":
+    raise pytest.UsageError("FMNIST_REQUIRE_TORCH=1 but torch or torchvision is not installed")
+collect_ignore = [] if TORCH else ["test_torch.py"]
+
+
+def pytest_report_header() -> str | None:
+    if TORCH:
+        return None
+    return "tests/test_torch.py NOT COLLECTED: torch/torchvision are not installed (pip install -e '.[test,torch]')"
+
 
 #: Tests that read Linux's /proc (thread counts, peak RSS, the overcommit policy).
 linux_only = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc, which only Linux has")
@@ -38,18 +55,35 @@ FILES = [
 ]
 
 
-def find_real_data() -> Path | None:
-    """The folder holding the four real files: $FMNIST_TEST_DATA, the shared/ folder beside the
-    repository (as CI lays it out), or Debian's dataset-fashion-mnist package."""
-    candidates = [
-        os.environ.get("FMNIST_TEST_DATA"),
-        REPO.parent / "shared" / "data" / "fashion-mnist",
-        "/usr/share/datasets/fashion-mnist",
-    ]
-    for c in candidates:
-        if c and all((Path(c) / f).is_file() for f in FILES):
-            return Path(c)
+def data_roots() -> list[Path]:
+    """Where the tests' real data may be, first match wins: $FMNIST_TEST_DATA (a folder holding
+    ``fashion-mnist/`` and ``qmnist/``, as ``fmnist download --root`` lays them out), the shared/
+    data folder beside the repository, then Debian's packages (dataset-fashion-mnist)."""
+    roots = [os.environ.get("FMNIST_TEST_DATA"), REPO.parent / "shared" / "data", "/usr/share/datasets"]
+    return [Path(r) for r in roots if r]
+
+
+def find_data(name: str, files: list[str]) -> Path | None:
+    """The first ``<root>/<name>/`` of data_roots() holding every one of ``files``."""
+    for root in data_roots():
+        if all((root / name / f).is_file() for f in files):
+            return root / name
     return None
+
+
+def find_real_data() -> Path | None:
+    """The folder holding the four real Fashion-MNIST files."""
+    return find_data("fashion-mnist", FILES)
+
+
+def _missing(what: str) -> str:
+    looked = ", ".join(str(r) for r in data_roots())
+    return (
+        f"the real {what} files were not found (looked in: {looked}): set FMNIST_TEST_DATA to a folder "
+        "holding fashion-mnist/ and qmnist/ (`fmnist download fashion-mnist --root DIR` and "
+        "`fmnist download qmnist --root DIR` make one), put shared/ beside the repository, or "
+        "apt-get install dataset-fashion-mnist"
+    )
 
 
 @pytest.fixture(scope="session")
@@ -57,8 +91,36 @@ def data_dir() -> Path:
     found = find_real_data()
     if found is None:
         # Not a skip: the real-data tests are the ones that matter most.
-        pytest.fail(
-            "the real Fashion-MNIST files were not found: set FMNIST_TEST_DATA, put shared/ beside "
-            "the repository, or apt-get install dataset-fashion-mnist"
-        )
+        pytest.fail(_missing("Fashion-MNIST"))
     return found
+
+
+QMNIST_LABELS = ["qmnist-train-labels-idx2-int.gz", "qmnist-test-labels-idx2-int.gz"]
+
+
+@pytest.fixture(scope="session")
+def qmnist_dir() -> Path:
+    found = find_data("qmnist", QMNIST_LABELS)
+    if found is None:
+        pytest.fail(_missing("QMNIST label"))
+    return found
+
+
+#: The .gz MD5s the dataset's authors publish (the registry's; their README's).
+PUBLISHED_GZ_MD5 = {
+    "train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+    "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+    "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+    "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310",
+}
+
+
+def stored_md5(path: Path) -> str:
+    """MD5 of a file's bytes as stored."""
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def is_upstream(path: Path) -> bool:
+    """Whether a real Fashion-MNIST .gz is in its upstream form (its bytes match the published
+    MD5) rather than a recompressed copy such as Debian's (only its content matches)."""
+    return stored_md5(path) == PUBLISHED_GZ_MD5[path.name]

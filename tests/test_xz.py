@@ -1,6 +1,6 @@
 """xz in the engine: digests over the stored .xz bytes and over the content, max_bytes and forged
 headers judged before anything is allocated, the stream-to-array paths, and QMNIST's real label
-files (shared/data/qmnist/) recompressed as xz, as its nist split is published."""
+files (qmnist/ of the tests' data, see tests/conftest.py) recompressed as xz, as its nist split is published."""
 
 from __future__ import annotations
 
@@ -19,15 +19,15 @@ import pytest
 import fmnist
 from fmnist import _core, reference
 
-QMNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "qmnist"
-TRAIN_LABELS = QMNIST / "qmnist-train-labels-idx2-int.gz"
+
+@pytest.fixture(scope="module")
+def train_labels(qmnist_dir: Path) -> Path:
+    return qmnist_dir / "qmnist-train-labels-idx2-int.gz"
 
 
 @pytest.fixture(scope="module")
-def labels() -> npt.NDArray[np.int32]:
-    if not TRAIN_LABELS.exists():
-        pytest.fail(f"the real QMNIST label files are missing: {QMNIST} (see tests/conftest.py for shared/)")
-    return fmnist.read_idx(TRAIN_LABELS, md5="0058f8dd561b90ffdd0f734c6a30e5e4")
+def labels(train_labels: Path) -> npt.NDArray[np.int32]:
+    return fmnist.read_idx(train_labels, md5="0058f8dd561b90ffdd0f734c6a30e5e4")
 
 
 def test_qmnist_labels_are_the_rows_source_md_quotes(labels: npt.NDArray[np.int32]) -> None:
@@ -36,8 +36,8 @@ def test_qmnist_labels_are_the_rows_source_md_quotes(labels: npt.NDArray[np.int3
     assert set(np.unique(labels[:, 0]).tolist()) == set(range(10))
 
 
-def test_xz_digests_cover_the_stored_bytes_and_the_content(labels: npt.NDArray[np.int32]) -> None:
-    content = gzip.decompress(TRAIN_LABELS.read_bytes())
+def test_xz_digests_cover_the_stored_bytes_and_the_content(labels: npt.NDArray[np.int32], train_labels: Path) -> None:
+    content = gzip.decompress(train_labels.read_bytes())
     packed = lzma.compress(content, preset=1)
     stored_md5 = hashlib.md5(packed).hexdigest()
     got = fmnist.read_idx(packed, md5=stored_md5, content_sha256=hashlib.sha256(content).hexdigest())
@@ -71,22 +71,24 @@ def test_max_bytes_and_forged_headers_are_refused_before_allocating() -> None:
     assert b"refused:" in out.stdout and b"the xz streams hold 1012" in out.stdout, out.stderr
 
 
-def test_write_idx_xz_is_read_by_the_standard_library(tmp_path: Path, labels: npt.NDArray[np.int32]) -> None:
+def test_write_idx_xz_is_read_by_the_standard_library(
+    tmp_path: Path, labels: npt.NDArray[np.int32], train_labels: Path
+) -> None:
     path = tmp_path / "labels.idx.xz"
     fmnist.write_idx(path, labels, compress="xz")
     assert path.read_bytes()[:6] == reference.XZ_MAGIC
-    assert lzma.decompress(path.read_bytes()) == gzip.decompress(TRAIN_LABELS.read_bytes())
+    assert lzma.decompress(path.read_bytes()) == gzip.decompress(train_labels.read_bytes())
     assert np.array_equal(fmnist.read_idx(path), labels)
     with pytest.raises(ValueError, match="'gzip' or 'xz'"):
         fmnist.write_idx(path, labels, compress="zstd")
 
 
-def test_qmnist_column_0_is_mnists_labels_as_far_as_they_are_known_here() -> None:
+def test_qmnist_column_0_is_mnists_labels_as_far_as_they_are_known_here(qmnist_dir: Path) -> None:
     # No MNIST files exist on this machine; what MNIST's labels are is widely published: the
     # per-class counts of its training and test sets, and the first ten labels of each. QMNIST's
     # training set matches MNIST's one by one and its test split starts with MNIST's test set.
-    train = fmnist.read_idx(TRAIN_LABELS)[:, 0]
-    test = fmnist.read_idx(QMNIST / "qmnist-test-labels-idx2-int.gz")[:10000, 0]
+    train = fmnist.read_idx(qmnist_dir / "qmnist-train-labels-idx2-int.gz")[:, 0]
+    test = fmnist.read_idx(qmnist_dir / "qmnist-test-labels-idx2-int.gz")[:10000, 0]
     assert np.bincount(train).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
     assert np.bincount(test).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
     assert train[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
