@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import struct
 import subprocess
 import sys
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import fmnist
+from fmnist import cli, datasets
 
 from .conftest import FILES, link
 from .httpserver import Server
@@ -20,10 +24,39 @@ from .httpserver import Server
 COMMANDS = ["info", "download", "verify", "sprite", "convert", "bench", "demo"]
 
 
-def run(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "fmnist", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300
-    )
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run(*args: str, env: dict[str, str], cwd: Path) -> Ran:
+    """`fmnist ARGS` as ``cli.main`` runs it, in this process (a subprocess costs ~0.3 s of
+    imports): ``env`` is the whole environment and ``cwd`` the working folder while it runs, and
+    the registry (which ``--registry`` and ``$FMNIST_REGISTRY`` add to) is put back after it.
+    test_version and the subprocess tests below cover ``python -m fmnist`` itself."""
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    saved_registry, saved_loaded = dict(datasets.DATASETS), set(datasets._loaded_from_env)
+    out, err = io.StringIO(), io.StringIO()
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = cli.main(list(args))
+            except SystemExit as e:  # argparse: --help, --version and usage errors
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        datasets.DATASETS.clear()
+        datasets.DATASETS.update(saved_registry)
+        datasets._loaded_from_env.clear()
+        datasets._loaded_from_env.update(saved_loaded)
+    return Ran(code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture
@@ -276,3 +309,42 @@ def test_a_dataset_from_a_registry_file_in_every_command(tmp_path: Path) -> None
     out = run("info", "--registry", str(bad), env=env, cwd=tmp_path)
     assert out.returncode == 1 and out.stderr.startswith("fmnist: ") and "kind must be" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_demo_says_which_mirror_and_attempt_it_waits_on(empty: dict[str, str], tmp_path: Path, data_dir: Path) -> None:
+    # A stalled mirror (answers after 2 s) and --timeout 0.5: each attempt is named as it starts,
+    # then the next mirror serves.
+    with Server({f: (data_dir / f).read_bytes() for f in FILES}, delay=2.0) as server:
+        out = run(
+            "demo", "--timeout", "0.5", "--mirror", server.mirror("slow"), "--mirror", server.mirror("ok"),
+            "-o", "d.png", env=empty, cwd=tmp_path,
+        )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    stalled = server.mirror("slow") + FILES[0]
+    for attempt in (1, 2, 3):
+        assert f"fmnist: {FILES[0]}: waiting on {stalled} (attempt {attempt} of 3, 0.5 s timeout)" in out.stderr
+    assert f"waiting on {server.mirror('ok') + FILES[0]} (attempt 1 of 3" in out.stderr
+    assert "[fmnist (downloaded); " in out.stdout and "FALLING BACK" not in out.stdout
+
+
+@pytest.mark.parametrize("timeout", ["0", "-1", "inf", "nan", "soon"])
+def test_timeouts_must_be_finite_and_positive(timeout: str, empty: dict[str, str], tmp_path: Path) -> None:
+    for command in ("demo", "download"):
+        out = run(command, "--timeout", timeout, env=empty, cwd=tmp_path)
+        assert out.returncode == 2 and "--timeout" in out.stderr and "seconds" in out.stderr
+
+
+def test_bench_names_where_it_found_the_data(present: dict[str, str], tmp_path: Path) -> None:
+    out = run("bench", "--rounds", "1", env=present, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert f"fashion-mnist from {tmp_path / 'search' / 'fashion-mnist'} (fmnist)" in out.stdout
+    # Loaded once, the data is in the warm cache; with the copy gone, the cache is what is timed.
+    assert run("demo", "--no-download", "-o", "d.png", env=present, cwd=tmp_path).returncode == 0
+    for f in FILES:
+        (tmp_path / "search" / "fashion-mnist" / f).unlink()
+    cached = run("bench", "--rounds", "1", env=present, cwd=tmp_path)
+    assert cached.returncode == 0 and "not on this machine" not in cached.stderr, cached.stderr
+    assert (
+        f"fashion-mnist from fmnist's warm cache in {Path(present['FMNIST_HOME']) / 'fashion-mnist'}" in cached.stdout
+    )
+    assert "loading 4 files (55.0 MB decompressed)" in cached.stdout

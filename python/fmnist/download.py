@@ -22,7 +22,9 @@ from ._core import __version__
 from .datasets import FileInfo
 from .verify import Verdict, read_verified
 
-log = logging.getLogger("fmnist")
+#: The download's own logger, a child of fmnist's: which mirror and attempt is under way, and
+#: why one failed. The command line shows it on stderr while it downloads.
+log = logging.getLogger("fmnist.download")
 
 CHUNK = 1 << 16
 #: The slowest average rate an attempt may keep: its total deadline is `timeout` plus the
@@ -226,6 +228,9 @@ def fetch(
         while attempt < retries:
             try:
                 resumed = _resumable_size(partial) > 0
+                log.info(
+                    "%s: waiting on %s (attempt %d of %d, %g s timeout)", info.name, url, attempt + 1, retries, timeout
+                )
                 _get(url, partial, timeout, limit or size_limit(info))
             except _Skip as e:
                 log.info("%s: %s: %s; next mirror", info.name, url, e)
