@@ -74,16 +74,6 @@ def batches_model(
     return out
 
 
-def ulps(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> int:
-    """Largest distance in units in the last place between two float32 arrays (same NaNs)."""
-    assert np.array_equal(np.isnan(a), np.isnan(b))
-    ai, bi = a.view(np.int32).astype(np.int64), b.view(np.int32).astype(np.int64)
-    ai = np.where(ai < 0, np.int64(-(2**31)) - ai, ai)  # order negative floats monotonically
-    bi = np.where(bi < 0, np.int64(-(2**31)) - bi, bi)
-    finite = ~np.isnan(a)
-    return int(np.abs(ai - bi)[finite].max(initial=0))
-
-
 order_args = st.fixed_dictionaries(
     {
         "shuffle": st.booleans(),
@@ -128,7 +118,7 @@ def test_same_batches_as_the_model(
     for (x, _), (wx, _) in zip(got, want):
         assert x.shape == wx.shape and x.dtype == wx.dtype
         if x.dtype == np.float32:
-            assert ulps(x, wx) <= 1
+            np.testing.assert_array_max_ulp(x, wx, maxulp=1)
         else:
             assert np.array_equal(x, wx)
 
@@ -177,7 +167,7 @@ def test_real_training_set_float32(data_dir: Any) -> None:
     assert len(got) == 235 and got[-1][0].shape == (60000 - 234 * 256, 28, 28)
     xs = np.concatenate([b for b, _ in got])
     want = (x[perm].astype(np.float32) / np.float32(255) - np.float32(0.2860)) / np.float32(0.3530)
-    assert ulps(xs, want) <= 1
+    np.testing.assert_array_max_ulp(xs, want, maxulp=1)
     assert np.array_equal(np.concatenate([labels for _, labels in got]), y[perm])
 
 
@@ -188,7 +178,7 @@ def test_any_shape_and_dtype() -> None:
     ((x, y),) = fmnist.batches(images, labels, 16, shuffle=False, dtype="float32", mean=[1, 2, 3, 4], std=2)
     assert x.shape == (10, 2, 3, 4) and y.shape == (10, 3) and y.dtype == np.float64
     mean = np.array([1, 2, 3, 4], np.float32)
-    assert ulps(x, (images.astype(np.float32) - mean) / np.float32(2)) <= 1
+    np.testing.assert_array_max_ulp(x, (images.astype(np.float32) - mean) / np.float32(2), maxulp=1)
     ((x, _),) = fmnist.batches(images.astype(">f8"), labels, 16, shuffle=False, dtype=None, flatten=True)
     assert x.dtype == np.float64 and x.shape == (10, 24) and np.array_equal(x, images.reshape(10, -1))
     chw = rng.integers(0, 256, (5, 3, 2, 2), dtype=np.uint8)  # channels first: mean of shape (3, 1, 1)
@@ -196,7 +186,7 @@ def test_any_shape_and_dtype() -> None:
         chw, np.zeros(5), 8, shuffle=False, dtype="float32", mean=np.array([0.1, 0.2, 0.3]).reshape(3, 1, 1)
     )
     mean = np.array([0.1, 0.2, 0.3], np.float32).reshape(3, 1, 1)
-    assert ulps(x, chw.astype(np.float32) / np.float32(255) - mean) <= 1
+    np.testing.assert_array_max_ulp(x, chw.astype(np.float32) / np.float32(255) - mean, maxulp=1)
 
 
 def test_batches_are_fresh_writeable_arrays() -> None:
