@@ -319,3 +319,12 @@ def test_pipes_and_fifos_are_read_as_they_come(tmp_path: Path, compressed: bool 
     for feed, out in ((data, "(30, 100)"), (data[:-7], short)):
         done = subprocess.run([sys.executable, "-c", code], input=feed, capture_output=True, timeout=60)
         assert done.stdout.decode().strip() == out, done.stderr
+
+
+def test_fmnist_torch_without_torch_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # as if torch were not installed
+    monkeypatch.delitem(sys.modules, "fmnist.torch", raising=False)
+    with pytest.raises(ModuleNotFoundError, match=r"fmnist.torch needs torch: pip install 'fmnist\[torch\]'"):
+        importlib.import_module("fmnist.torch")

@@ -25,7 +25,15 @@ from typing import Any, Callable, ClassVar, Union
 
 import numpy as np
 import numpy.typing as npt
-import torch
+
+try:
+    import torch
+except ModuleNotFoundError as e:  # the extra is not installed: say which one
+    if e.name != "torch":
+        raise
+    raise ModuleNotFoundError(
+        "fmnist.torch needs torch: pip install 'fmnist[torch]' (or pip install torch pillow)", name="torch"
+    ) from e
 import torch.distributed as dist
 from torch.utils.data import Dataset
 
