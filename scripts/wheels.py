@@ -3,10 +3,12 @@
     python scripts/wheels.py repack TEMPLATE.whl fmnist.dll PLATFORM_TAG OUT_DIR
     python scripts/wheels.py fix-musl WHEEL...
     python scripts/wheels.py check WHEEL...
+    python scripts/wheels.py sizes DOC.md WHEEL-OR-SDIST...
 
 ``repack`` makes the win_amd64 wheel from another platform's wheel of the same version (the
-Python files and metadata are the same on every platform): the extension module is replaced by
-``fmnist/_core.pyd``, the WHEEL file's tag is rewritten and RECORD is computed anew.
+Python files and metadata are the same on every platform): PyPA's ``wheel`` tool unpacks it, the
+extension module is replaced by ``fmnist/_core.pyd``, ``wheel pack`` writes RECORD anew and
+``wheel tags`` sets the platform tag.
 
 ``fix-musl`` renames a musllinux extension module's dependency on ``libc.so`` (what zig links
 against) to musl's runtime soname, ``libc.musl-<arch>.so.1``, as on Alpine.
@@ -15,12 +17,12 @@ against) to musl's runtime soname, ``libc.musl-<arch>.so.1``, as on Alpine.
 (``.symtab``) and a Linux wheel passes ``auditwheel show`` for the tag in its name; a PE one has
 no COFF symbol table, exports ``PyInit__core`` and links the stable-ABI ``python3.dll``; a
 Mach-O one is fat (x86_64 + arm64) for a universal2 wheel. It prints each wheel's size.
+
+``sizes`` rewrites the table of wheel sizes in DOC.md (between its markers) from the files named.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import io
 import re
 import struct
@@ -33,42 +35,39 @@ from pathlib import Path
 EXTENSION = re.compile(r"^fmnist/_core\.[^/]*(so|pyd)$")
 
 
-def _record_hash(data: bytes) -> str:
-    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+def _wheel(*args: str) -> str:
+    """Runs the ``wheel`` tool (PyPA's, in target/tools) and returns what it printed."""
+    done = subprocess.run([sys.executable, "-m", "wheel", *args], capture_output=True, text=True, check=True)
+    return done.stdout
 
 
-def rewrite(source: Path, target: Path, module: tuple[str, bytes], platform: str | None = None) -> None:
-    """Writes ``target``: the wheel ``source`` with its extension module replaced by ``module``
-    (name, bytes), the WHEEL file's tag set to ``platform`` when given, and RECORD made anew."""
-    _, _, python, abi, _ = source.name[: -len(".whl")].split("-", 4)
-    files: list[tuple[str, bytes]] = []
-    record_name = ""
-    with zipfile.ZipFile(source) as z:
-        for info in z.infolist():
-            data = z.read(info)
-            if EXTENSION.match(info.filename):
-                files.append(module)
-            elif info.filename.endswith(".dist-info/RECORD"):
-                record_name = info.filename
-            elif info.filename.endswith(".dist-info/WHEEL") and platform is not None:
-                text = re.sub(r"^Tag: .*$", f"Tag: {python}-{abi}-{platform}", data.decode(), flags=re.M)
-                files.append((info.filename, text.encode()))
-            else:
-                files.append((info.filename, data))
-    if not record_name or module not in files:
-        raise SystemExit(f"{source}: no RECORD or no extension module to replace")
-    record = "".join(f"{f},{_record_hash(d)},{len(d)}\n" for f, d in files) + f"{record_name},,\n"
-    tmp = target.with_name(target.name + ".tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as z:
-        for f, d in [*files, (record_name, record.encode())]:
-            z.writestr(zipfile.ZipInfo(f, date_time=(1980, 1, 1, 0, 0, 0)), d, zipfile.ZIP_DEFLATED)
-    tmp.replace(target)
+def _replace_module(wheel: Path, out_dir: Path, module: str, data: bytes) -> Path:
+    """The wheel ``wheel`` with its extension module replaced by ``module`` (its path in the
+    wheel) holding ``data``, packed into ``out_dir`` by ``wheel pack`` (which writes RECORD
+    anew). Returns the new wheel's path."""
+    with tempfile.TemporaryDirectory() as tmp:
+        _wheel("unpack", str(wheel), "--dest", tmp)
+        (root,) = Path(tmp).iterdir()
+        (old,) = [p for p in root.rglob("_core.*") if EXTENSION.match(p.relative_to(root).as_posix())]
+        old.unlink()
+        (root / module).write_bytes(data)
+        packed = Path(tmp) / "packed"
+        _wheel("pack", str(root), "--dest-dir", str(packed))
+        (built,) = packed.iterdir()
+        target = out_dir / built.name
+        built.replace(target)
+    return target
 
 
 def repack(template: Path, dll: Path, platform: str, out_dir: Path) -> Path:
-    name, version, python, abi, _ = template.name[: -len(".whl")].split("-", 4)
-    target = out_dir / f"{name}-{version}-{python}-{abi}-{platform}.whl"
-    rewrite(template, target, ("fmnist/_core.pyd", dll.read_bytes()), platform)
+    """The ``platform`` wheel of the Windows DLL: ``template`` (another platform's wheel of the
+    same version: the Python files and metadata are the same everywhere) with ``fmnist/_core.pyd``
+    for its extension module, retagged by ``wheel tags``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        staged = _replace_module(template, Path(tmp), "fmnist/_core.pyd", dll.read_bytes())
+        name = _wheel("tags", "--platform-tag", platform, "--remove", str(staged)).strip().splitlines()[-1]
+        target = out_dir / name
+        (Path(tmp) / name).replace(target)
     print(f"repacked {template.name} with {dll} as {target.name}")
     return target
 
@@ -88,7 +87,9 @@ def fix_musl(wheel: Path) -> None:
         if "libc.so" not in needed.stdout.split():
             return
         subprocess.run(["patchelf", "--replace-needed", "libc.so", f"libc.musl-{arch}.so.1", str(so)], check=True)
-        rewrite(wheel, wheel, (name, so.read_bytes()))
+        out = Path(tmp) / "out"
+        out.mkdir()
+        _replace_module(wheel, out, name, so.read_bytes()).replace(wheel)
     print(f"{wheel.name}: libc.so -> libc.musl-{arch}.so.1")
 
 
@@ -160,6 +161,28 @@ def check(wheel: Path) -> str:
     return f"{wheel.name}: {wheel.stat().st_size / 1e6:.2f} MB; {modules[0]}: {what}"
 
 
+def sizes_table(wheels: list[Path]) -> str:
+    """A markdown table of each wheel's platform tag and size, as docs/building.md shows it."""
+    rows = [
+        f"| {w.name[: -len('.whl')].split('-')[-1].split('.')[-1]} | {w.stat().st_size / 1e6:.2f} MB |"
+        for w in sorted(wheels, key=lambda w: w.name)
+        if w.suffix == ".whl"
+    ]
+    sdists = [w for w in wheels if w.name.endswith(".tar.gz")]
+    rows += [f"| sdist | {w.stat().st_size / 1e6:.2f} MB |" for w in sdists]
+    return "| wheel (platform tag) | size |\n|---|---|\n" + "\n".join(rows) + "\n"
+
+
+def update_sizes(doc: Path, wheels: list[Path]) -> None:
+    """Rewrites the table between doc's ``<!-- wheel sizes -->`` markers from the wheels built."""
+    begin, end = "<!-- wheel sizes: scripts/build-wheels all writes this table -->\n", "<!-- end of wheel sizes -->"
+    text = doc.read_text()
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    doc.write_text(head + begin + sizes_table(wheels) + end + tail)
+    print(f"{doc}: wheel sizes updated")
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["repack"] and len(argv) == 5:
         repack(Path(argv[1]), Path(argv[2]), argv[3], Path(argv[4]))
@@ -167,6 +190,9 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["fix-musl"] and len(argv) > 1:
         for w in argv[1:]:
             fix_musl(Path(w))
+        return 0
+    if argv[:1] == ["sizes"] and len(argv) > 2:
+        update_sizes(Path(argv[1]), [Path(w) for w in argv[2:]])
         return 0
     if argv[:1] == ["check"] and len(argv) > 1:
         failed = 0

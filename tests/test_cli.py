@@ -348,3 +348,15 @@ def test_bench_names_where_it_found_the_data(present: dict[str, str], tmp_path: 
         f"fashion-mnist from fmnist's warm cache in {Path(present['FMNIST_HOME']) / 'fashion-mnist'}" in cached.stdout
     )
     assert "loading 4 files (55.0 MB decompressed)" in cached.stdout
+
+
+def test_download_of_some_splits(empty: dict[str, str], tmp_path: Path, data_dir: Path) -> None:
+    with Server({f: (data_dir / f).read_bytes() for f in FILES}) as server:
+        out = run("download", "--split", "test", "--mirror", server.mirror("ok"), env=empty, cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+        folder = tmp_path / "empty-root" / "fashion-mnist"
+        assert out.stdout.split() == [str(folder / f) for f in FILES[2:]]
+        assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == sorted(FILES[2:])
+        assert server.hits[("ok", FILES[0])] == 0
+        bad = run("download", "--split", "validation", "--mirror", server.mirror("ok"), env=empty, cwd=tmp_path)
+        assert bad.returncode == 1 and "has the splits train, test, not ['validation']" in bad.stderr

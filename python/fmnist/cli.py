@@ -102,9 +102,12 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_download(args: argparse.Namespace) -> int:
     with _downloads_shown():
-        folder = download(args.dataset, root=args.root, mirrors=args.mirror or None, timeout=args.timeout)
+        folder = download(
+            args.dataset, root=args.root, mirrors=args.mirror or None, timeout=args.timeout, splits=args.split
+        )
     ds = datasets.get(args.dataset)
-    for name in [ds.archive.name] if ds.archive else [info.name for info in ds.files]:
+    names = [info.name for info in ds.files if args.split is None or info.split in args.split]
+    for name in [ds.archive.name] if ds.archive else names:
         print(folder / name)
     return 0
 
@@ -333,6 +336,7 @@ def _parser() -> argparse.ArgumentParser:
     p = command("download", cmd_download, "download the dataset's files (verified) into the data root")
     p.add_argument("--mirror", action="append", metavar="URL", help="base URL to try (repeatable; default: registry)")
     p.add_argument("--timeout", type=_seconds, default=30.0, help=TIMEOUT_HELP)
+    p.add_argument("--split", action="append", help="only this split's files (repeatable; default: every split)")
     command("verify", cmd_verify, "re-hash every copy of the dataset's files and report each")
     p = command("sprite", cmd_sprite, "write a PNG sprite: each class takes three rows")
     p.add_argument("-o", "--output", default="fmnist-sprite.png", help="PNG path (default: fmnist-sprite.png)")

@@ -615,18 +615,27 @@ def download(
     mirrors: Sequence[str] | None = None,
     timeout: float = 30.0,
     retries: int = 3,
+    splits: Sequence[str] | None = None,
 ) -> Path:
-    """Makes sure ``<root>/<name>/`` holds a verified copy of every file of the dataset,
-    downloading what is missing or fails verification; returns that folder."""
+    """Makes sure ``<root>/<name>/`` holds a verified copy of every file of the dataset (of
+    ``splits`` only, when given), downloading what is missing or fails verification; returns
+    that folder."""
     store = Store(get(name), root)
     check_network_args(timeout, retries)
+    known = list(dict.fromkeys(f.split for f in store.dataset.files))
+    wanted = known if splits is None else list(splits)
+    unknown = [s for s in wanted if s not in known]
+    if unknown or not wanted:
+        raise ValueError(f"{store.dataset.name} has the splits {', '.join(known)}, not {unknown or 'none'}")
     urls = mirror_list(mirrors, store.dataset)
     if store.dataset.archive is not None:
+        if set(wanted) != set(known):
+            raise ValueError(f"{store.dataset.name} is published as one archive: it downloads whole, with every split")
         # The archive is the published form: a verified copy of it in the data root.
         store.archive(True, urls, timeout, retries, home_only=True)
         return store.root / store.dataset.archive.folder
     with store.lock():
-        for info in store.dataset.files:
+        for info in (f for f in store.dataset.files if f.split in wanted):
             path = store.folder / info.name
             if path.is_file():
                 ((_, verdict),) = read_verified([path], [info])
