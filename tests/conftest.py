@@ -124,3 +124,10 @@ def is_upstream(path: Path) -> bool:
     """Whether a real Fashion-MNIST .gz is in its upstream form (its bytes match the published
     MD5) rather than a recompressed copy such as Debian's (only its content matches)."""
     return stored_md5(path) == PUBLISHED_GZ_MD5[path.name]
+
+
+def accepted_by(path: Path) -> str:
+    """The rule fmnist's verdict gives for a real Fashion-MNIST .gz, by its form."""
+    if is_upstream(path):
+        return "stored MD5 matches the published .gz MD5"
+    return "content SHA-256 matches the known content SHA-256 (a recompressed copy)"

@@ -118,8 +118,8 @@ def test_registry_knows_the_built_in_datasets_with_labelled_digests() -> None:
 def test_recompressed_copy_is_accepted_by_its_content_digest(env: Path, data_dir: Path, tmp_path: Path) -> None:
     debian = tmp_path / "search" / "fashion-mnist"  # Debian's layout: /usr/share/datasets/fashion-mnist/
     debian.mkdir(parents=True)
-    for f in FILES:
-        link(data_dir / f, debian / f)
+    for f in FILES:  # recompressed here, as Debian did (whatever form the test data has)
+        (debian / f).write_bytes(gzip.compress(gzip.decompress((data_dir / f).read_bytes()), 6, mtime=0))
     store = Store(FASHION_MNIST)
     store.arrays(list(FASHION_MNIST.files), download=False, cache=False)
     for f in FILES:
@@ -172,6 +172,42 @@ def test_discovery_of_each_layout(
         assert found.layout == layout and found.path.parent == where
         assert found.in_place == decompressed  # a decompressed copy is mapped where it lies
     assert not (env / "fashion-mnist").exists() or final_files(env / "fashion-mnist") == []
+
+
+@pytest.mark.parametrize(
+    "folder, layout",
+    [
+        ("data/fashion-mnist", "fmnist"),
+        ("fashion-mnist", "fmnist"),
+        ("data/FashionMNIST/raw", "torchvision"),
+        ("FashionMNIST/raw", "torchvision"),
+        ("data/fashion", "dataset repository"),  # the working folder is a clone of the dataset's repository
+        ("debian/fashion-mnist", "Debian"),  # /usr/share/datasets/ stands at debian/
+    ],
+)
+def test_discovery_without_a_search_path_looks_where_the_readme_says(
+    env: Path,
+    data_dir: Path,
+    tmp_path: Path,
+    expected: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    folder: str,
+    layout: str,
+) -> None:
+    monkeypatch.delenv("FMNIST_SEARCH_PATH")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "no-keras"))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.setattr("fmnist.loaders.DEBIAN", work / "debian")
+    where = work / folder
+    where.mkdir(parents=True)
+    for f in FILES:
+        link(data_dir / f, where / f)
+    store = Store(FASHION_MNIST)
+    arrays = store.arrays(list(FASHION_MNIST.files), download=False, cache=False)
+    assert all(np.array_equal(a, expected[f]) for f, a in zip(FILES, arrays))
+    assert {(found.layout, found.path.parent.resolve()) for found in store.found.values()} == {(layout, where)}
 
 
 def test_torchvision_root_given_as_root(env: Path, data_dir: Path, tmp_path: Path) -> None:
