@@ -71,5 +71,30 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         return
     terminalreporter.section("fmnist comparison (medians; a ratio is the baseline's time over the contender's)")
     terminalreporter.write_line(table(RESULTS))
-    OUT.write_text(json.dumps({"machine": platform.platform(), "results": RESULTS}, indent=2) + "\n")
-    terminalreporter.write_line(f"written to {OUT}; `python benches/report.py --svg docs/benchmarks.svg` draws it")
+    versions = ", ".join(f"{m} {_version(m)}" for m in ("numpy", "torch", "torchvision") if _version(m))
+    cores = os.cpu_count()
+    machine = f"{platform.platform()}, {cores} cores, {_cpu()}"
+    OUT.write_text(
+        json.dumps({"machine": machine, "python": platform.python_version(), "versions": versions, "results": RESULTS})
+        + "\n"
+    )
+    terminalreporter.write_line(f"written to {OUT}; `python benches/report.py --update` puts it in README.md and docs/")
+
+
+def _version(module: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(module)
+    except PackageNotFoundError:
+        return None
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"

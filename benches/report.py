@@ -1,8 +1,11 @@
-"""Turns benches/results.json (written by `pytest benches`) into the README's markdown table and
-bar chart.
+"""Turns benches/results.json (written by `pytest benches`) into the README's summary table, the
+full tables of docs/benchmarks.md and the bar chart.
 
-    python benches/report.py                      # print the table
-    python benches/report.py --svg docs/bench.svg # and write the chart (committed for the README)
+    python benches/report.py                  # print the tables
+    python benches/report.py --update         # rewrite the README's summary and docs/benchmarks.md's
+                                              # tables (between their markers) and docs/benchmarks.svg
+
+Every number in those two pages' tables comes from here, never typed.
 """
 
 from __future__ import annotations
@@ -91,21 +94,58 @@ def svg(results: dict[str, Any], title: str) -> str:
     )
 
 
+def summary(results: dict[str, Any]) -> str:
+    """One row a task: fmnist's fastest contender against the task's first baseline."""
+    lines = [
+        "| task | fmnist | ms | baseline | ms | speed-up |",
+        "|---|---|---:|---|---:|---:|",
+    ]
+    for group, rows in ordered(results):
+        timed = {k: v for k, v in rows.items() if "median_s" in v}
+        ours = {k: v for k, v in timed.items() if k.startswith("fmnist")}
+        others = [name for name in timed if not name.startswith("fmnist")]
+        bases = [name for b in BASELINES for name in others if name.split(" (")[0] == b]
+        if not ours or not bases:
+            continue
+        best = min(ours, key=lambda k: ours[k]["median_s"])
+        base = bases[0]
+        t, b = ours[best]["median_s"], timed[base]["median_s"]
+        lines.append(f"| {group} | {best} | {t * 1e3:.1f} | {base} | {b * 1e3:.1f} | {_ratio(b / t)} |")
+    return "\n".join(lines) + "\n"
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def replace_between(path: Path, name: str, text: str) -> None:
+    """Rewrites what stands between ``<!-- NAME: ... -->`` and ``<!-- end of NAME -->`` in path."""
+    content = path.read_text()
+    begin = f"<!-- {name}: benches/report.py --update writes this -->\n"
+    end = f"<!-- end of {name} -->"
+    if begin not in content or end not in content:
+        raise SystemExit(f"{path}: no {begin.strip()} ... {end} markers")
+    head, rest = content.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(head + begin + text + end + tail)
+    print(f"{path}: {name} rewritten")
+
+
 def main() -> int:
     args = sys.argv[1:]
-    out_svg = None
-    if "--svg" in args:
-        i = args.index("--svg")
-        out_svg = Path(args[i + 1])
-        del args[i : i + 2]
+    update = "--update" in args
+    args = [a for a in args if a != "--update"]
     path = Path(args[0]) if args else Path(__file__).with_name("results.json")
     data = json.loads(path.read_text())
-    print(f"Machine: {data['machine']}\n")
+    machine = f"Machine: {data['machine']}, Python {data.get('python', '?')}, {data.get('versions', '')}".rstrip(", ")
+    print(machine + "\n")
     print(table(data["results"]))
-    if out_svg:
+    print(summary(data["results"]))
+    if update:
+        replace_between(ROOT / "README.md", "benchmark summary", summary(data["results"]))
+        replace_between(ROOT / "docs" / "benchmarks.md", "benchmark tables", f"{machine}\n\n{table(data['results'])}")
         title = "fmnist: median time per task, bar = speed relative to the slowest (longer is faster)"
-        out_svg.write_text(svg(data["results"], title))
-        print(f"chart written to {out_svg}")
+        (ROOT / "docs" / "benchmarks.svg").write_text(svg(data["results"], title))
+        print("docs/benchmarks.svg written")
     return 0
 
 
