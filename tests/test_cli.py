@@ -9,6 +9,7 @@ import struct
 import subprocess
 import sys
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,23 +32,18 @@ class Ran:
     stderr: str
 
 
-def run(*args: str, env: dict[str, str], cwd: Path) -> Ran:
-    """`fmnist ARGS` as ``cli.main`` runs it, in this process (a subprocess costs ~0.3 s of
-    imports): ``env`` is the whole environment and ``cwd`` the working folder while it runs, and
-    the registry (which ``--registry`` and ``$FMNIST_REGISTRY`` add to) is put back after it.
-    test_version and the subprocess tests below cover ``python -m fmnist`` itself."""
+@contextlib.contextmanager
+def environment(env: dict[str, str], cwd: Path) -> Iterator[None]:
+    """While it lasts, ``env`` is the whole environment and ``cwd`` the working folder; after
+    it, both are put back, and so is the registry (``--registry`` and ``$FMNIST_REGISTRY`` add
+    to it)."""
     saved_env, saved_cwd = dict(os.environ), os.getcwd()
     saved_registry, saved_loaded = dict(datasets.DATASETS), set(datasets._loaded_from_env)
-    out, err = io.StringIO(), io.StringIO()
     os.environ.clear()
     os.environ.update(env)
     os.chdir(cwd)
     try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                code = cli.main(list(args))
-            except SystemExit as e:  # argparse: --help, --version and usage errors
-                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        yield
     finally:
         os.chdir(saved_cwd)
         os.environ.clear()
@@ -56,6 +52,17 @@ def run(*args: str, env: dict[str, str], cwd: Path) -> Ran:
         datasets.DATASETS.update(saved_registry)
         datasets._loaded_from_env.clear()
         datasets._loaded_from_env.update(saved_loaded)
+
+
+def run(*args: str, env: dict[str, str], cwd: Path) -> Ran:
+    """`fmnist ARGS` as ``cli.main`` runs it, in this process (a subprocess costs ~0.3 s of
+    imports), in ``environment(env, cwd)``. test_version covers ``python -m fmnist`` itself."""
+    out, err = io.StringIO(), io.StringIO()
+    with environment(env, cwd), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = cli.main(list(args))
+        except SystemExit as e:  # argparse: --help, --version and usage errors
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     return Ran(code, out.getvalue(), err.getvalue())
 
 
@@ -261,8 +268,12 @@ def test_verify_and_info_fail_on_a_corrupt_cache_and_discard_it(
     present: dict[str, str], tmp_path: Path, data_dir: Path
 ) -> None:
     assert run("info", env=present, cwd=tmp_path).returncode == 0
-    load = "import fmnist; fmnist.load_data()"
-    assert subprocess.run([sys.executable, "-c", load], env=present, timeout=120).returncode == 0
+
+    def load() -> None:
+        with environment(present, tmp_path):
+            fmnist.load_data()
+
+    load()
     cache = Path(present["FMNIST_HOME"]) / "fashion-mnist" / "t10k-labels-idx1-ubyte"
 
     def corrupt() -> None:  # size and mtime kept: loads trust it, verify and info must not
@@ -278,7 +289,7 @@ def test_verify_and_info_fail_on_a_corrupt_cache_and_discard_it(
     assert out.returncode == 1
     assert out.stdout.count(f"{cache} [") == 1 and "[fmnist warm cache]: FAILED" in out.stdout
     assert not cache.exists()  # discarded: the next load rebuilds it
-    assert subprocess.run([sys.executable, "-c", load], env=present, timeout=120).returncode == 0
+    load()
     assert cache.exists() and run("verify", env=present, cwd=tmp_path).returncode == 0
     corrupt()
     info = run("info", env=present, cwd=tmp_path)
