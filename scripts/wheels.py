@@ -52,6 +52,7 @@ def _replace_module(wheel: Path, out_dir: Path, module: str, data: bytes) -> Pat
         old.unlink()
         (root / module).write_bytes(data)
         packed = Path(tmp) / "packed"
+        packed.mkdir()
         _wheel("pack", str(root), "--dest-dir", str(packed))
         (built,) = packed.iterdir()
         target = out_dir / built.name
@@ -164,7 +165,7 @@ def check(wheel: Path) -> str:
 def sizes_table(wheels: list[Path]) -> str:
     """A markdown table of each wheel's platform tag and size, as docs/building.md shows it."""
     rows = [
-        f"| {w.name[: -len('.whl')].split('-')[-1].split('.')[-1]} | {w.stat().st_size / 1e6:.2f} MB |"
+        f"| {w.name[: -len('.whl')].split('-')[-1].split('.')[0]} | {w.stat().st_size / 1e6:.2f} MB |"
         for w in sorted(wheels, key=lambda w: w.name)
         if w.suffix == ".whl"
     ]
