@@ -325,18 +325,26 @@ def test_a_dataset_from_a_registry_file_in_every_command(tmp_path: Path) -> None
 
 
 def test_demo_says_which_mirror_and_attempt_it_waits_on(empty: dict[str, str], tmp_path: Path, data_dir: Path) -> None:
-    # A stalled mirror (answers after 2 s) and --timeout 0.5: each attempt is named as it starts,
-    # then the next mirror serves.
-    with Server({f: (data_dir / f).read_bytes() for f in FILES}, delay=2.0) as server:
+    # A mirror that stalls (answers after 2 s) on the test labels and has none of the other files,
+    # and --timeout 0.5: each attempt on the stalled file is named as it starts, then the next
+    # mirror serves.
+    labels = FILES[3]
+    with (
+        Server({labels: (data_dir / labels).read_bytes()}, delay=2.0) as stalled,
+        Server({f: (data_dir / f).read_bytes() for f in FILES}) as good,
+    ):
         out = run(
-            "demo", "--timeout", "0.5", "--mirror", server.mirror("slow"), "--mirror", server.mirror("ok"),
+            "demo", "--timeout", "0.5", "--mirror", stalled.mirror("slow"), "--mirror", good.mirror("ok"),
             "-o", "d.png", env=empty, cwd=tmp_path,
         )  # fmt: skip
     assert out.returncode == 0, out.stderr
-    stalled = server.mirror("slow") + FILES[0]
     for attempt in (1, 2, 3):
-        assert f"fmnist: {FILES[0]}: waiting on {stalled} (attempt {attempt} of 3, 0.5 s timeout)" in out.stderr
-    assert f"waiting on {server.mirror('ok') + FILES[0]} (attempt 1 of 3" in out.stderr
+        waiting = (
+            f"fmnist: {labels}: waiting on {stalled.mirror('slow')}{labels} (attempt {attempt} of 3, 0.5 s timeout)"
+        )
+        assert waiting in out.stderr
+    assert f"{labels}: waiting on {good.mirror('ok')}{labels} (attempt 1 of 3" in out.stderr
+    assert f"{FILES[0]}: waiting on {stalled.mirror('slow')}{FILES[0]} (attempt 1 of 3" in out.stderr  # then a 404
     assert "[fmnist (downloaded); " in out.stdout and "FALLING BACK" not in out.stdout
 
 
