@@ -20,11 +20,21 @@ URLs are ``http://127.0.0.1:PORT/<mode>/<file>``:
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+
+class _Quiet(ThreadingHTTPServer):
+    """Clients that give up on purpose (timeouts, size caps) break the connection mid-answer:
+    that is the point of those modes, not an error worth a traceback."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
 
 
 class Server:
@@ -35,7 +45,7 @@ class Server:
         self.hits: Counter[tuple[str, str]] = Counter()
         self.ranges: list[tuple[str, str, str]] = []
         self.lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.httpd = _Quiet(("127.0.0.1", 0), self._handler())
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
