@@ -459,6 +459,9 @@ def test_load_data_has_the_keras_form(env: Path, server: Server) -> None:
         ({"mirrors": ["ftp://example/"]}, ValueError, "http://, https:// or file://"),
         ({"retries": 0}, ValueError, "retries must be an int >= 1"),
         ({"timeout": 0}, ValueError, "timeout must be a positive number"),
+        ({"timeout": float("inf")}, ValueError, "timeout must be a positive number of seconds, finite, not inf"),
+        ({"splits": ["validation"]}, ValueError, r"has the splits train, test, not \['validation'\]"),
+        ({"splits": []}, ValueError, "has the splits train, test, not an empty list"),
     ],
 )
 def test_download_arguments_are_checked_before_any_network(
@@ -470,6 +473,13 @@ def test_download_arguments_are_checked_before_any_network(
     if "mirrors" in kwargs:
         with pytest.raises(error, match=message):
             fmnist.load(mirrors=kwargs["mirrors"], download=True, cache=False)
+
+
+def test_an_archive_downloads_whole(env: Path) -> None:
+    # EMNIST's splits share one gzip.zip: asking for some of its files is refused, before any network.
+    with pytest.raises(ValueError, match="emnist-digits is published as one archive: it downloads whole"):
+        fmnist.download("emnist-digits", splits=["train"], mirrors=["http://127.0.0.1:1/"])
+    assert not env.exists() or not any(env.rglob("*"))  # nothing written
 
 
 def test_other_surprising_arguments_are_refused() -> None:

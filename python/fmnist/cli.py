@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import math
 import os
 import statistics
 import sys
@@ -24,7 +23,7 @@ from . import datasets, reference
 from ._core import __version__
 from .download import DownloadError
 from .idx import read_idx, read_idx_many, write_idx
-from .loaders import DatasetNotFoundError, Store, default_root, download, load
+from .loaders import DatasetNotFoundError, Store, check_network_args, default_root, download, load
 from .png import encode_png, sprite
 from .sample import load_sample
 
@@ -274,13 +273,12 @@ def _dataset(text: str) -> str:
 
 
 def _seconds(text: str) -> float:
-    """A timeout: a finite number of seconds above zero."""
+    """A timeout, by the rule downloads apply (``check_network_args``)."""
     try:
         value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number of seconds, not {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number of seconds above 0, not {text}")
+        check_network_args(value, 1)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, finite, not {text!r}") from e
     return value
 
 

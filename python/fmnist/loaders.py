@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -528,8 +529,8 @@ def mirror_list(mirrors: Sequence[str] | None, dataset: Dataset) -> list[str]:
 
 def check_network_args(timeout: float, retries: int) -> None:
     """Clear errors for a timeout or retry count that would make a download surprising."""
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < math.inf:
+        raise ValueError(f"timeout must be a positive number of seconds, finite, not {timeout!r}")
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 1:
         raise ValueError(f"retries must be an int >= 1 (attempts per mirror), not {retries!r}")
 
@@ -626,7 +627,8 @@ def download(
     wanted = known if splits is None else list(splits)
     unknown = [s for s in wanted if s not in known]
     if unknown or not wanted:
-        raise ValueError(f"{store.dataset.name} has the splits {', '.join(known)}, not {unknown or 'none'}")
+        asked = unknown if unknown else "an empty list"
+        raise ValueError(f"{store.dataset.name} has the splits {', '.join(known)}, not {asked}")
     urls = mirror_list(mirrors, store.dataset)
     if store.dataset.archive is not None:
         if set(wanted) != set(known):
