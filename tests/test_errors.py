@@ -328,3 +328,23 @@ def test_fmnist_torch_without_torch_names_the_extra(monkeypatch: pytest.MonkeyPa
     monkeypatch.delitem(sys.modules, "fmnist.torch", raising=False)
     with pytest.raises(ModuleNotFoundError, match=r"fmnist.torch needs torch: pip install 'fmnist\[torch\]'"):
         importlib.import_module("fmnist.torch")
+
+
+def test_the_torch_suite_cannot_run_without_torch(tmp_path: Path) -> None:
+    # FMNIST_REQUIRE_TORCH=1 (scripts/test's torch suite) turns torch's absence, which otherwise
+    # leaves tests/test_torch.py uncollected, into an error.
+    from .conftest import REPO, TORCH
+
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--co", "-q", str(REPO / "tests/test_typing.py")],
+        env={**os.environ, "FMNIST_REQUIRE_TORCH": "1"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if TORCH:
+        assert out.returncode == 0, out.stdout + out.stderr
+    else:
+        assert out.returncode != 0
+        assert "FMNIST_REQUIRE_TORCH=1 but torch or torchvision is not installed" in out.stdout + out.stderr
