@@ -13,60 +13,112 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-use crate::element::{Element, ElementType, Family, IntoTyped, Typed, Vecs};
+use crate::element::{Element, ElementType};
 use crate::Error;
 
-/// A read-only, C-contiguous, aligned array of `count` rows of `row_len` elements of `T`, owned
-/// by someone else who keeps it alive (and unmoved) for as long as this value exists.
-pub struct Rows<T> {
-    ptr: *const T,
+/// A read-only, C-contiguous array of `count` rows of `row_len` elements of type `ty`, owned by
+/// someone else who keeps it alive (and unmoved) for as long as this value exists.
+pub struct Rows {
+    ptr: *const u8,
     count: usize,
     row_len: usize,
+    ty: ElementType,
 }
 
 // SAFETY: Rows is only ever read, and `Rows::new`'s contract makes the memory valid for reads
 // for its whole life, from any thread.
-unsafe impl<T: Element> Send for Rows<T> {}
-unsafe impl<T: Element> Sync for Rows<T> {}
+unsafe impl Send for Rows {}
+unsafe impl Sync for Rows {}
 
-impl<T: Element> Rows<T> {
+impl Rows {
     /// # Safety
-    /// `ptr` must point to `count * row_len` initialised elements of `T`, aligned for it, that
+    /// `ptr` must point to `count * row_len` initialised elements of `ty`, aligned for it, that
     /// stay valid and unmoved until this `Rows` is dropped.
-    pub unsafe fn new(ptr: *const T, count: usize, row_len: usize) -> Rows<T> {
-        Rows { ptr, count, row_len }
+    pub unsafe fn new(ptr: *const u8, count: usize, row_len: usize, ty: ElementType) -> Rows {
+        Rows { ptr, count, row_len, ty }
     }
 
-    fn slice(&self) -> &[T] {
-        // SAFETY: guaranteed by the contract of `Rows::new`.
-        unsafe { std::slice::from_raw_parts(self.ptr, self.count * self.row_len) }
-    }
-}
-
-/// `Typed<RowsOf>`: a source array of whatever element type numpy gave.
-pub struct RowsOf;
-impl Family for RowsOf {
-    type Of<T: Element> = Rows<T>;
-}
-
-impl Typed<RowsOf> {
     pub fn count(&self) -> usize {
-        crate::each_typed!(self, r => r.count)
+        self.count
     }
 
     pub fn row_len(&self) -> usize {
-        crate::each_typed!(self, r => r.row_len)
+        self.row_len
+    }
+
+    pub fn element_type(&self) -> ElementType {
+        self.ty
+    }
+
+    fn row_bytes(&self) -> usize {
+        self.row_len * self.ty.size()
+    }
+
+    /// The elements, as `T` (which must be `ty`'s type).
+    fn slice<T: Element>(&self) -> &[T] {
+        assert_eq!(T::TYPE, self.ty, "rows are read as their own type");
+        // SAFETY: guaranteed by the contract of `Rows::new`, and T is `ty`'s type.
+        unsafe { std::slice::from_raw_parts(self.ptr as *const T, self.count * self.row_len) }
     }
 }
 
-/// A finished batch column, in its element type.
-pub type Buf = Typed<Vecs>;
-
-/// `Typed<OutPtrs>`: where a batch column being made is written.
-struct OutPtrs;
-impl Family for OutPtrs {
-    type Of<T: Element> = *mut T;
+/// A finished batch column: `len` elements of `ty`, in memory aligned to 8 bytes (every element
+/// type fits).
+#[derive(Debug)]
+pub struct Column {
+    words: Vec<u64>,
+    len: usize,
+    ty: ElementType,
 }
+
+impl Column {
+    /// Room for `len` elements, not yet written (but for the padding of the last word).
+    fn with_capacity(ty: ElementType, len: usize) -> Column {
+        let mut words: Vec<u64> = Vec::with_capacity((len * ty.size()).div_ceil(8));
+        if words.capacity() > 0 {
+            // SAFETY: inside the capacity; zeroes the padding the elements may not cover.
+            unsafe { words.as_mut_ptr().add(words.capacity() - 1).write(0) };
+        }
+        Column { words, len, ty }
+    }
+
+    fn as_mut_ptr(&mut self) -> *mut u8 {
+        self.words.as_mut_ptr() as *mut u8
+    }
+
+    /// # Safety
+    /// All `len` elements must have been written.
+    unsafe fn set_written(&mut self) {
+        self.words.set_len((self.len * self.ty.size()).div_ceil(8));
+    }
+
+    pub fn element_type(&self) -> ElementType {
+        self.ty
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        // SAFETY: the words are initialised (set_written); the length is within them.
+        unsafe { std::slice::from_raw_parts(self.words.as_ptr() as *const u8, self.len * self.ty.size()) }
+    }
+
+    /// The elements as `T` (which must be the column's type).
+    pub fn as_slice<T: Element>(&self) -> &[T] {
+        assert_eq!(T::TYPE, self.ty, "a column is read as its own type");
+        // SAFETY: initialised, aligned to 8 bytes (enough for every element type), T is its type.
+        unsafe { std::slice::from_raw_parts(self.words.as_ptr() as *const T, self.len) }
+    }
+}
+
+/// A finished batch column.
+pub type Buf = Column;
 
 /// How images are turned into float32: `(x / 255 if uint8 else x) - mean) / std`, with
 /// per-element `mean` and `std` (already broadcast to one image's shape by the caller).
@@ -90,8 +142,8 @@ impl Normalize {
 
 /// Everything needed to make every batch of one epoch.
 pub struct Spec {
-    pub images: Typed<RowsOf>,
-    pub labels: Typed<RowsOf>,
+    pub images: Rows,
+    pub labels: Rows,
     /// Row indices in the order to serve them (shuffled and sharded already).
     pub order: Vec<usize>,
     pub batch_size: usize,
@@ -148,21 +200,6 @@ impl Spec {
     }
 }
 
-/// An empty column of `ty` with room for `n` elements, and where to write them.
-fn column(ty: ElementType, n: usize) -> (Buf, Typed<OutPtrs>) {
-    crate::with_element!(ty, T => {
-        let mut v = Vec::<T>::with_capacity(n);
-        let p = v.as_mut_ptr();
-        (<T as IntoTyped<Vecs>>::typed(v), <T as IntoTyped<OutPtrs>>::typed(p))
-    })
-}
-
-/// # Safety
-/// The first `n` elements of the column must have been written.
-unsafe fn set_len(buf: &mut Buf, n: usize) {
-    crate::each_typed!(buf, v => v.set_len(n))
-}
-
 /// Source bytes a chunk reads: small enough that two threads share a batch (a batch of 256
 /// Fashion-MNIST rows is 4 chunks of 62 rows), large enough that claiming one costs nothing
 /// next to doing it (measured: 16-row chunks were 10-20% slower, 128-row ones no faster).
@@ -181,10 +218,8 @@ struct Work {
     failed: AtomicBool,
     x: Mutex<Option<Buf>>,
     y: Mutex<Option<Buf>>,
-    x_ptr: Typed<OutPtrs>,
-    y_ptr: Typed<OutPtrs>,
-    x_len: usize,
-    y_len: usize,
+    x_ptr: *mut u8,
+    y_ptr: *mut u8,
 }
 
 // SAFETY: the raw pointers point into the heap buffers of `x` and `y`, which live as long as
@@ -202,8 +237,9 @@ impl Work {
         let x_len = rows * row_len;
         let y_len = rows * spec.labels.row_len();
         let x_type = if spec.to_f32.is_some() { ElementType::F32 } else { spec.images.element_type() };
-        let (x, x_ptr) = column(x_type, x_len);
-        let (y, y_ptr) = column(spec.labels.element_type(), y_len);
+        let mut x = Column::with_capacity(x_type, x_len);
+        let mut y = Column::with_capacity(spec.labels.element_type(), y_len);
+        let (x_ptr, y_ptr) = (x.as_mut_ptr(), y.as_mut_ptr());
         Work {
             k,
             rows,
@@ -216,8 +252,6 @@ impl Work {
             y: Mutex::new(Some(y)),
             x_ptr,
             y_ptr,
-            x_len,
-            y_len,
         }
     }
 
@@ -249,22 +283,24 @@ impl Work {
         let idx = &spec.rows_of(self.k)[first..(first + self.chunk_rows).min(self.rows)];
         // SAFETY: chunk c owns output rows [first, first + idx.len()), inside the capacity
         // reserved in `new`, and no other chunk writes them.
+        // SAFETY: the chunk's rows of the output columns are its own (disjoint from every other
+        // chunk's), inside their capacity; a float32 column is 8-byte aligned.
         unsafe {
-            match (&spec.to_f32, &self.x_ptr) {
-                (Some(norm), &Typed::F32(x)) => {
+            match &spec.to_f32 {
+                Some(norm) => {
                     let row = spec.images.row_len();
-                    let out =
-                        std::slice::from_raw_parts_mut(x.add(first * row) as *mut MaybeUninit<f32>, idx.len() * row);
-                    crate::each_typed!(&spec.images, rows => convert(rows, idx, norm, out));
+                    let out = std::slice::from_raw_parts_mut(
+                        (self.x_ptr as *mut MaybeUninit<f32>).add(first * row),
+                        idx.len() * row,
+                    );
+                    crate::with_element!(spec.images.element_type(), T => convert::<T>(&spec.images, idx, norm, out));
                 }
-                (Some(_), _) => unreachable!("float32 batches have a float32 column"),
-                (None, x) => gather(&spec.images, x, idx, first),
+                None => gather(&spec.images, self.x_ptr, idx, first),
             }
-            gather(&spec.labels, &self.y_ptr, idx, first);
+            gather(&spec.labels, self.y_ptr, idx, first);
         }
     }
 
-    /// The finished buffers. Call once, after `is_done`; an error if a chunk panicked.
     fn take(&self) -> Result<(Buf, Buf, usize), Error> {
         debug_assert!(self.is_done());
         if self.failed.load(Ordering::Acquire) {
@@ -273,9 +309,10 @@ impl Work {
         let mut x = self.x.lock().expect("not poisoned").take().expect("taken once");
         let mut y = self.y.lock().expect("not poisoned").take().expect("taken once");
         // SAFETY: every chunk is done, so every element of both buffers was written.
+        // SAFETY: every chunk is done, and the chunks cover every row of both columns.
         unsafe {
-            set_len(&mut x, self.x_len);
-            set_len(&mut y, self.y_len);
+            x.set_written();
+            y.set_written();
         }
         Ok((x, y, self.rows))
     }
@@ -285,37 +322,24 @@ impl Work {
 ///
 /// # Safety
 /// `out` must have room for `first + idx.len()` rows, and nothing else may write those rows.
-unsafe fn gather(rows: &Typed<RowsOf>, out: &Typed<OutPtrs>, idx: &[usize], first: usize) {
-    macro_rules! same_type {
-        ($($v:ident),*) => {
-            match (rows, out) {
-                $((Typed::$v(r), &Typed::$v(o)) => gather_rows(r, o, idx, first),)*
-                _ => unreachable!("a gathered column has its source's type"),
-            }
-        };
-    }
-    same_type!(U8, I8, U16, I16, U32, I32, U64, I64, F32, F64)
-}
-
+/// Copies rows `idx` of `rows` to rows `first..` of the column at `out`, as bytes.
+///
 /// # Safety
-/// As `gather`.
-unsafe fn gather_rows<T: Element>(rows: &Rows<T>, out: *mut T, idx: &[usize], first: usize) {
-    let row = rows.row_len;
-    let row_bytes = row * std::mem::size_of::<T>();
+/// `out` has room for `first + idx.len()` rows of `rows`' row size; every index is in range.
+unsafe fn gather(rows: &Rows, out: *mut u8, idx: &[usize], first: usize) {
+    let row_bytes = rows.row_bytes();
     for &i in idx.iter().take(PREFETCH_ROWS) {
-        prefetch(rows.ptr.add(i * row) as *const u8, row_bytes);
+        prefetch(rows.ptr.add(i * row_bytes), row_bytes);
     }
     for (r, &i) in idx.iter().enumerate() {
         debug_assert!(i < rows.count);
         if let Some(&ahead) = idx.get(r + PREFETCH_ROWS) {
-            prefetch(rows.ptr.add(ahead * row) as *const u8, row_bytes);
+            prefetch(rows.ptr.add(ahead * row_bytes), row_bytes);
         }
-        std::ptr::copy_nonoverlapping(rows.ptr.add(i * row), out.add((first + r) * row), row);
+        std::ptr::copy_nonoverlapping(rows.ptr.add(i * row_bytes), out.add((first + r) * row_bytes), row_bytes);
     }
 }
 
-/// One row: the loop the compiler vectorises. `out` is written, never read: it may be
-/// uninitialised memory.
 #[inline(always)]
 fn convert_row<T: Element>(src: &[T], norm: &Normalize, out: &mut [MaybeUninit<f32>]) {
     let (mean, scale) = (&norm.mean[..], &norm.scale[..]);
@@ -400,8 +424,8 @@ unsafe fn convert_rows_avx2<T: Element>(
 }
 
 /// Converts rows `idx` into `out` (exactly `idx.len()` rows long), every element written.
-fn convert<T: Element>(rows: &Rows<T>, idx: &[usize], norm: &Normalize, out: &mut [MaybeUninit<f32>]) {
-    let src = rows.slice();
+fn convert<T: Element>(rows: &Rows, idx: &[usize], norm: &Normalize, out: &mut [MaybeUninit<f32>]) {
+    let src = rows.slice::<T>();
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU has AVX2 and FMA, checked just above.
@@ -605,9 +629,9 @@ impl Drop for Prefetch {
 mod tests {
     use super::*;
 
-    fn rows<T: IntoTyped<RowsOf>>(v: &[T], row_len: usize) -> Typed<RowsOf> {
+    fn rows<T: Element>(v: &[T], row_len: usize) -> Rows {
         // SAFETY: the test keeps `v` alive for as long as the Rows.
-        T::typed(unsafe { Rows::new(v.as_ptr(), v.len() / row_len, row_len) })
+        unsafe { Rows::new(v.as_ptr() as *const u8, v.len() / row_len, row_len, T::TYPE) }
     }
 
     #[test]
@@ -624,8 +648,8 @@ mod tests {
         };
         spec.validate().unwrap();
         assert_eq!(spec.len(), 3);
-        let (Buf::U8(x), Buf::I64(y), 1) = spec.batch(2).unwrap() else { panic!("wrong kinds") };
-        assert_eq!((x, y), (vec![14, 15], vec![7]));
+        let (x, y, n) = spec.batch(2).unwrap();
+        assert_eq!((x.as_slice::<u8>(), y.as_slice::<i64>(), n), (&[14u8, 15][..], &[7i64][..], 1));
         let seen: usize = Prefetch::start(Arc::new(spec)).map(|b| b.unwrap().2).sum();
         assert_eq!(seen, 5);
     }
@@ -667,7 +691,9 @@ mod tests {
         };
         assert_eq!(spec.len(), 0);
         let spec = Spec { drop_last: false, ..spec };
-        let (Buf::F32(x), _, 2) = spec.batch(0).unwrap() else { panic!("wrong kinds") };
+        let (x, _, n) = spec.batch(0).unwrap();
+        assert_eq!((x.element_type(), n), (ElementType::F32, 2));
+        let x = x.as_slice::<f32>().to_vec();
         let want = |v: u8, m: f32, s: f32| (v as f32 / 255.0 - m) / s;
         assert_eq!(x, vec![want(128, 0.5, 0.5), want(255, 0.25, 2.0), want(0, 0.5, 0.5), want(1, 0.25, 2.0)]);
     }

@@ -1,12 +1,12 @@
-//! The element types: one sealed `unsafe trait` for all that differs between them, one runtime
-//! tag, and one dispatch from the tag to code generic over the trait.
+//! Element types: one runtime tag (`ElementType`) with the one table of names, codes and sizes,
+//! and a sealed trait (`Element`) for the only work that needs the Rust type: conversion to
+//! float32.
 //!
 //! IDX holds six element types (uint8, int8, int16, int32, float32, float64); the batch maker
 //! also reads uint16, uint32, uint64 and int64 arrays (int64 labels are common), which have no
-//! IDX type code. Everything type-specific lives here: size, names, IDX code, byte order, and
-//! the conversion to float32. Payloads, the reader, the writer and the batch maker are generic
-//! over `Element`; the binding (`python.rs`) turns a runtime `ElementType` into a type once,
-//! with `with_element!`, and typed values back into numpy arrays through `Typed`.
+//! IDX type code. Reading, byte swapping, gathering rows and writing work on bytes and an
+//! `ElementType` (by item size); only `batches`' float32 conversion opens the type, with
+//! `with_element!`.
 
 use std::fmt;
 
@@ -29,20 +29,14 @@ pub enum ElementType {
     F64,
 }
 
-/// A primitive number the engine reads and writes.
+/// A primitive number the batch maker converts to float32.
 ///
 /// # Safety
 /// Implemented only here (the trait is sealed), for primitive integers and floats: no padding,
-/// and every bit pattern is a valid value, so a zeroed block, or any bytes read into one, is a
-/// valid slice of `Self`; `TYPE` names `Self` exactly (size and alignment follow from it).
-pub unsafe trait Element:
-    Copy + Default + PartialEq + fmt::Debug + Send + Sync + 'static + sealed::Sealed
-{
+/// and every bit pattern is a valid value, so any bytes of the right length and alignment are
+/// a valid slice of `Self`; `TYPE` names `Self` exactly.
+pub unsafe trait Element: Copy + Send + Sync + 'static + sealed::Sealed {
     const TYPE: ElementType;
-    /// From big-endian (as stored in IDX) to native byte order.
-    fn be_to_native(self) -> Self;
-    /// Writes the value big-endian into `out` (`size_of::<Self>()` bytes).
-    fn write_be(self, out: &mut [u8]);
     /// As numpy's `astype(np.float32)` (round to nearest), and for uint8 then divided by 255
     /// (correctly rounded): what a float32 training batch holds.
     fn to_f32(self) -> f32;
@@ -54,14 +48,6 @@ macro_rules! element {
         // SAFETY: a primitive number: no padding, no invalid bit patterns; TYPE names it.
         unsafe impl Element for $t {
             const TYPE: ElementType = ElementType::$v;
-            #[inline(always)]
-            fn be_to_native(self) -> Self {
-                <$t>::from_be_bytes(self.to_ne_bytes())
-            }
-            #[inline(always)]
-            fn write_be(self, out: &mut [u8]) {
-                out.copy_from_slice(&self.to_be_bytes());
-            }
             #[inline(always)]
             fn to_f32(self) -> f32 {
                 let to_f32: fn($t) -> f32 = $to_f32;
@@ -95,6 +81,33 @@ element! {
     f64 => F64, |x| x as f32;
 }
 
+/// A row of the type table.
+struct Row {
+    ty: ElementType,
+    idx_code: Option<u8>,
+    name: &'static str,
+    numpy_code: &'static str,
+    size: usize,
+}
+
+const fn row(ty: ElementType, idx_code: Option<u8>, name: &'static str, numpy_code: &'static str, size: usize) -> Row {
+    Row { ty, idx_code, name, numpy_code, size }
+}
+
+/// The one table of element types: IDX code, numpy name, numpy dtype code, item size.
+const TABLE: [Row; 10] = [
+    row(ElementType::U8, Some(0x08), "uint8", "u1", 1),
+    row(ElementType::I8, Some(0x09), "int8", "i1", 1),
+    row(ElementType::U16, None, "uint16", "u2", 2),
+    row(ElementType::I16, Some(0x0B), "int16", "i2", 2),
+    row(ElementType::U32, None, "uint32", "u4", 4),
+    row(ElementType::I32, Some(0x0C), "int32", "i4", 4),
+    row(ElementType::U64, None, "uint64", "u8", 8),
+    row(ElementType::I64, None, "int64", "i8", 8),
+    row(ElementType::F32, Some(0x0D), "float32", "f4", 4),
+    row(ElementType::F64, Some(0x0E), "float64", "f8", 8),
+];
+
 impl ElementType {
     pub const ALL: [ElementType; 10] = [
         ElementType::U8,
@@ -109,49 +122,40 @@ impl ElementType {
         ElementType::F64,
     ];
 
-    /// (type, IDX code, numpy name, numpy dtype code): the one table of names.
-    const NAMES: [(ElementType, Option<u8>, &'static str, &'static str); 10] = [
-        (ElementType::U8, Some(0x08), "uint8", "u1"),
-        (ElementType::I8, Some(0x09), "int8", "i1"),
-        (ElementType::U16, None, "uint16", "u2"),
-        (ElementType::I16, Some(0x0B), "int16", "i2"),
-        (ElementType::U32, None, "uint32", "u4"),
-        (ElementType::I32, Some(0x0C), "int32", "i4"),
-        (ElementType::U64, None, "uint64", "u8"),
-        (ElementType::I64, None, "int64", "i8"),
-        (ElementType::F32, Some(0x0D), "float32", "f4"),
-        (ElementType::F64, Some(0x0E), "float64", "f8"),
-    ];
-
-    fn row(self) -> &'static (ElementType, Option<u8>, &'static str, &'static str) {
-        Self::NAMES.iter().find(|r| r.0 == self).expect("every type has a row")
+    fn row(self) -> &'static Row {
+        TABLE.iter().find(|r| r.ty == self).expect("every type has a row")
     }
 
+    /// Bytes per element.
     pub fn size(self) -> usize {
-        crate::with_element!(self, T => std::mem::size_of::<T>())
+        self.row().size
     }
 
     /// numpy's name: "uint8", "float32", ...
     pub fn name(self) -> &'static str {
-        self.row().2
+        self.row().name
     }
 
     /// The IDX type code, for the six types IDX holds.
     pub fn idx_code(self) -> Option<u8> {
-        self.row().1
+        self.row().idx_code
     }
 
     pub fn from_idx_code(code: u8) -> Option<ElementType> {
-        Self::NAMES.iter().find(|r| r.1 == Some(code)).map(|r| r.0)
+        TABLE.iter().find(|r| r.idx_code == Some(code)).map(|r| r.ty)
     }
 
     /// numpy's dtype code without byte order: "u1", "f4", ...
     pub fn numpy_code(self) -> &'static str {
-        self.row().3
+        self.row().numpy_code
     }
 
     pub fn from_numpy_code(code: &str) -> Option<ElementType> {
-        Self::NAMES.iter().find(|r| r.3 == code).map(|r| r.0)
+        TABLE.iter().find(|r| r.numpy_code == code).map(|r| r.ty)
+    }
+
+    pub fn from_name(name: &str) -> Option<ElementType> {
+        TABLE.iter().find(|r| r.name == name).map(|r| r.ty)
     }
 }
 
@@ -161,8 +165,47 @@ impl fmt::Display for ElementType {
     }
 }
 
+/// Swaps the byte order of every `size`-byte item of `bytes` in place (big-endian as stored in
+/// IDX to native, or back); nothing to do for single bytes or on a big-endian machine.
+pub fn swap_in_place(bytes: &mut [u8], size: usize) {
+    move_swapped(bytes, 0, bytes.len(), size)
+}
+
+/// Moves `len` bytes at `from` to the start of `buf`, swapping each `size`-byte item to native
+/// order on the way (big-endian as stored, on a little-endian machine): the one pass that puts
+/// an inflated payload where its array starts. `from` may be 0 (a swap in place).
+pub fn move_swapped(buf: &mut [u8], from: usize, len: usize, size: usize) {
+    assert!(from + len <= buf.len() && len.is_multiple_of(size.max(1)), "a payload of whole items inside the buffer");
+    if size == 1 || cfg!(target_endian = "big") {
+        buf.copy_within(from..from + len, 0);
+        return;
+    }
+    // Item k is read (whole) before item k is written, and item k's destination lies before its
+    // source, so moving forwards never overwrites an item not yet read.
+    macro_rules! swap {
+        ($t:ty) => {{
+            let n = len / size;
+            let p = buf.as_mut_ptr();
+            for k in 0..n {
+                // SAFETY: both ranges lie inside `buf` (asserted above); unaligned access is
+                // allowed by read_unaligned/write_unaligned.
+                unsafe {
+                    let x = std::ptr::read_unaligned(p.add(from + k * size) as *const $t);
+                    std::ptr::write_unaligned(p.add(k * size) as *mut $t, x.swap_bytes());
+                }
+            }
+        }};
+    }
+    match size {
+        2 => swap!(u16),
+        4 => swap!(u32),
+        8 => swap!(u64),
+        _ => unreachable!("element types are 1, 2, 4 or 8 bytes"),
+    }
+}
+
 /// Runs `$body` with `$T` bound to the Rust type of `$ty` (an `ElementType`): the one dispatch
-/// from a runtime element type to code generic over `Element`.
+/// from a runtime element type to code generic over `Element` (the float32 conversion).
 #[macro_export]
 macro_rules! with_element {
     ($ty:expr, $T:ident => $body:expr) => {
@@ -212,119 +255,47 @@ macro_rules! with_element {
 }
 pub use with_element;
 
-/// A kind of container, for `Typed`: `Payloads`, `Vecs`, `RowsOf`.
-pub trait Family {
-    type Of<T: Element>;
-}
-
-/// One value of a `Family` per element type: a typed payload, batch column or source array
-/// whose element type is known only at run time. `each_typed!` opens it.
-pub enum Typed<F: Family> {
-    U8(F::Of<u8>),
-    I8(F::Of<i8>),
-    U16(F::Of<u16>),
-    I16(F::Of<i16>),
-    U32(F::Of<u32>),
-    I32(F::Of<i32>),
-    U64(F::Of<u64>),
-    I64(F::Of<i64>),
-    F32(F::Of<f32>),
-    F64(F::Of<f64>),
-}
-
-/// Conversion of a value of `F::Of<T>` into `Typed<F>`.
-pub trait IntoTyped<F: Family>: Element {
-    fn typed(value: F::Of<Self>) -> Typed<F>;
-}
-
-macro_rules! into_typed {
-    ($($t:ty => $v:ident),*) => {$(
-        impl<F: Family> IntoTyped<F> for $t {
-            fn typed(value: F::Of<$t>) -> Typed<F> {
-                Typed::$v(value)
-            }
-        }
-    )*};
-}
-into_typed!(u8 => U8, i8 => I8, u16 => U16, i16 => I16, u32 => U32, i32 => I32, u64 => U64, i64 => I64,
-            f32 => F32, f64 => F64);
-
-/// Runs `$body` with `$v` bound to the value inside a `Typed` (by value, `&` or `&mut`, as the
-/// expression gives it), whatever its element type.
-#[macro_export]
-macro_rules! each_typed {
-    ($typed:expr, $v:ident => $body:expr) => {
-        match $typed {
-            $crate::element::Typed::U8($v) => $body,
-            $crate::element::Typed::I8($v) => $body,
-            $crate::element::Typed::U16($v) => $body,
-            $crate::element::Typed::I16($v) => $body,
-            $crate::element::Typed::U32($v) => $body,
-            $crate::element::Typed::I32($v) => $body,
-            $crate::element::Typed::U64($v) => $body,
-            $crate::element::Typed::I64($v) => $body,
-            $crate::element::Typed::F32($v) => $body,
-            $crate::element::Typed::F64($v) => $body,
-        }
-    };
-}
-pub use each_typed;
-
-impl<F: Family> Typed<F> {
-    pub fn element_type(&self) -> ElementType {
-        match self {
-            Typed::U8(_) => ElementType::U8,
-            Typed::I8(_) => ElementType::I8,
-            Typed::U16(_) => ElementType::U16,
-            Typed::I16(_) => ElementType::I16,
-            Typed::U32(_) => ElementType::U32,
-            Typed::I32(_) => ElementType::I32,
-            Typed::U64(_) => ElementType::U64,
-            Typed::I64(_) => ElementType::I64,
-            Typed::F32(_) => ElementType::F32,
-            Typed::F64(_) => ElementType::F64,
-        }
-    }
-}
-
-/// `Typed<Vecs>`: a finished batch column.
-pub struct Vecs;
-impl Family for Vecs {
-    type Of<T: Element> = Vec<T>;
-}
-
-impl<F: Family> fmt::Debug for Typed<F> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Typed<{}>", self.element_type())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn one_table_of_names_and_codes() {
+    fn one_table_of_names_codes_and_sizes() {
         for t in ElementType::ALL {
             assert_eq!(ElementType::from_numpy_code(t.numpy_code()), Some(t));
+            assert_eq!(ElementType::from_name(t.name()), Some(t));
+            assert_eq!(t.size(), with_element!(t, T => std::mem::size_of::<T>()));
+            assert_eq!(with_element!(t, T => T::TYPE), t);
             if let Some(code) = t.idx_code() {
                 assert_eq!(ElementType::from_idx_code(code), Some(t));
             }
         }
         assert_eq!(ElementType::ALL.iter().filter(|t| t.idx_code().is_some()).count(), 6);
         assert_eq!(ElementType::from_idx_code(0x0A), None);
-        assert_eq!((ElementType::F64.size(), ElementType::U16.size()), (8, 2));
     }
 
     #[test]
-    fn byte_order_and_float_conversion() {
-        assert_eq!(0x0102i16.to_be().be_to_native(), 0x0102);
-        let mut out = [0u8; 4];
-        1.5f32.write_be(&mut out);
-        assert_eq!(out, 1.5f32.to_be_bytes());
+    fn float_conversion() {
         for x in 0..=255u8 {
             assert_eq!(x.to_f32(), x as f32 / 255.0, "{x}");
         }
         assert_eq!((-3i64).to_f32(), -3.0);
+    }
+
+    #[test]
+    #[cfg(target_endian = "little")]
+    fn moves_and_swaps_items() {
+        let mut buf = vec![9, 9, 9, 9, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08];
+        move_swapped(&mut buf, 4, 8, 4);
+        assert_eq!(&buf[..8], &[4, 3, 2, 1, 8, 7, 6, 5]);
+        let mut buf = vec![0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
+        move_swapped(&mut buf, 4, 16, 8);
+        assert_eq!(&buf[..16], &[8, 7, 6, 5, 4, 3, 2, 1, 16, 15, 14, 13, 12, 11, 10, 9]);
+        let mut b = vec![1, 2, 3, 4];
+        swap_in_place(&mut b, 2);
+        assert_eq!(b, [2, 1, 4, 3]);
+        let mut b = vec![7, 1, 2, 3];
+        move_swapped(&mut b, 1, 3, 1);
+        assert_eq!(&b[..3], &[1, 2, 3]);
     }
 }

@@ -149,6 +149,15 @@ pub fn check_len(header: &Header, found: usize) -> Result<(), Error> {
     Ok(())
 }
 
+/// The most stored bytes any gzip or xz of the content `header` declares needs: deflate and
+/// LZMA2 store incompressible data with a few bytes of overhead per 64 KiB (1/8 more is far
+/// more than enough), and 1 MiB is left for member and stream headers. What a download of a
+/// file whose stored size is unknown may send.
+pub fn max_compressed_len(header: &Header) -> usize {
+    let total = header.total_len();
+    total.saturating_add(total / 8).saturating_add(1 << 20)
+}
+
 /// Refuses a payload over the caller's limit, before anything is allocated for it.
 pub fn check_max(header: &Header, max_bytes: Option<usize>) -> Result<(), Error> {
     match max_bytes {
@@ -215,5 +224,6 @@ mod tests {
         assert!(check_len(&h, 15).unwrap_err().to_string().contains("found 15"));
         assert!(check_max(&h, Some(5)).is_err());
         assert!(check_max(&h, Some(6)).is_ok());
+        assert_eq!(max_compressed_len(&h), 14 + 1 + (1 << 20));
     }
 }

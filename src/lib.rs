@@ -1,9 +1,10 @@
 //! fmnist: fast, verified IDX (MNIST-format) reading and writing.
 //!
-//! The engine is plain Rust: [`element`] is everything that differs between element types,
-//! [`idx`] parses headers, [`gzip`] walks and inflates members, [`digest`] hashes, [`reader`]
-//! and [`writer`] put them together, [`batches`] feeds training loops, `mapping` maps files
-//! copy-on-write (Unix). Only `python.rs` (feature `python`) knows about pyo3 and numpy.
+//! The engine is plain Rust: [`element`] is the table of element types, [`idx`] every IDX fact
+//! (header encode/decode, sizes, limits), [`gzip`] and [`xz`] the codecs, [`digest`] hashes,
+//! [`reader`] is the one read call (sources in, outcomes out), [`writer`] encodes, [`batches`]
+//! feeds training loops, `mapping` maps files copy-on-write (Unix). Only `python/` (feature
+//! `python`) knows about pyo3 and numpy.
 
 use std::fmt;
 
@@ -14,7 +15,6 @@ pub mod gzip;
 pub mod idx;
 #[cfg(unix)]
 pub mod mapping;
-pub mod payload;
 pub mod reader;
 pub mod writer;
 pub mod xz;
@@ -27,14 +27,16 @@ mod python;
 pub enum Error {
     /// The operating system's error, kept as it is (its kind picks the OSError subclass).
     Io(std::io::Error),
-    /// Not IDX, or malformed IDX: magic, type code, sizes, length, limits.
+    /// Not IDX, or malformed IDX: magic, type code, sizes, length.
     Format(String),
+    /// A payload over the caller's `max_bytes` (an IdxFormatError too), judged from the header alone.
+    Limit(String),
     /// Corrupt or truncated gzip, CRC32 or ISIZE mismatch.
     Gzip(String),
     /// Corrupt or truncated xz: a bad stream, index or integrity check.
     Xz(String),
     /// A digest did not match.
-    Checksum(String),
+    Checksum(Box<reader::Mismatch>),
     /// A bad argument (not bad data): a malformed expected digest, an impossible option.
     Usage(String),
     /// The allocator refused the memory a valid file needs.
@@ -45,12 +47,10 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Io(e) => write!(f, "{e}"),
-            Error::Format(m)
-            | Error::Gzip(m)
-            | Error::Xz(m)
-            | Error::Checksum(m)
-            | Error::Usage(m)
-            | Error::Memory(m) => f.write_str(m),
+            Error::Checksum(m) => write!(f, "{m}"),
+            Error::Format(m) | Error::Gzip(m) | Error::Xz(m) | Error::Limit(m) | Error::Usage(m) | Error::Memory(m) => {
+                f.write_str(m)
+            }
         }
     }
 }

@@ -1,9 +1,23 @@
-//! Reading IDX: a path or bytes in, a typed buffer holding exactly the payload out.
+//! The one read call: sources in, outcomes out.
 //!
-//! The output is allocated once, at its final size, as a `Payload` (see `payload.rs`): the
-//! content (IDX header + payload) is inflated or read straight into it, the header into the
-//! prefix reserved before the payload. Multi-byte elements are then byteswapped in place, and
-//! numpy takes the payload over as the array's own memory: it is never copied after inflation.
+//! A `Request` names a source (a path or bytes), what to make of it (`Mode`: an IDX array, only
+//! digests, or the stored bytes themselves), the digests it is expected to have and those only
+//! to report, and limits. Its `Outcome` says what was read and how (the codec, the IDX header),
+//! every digest computed over those very bytes, and a `Verdict` on each expected digest. With
+//! `strict`, the first mismatch is the error instead (`Error::Checksum`).
+//!
+//! Reading is split in two so that a caller can allocate the output in between (the binding
+//! lets numpy allocate every array, with the GIL, and fills it without): `open` reads what the
+//! header needs and judges it, before anything is allocated for the payload; `finish` decodes
+//! into the caller's buffer of `Opened::output_len` bytes, hashes and judges. `open_many` and
+//! `finish_many` do the same for many sources at once, largest first, on every core, hashing
+//! the stored bytes of each source on one core while another inflates it.
+//!
+//! One judgement for every way in: a path and the same bytes give the same result, because a
+//! compressed file is read whole before its header is judged (by the same function as bytes),
+//! and an uncompressed one is judged by the same checks in the same order. When several things
+//! are wrong, the error is the reference's (`fmnist.reference`): a stored digest that does not
+//! match, then a corrupt stream, then a content digest, then malformed IDX (`settle`).
 
 use std::borrow::Cow;
 use std::fs::File;
@@ -13,11 +27,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::thread;
 
-use crate::digest::{self, Algo};
-use crate::element::{Element, IntoTyped, Typed};
+use crate::digest::{self, Algo, Hasher};
+use crate::element;
 use crate::gzip::{self, Fit};
 use crate::idx::{self, Header};
-use crate::payload::{Payload, Payloads};
 use crate::xz;
 use crate::Error;
 
@@ -26,6 +39,47 @@ use crate::Error;
 pub enum Source<'a> {
     Path(&'a Path),
     Bytes(&'a [u8]),
+}
+
+/// How a source is stored, told by its magic bytes (never by a file name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Codec {
+    Raw,
+    Gzip,
+    Xz,
+}
+
+impl Codec {
+    pub fn of(data: &[u8]) -> Codec {
+        if gzip::is_gzip(data) {
+            Codec::Gzip
+        } else if xz::is_xz(data) {
+            Codec::Xz
+        } else {
+            Codec::Raw
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::Raw => "raw",
+            Codec::Gzip => "gzip",
+            Codec::Xz => "xz",
+        }
+    }
+
+    pub fn is_compressed(self) -> bool {
+        self != Codec::Raw
+    }
+
+    /// The whole stream checked, content discarded: which error a corrupt stream gives.
+    fn check_stream(self, data: &[u8]) -> Result<(), Error> {
+        match self {
+            Codec::Raw => Ok(()),
+            Codec::Gzip => gzip::check_stream(data),
+            Codec::Xz => xz::check_stream(data, xz_limit(data)?),
+        }
+    }
 }
 
 /// What was hashed.
@@ -38,47 +92,29 @@ pub enum Covers {
 }
 
 impl Covers {
-    fn describe(self, codec: Option<Codec>) -> &'static str {
+    pub fn name(self) -> &'static str {
+        match self {
+            Covers::Stored => "stored",
+            Covers::Content => "content",
+        }
+    }
+
+    fn describe(self, codec: Codec) -> &'static str {
         match (self, codec) {
-            (Covers::Stored, Some(Codec::Gzip)) => "the stored (gzip-compressed) bytes",
-            (Covers::Stored, Some(Codec::Xz)) => "the stored (xz-compressed) bytes",
-            (Covers::Content, Some(_)) => "the decompressed IDX content",
-            (_, None) => "the file's bytes (stored uncompressed, so stored = content)",
+            (Covers::Stored, Codec::Gzip) => "the stored (gzip-compressed) bytes",
+            (Covers::Stored, Codec::Xz) => "the stored (xz-compressed) bytes",
+            (Covers::Content, Codec::Gzip | Codec::Xz) => "the decompressed IDX content",
+            (_, Codec::Raw) => "the file's bytes (uncompressed: stored = content)",
         }
     }
-}
 
-/// How a source is compressed, told by its magic bytes (never by a file name).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Codec {
-    Gzip,
-    Xz,
-}
-
-impl Codec {
-    pub fn of(data: &[u8]) -> Option<Codec> {
-        if gzip::is_gzip(data) {
-            Some(Codec::Gzip)
-        } else if xz::is_xz(data) {
-            Some(Codec::Xz)
+    /// What a digest of this kind covers in a source of `codec`: in an uncompressed source the
+    /// stored bytes are the content.
+    fn of(self, codec: Codec) -> Covers {
+        if codec.is_compressed() {
+            self
         } else {
-            None
-        }
-    }
-
-    /// The first `n` bytes of the content (fewer if it is shorter).
-    fn read_prefix(self, data: &[u8], n: usize) -> Result<Vec<u8>, Error> {
-        match self {
-            Codec::Gzip => gzip::read_prefix(data, n),
-            Codec::Xz => xz::read_prefix(data, n),
-        }
-    }
-
-    /// The whole of `data` checked, content discarded: which error a corrupt stream gives.
-    fn check_stream(self, data: &[u8]) -> Result<(), Error> {
-        match self {
-            Codec::Gzip => gzip::check_stream(data),
-            Codec::Xz => xz::check_stream(data),
+            Covers::Stored
         }
     }
 }
@@ -121,282 +157,359 @@ impl std::str::FromStr for DigestKind {
     }
 }
 
-/// One digest to compute, and (when given) the value it must have.
-#[derive(Clone, Debug)]
-pub struct Want {
-    pub algo: Algo,
-    pub covers: Covers,
-    /// Expected value, lowercase hex; None: compute and report it only.
-    pub hex: Option<String>,
+/// A digest a source is expected to have, and (for messages) whose value it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expected {
+    pub kind: DigestKind,
+    /// Lowercase hex.
+    pub hex: String,
+    /// Where the value comes from ("the registry", "the verified copy at ..."), if not the caller.
+    pub from: Option<String>,
+}
+
+impl Expected {
+    /// An expected digest as a user gave it, its form checked (hex of the algorithm's length).
+    pub fn new(kind: DigestKind, given: &str, from: Option<String>) -> Result<Expected, Error> {
+        Ok(Expected { kind, hex: digest::parse_expected(kind.algo, given)?, from })
+    }
 }
 
 /// A digest as computed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Digest {
-    pub algo: Algo,
-    pub covers: Covers,
+    pub kind: DigestKind,
     pub hex: String,
 }
 
-impl Digest {
-    pub fn kind(&self) -> DigestKind {
-        DigestKind { algo: self.algo, covers: self.covers }
+/// The judgement on one expected digest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub expected: Expected,
+    pub actual: String,
+    pub codec: Codec,
+}
+
+impl Verdict {
+    pub fn matched(&self) -> bool {
+        self.expected.hex == self.actual
+    }
+
+    /// "MD5 of the stored (gzip-compressed) bytes matches the registry's value", or the mismatch.
+    pub fn message(&self) -> String {
+        let what = self.expected.kind.covers.of(self.codec).describe(self.codec);
+        let whose = self.expected.from.as_deref().unwrap_or("the expected value");
+        if self.matched() {
+            format!("{} of {what} matches {whose}", self.expected.kind.algo.name())
+        } else {
+            self.mismatch().to_string()
+        }
+    }
+
+    fn mismatch(&self) -> Mismatch {
+        Mismatch {
+            kind: self.expected.kind,
+            codec: self.codec,
+            expected: self.expected.hex.clone(),
+            actual: self.actual.clone(),
+            from: self.expected.from.clone(),
+        }
     }
 }
 
-/// What the caller requires of the source.
-#[derive(Clone, Debug, Default)]
-pub struct Expect {
-    pub digests: Vec<Want>,
+/// A digest that did not match: `Error::Checksum`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mismatch {
+    pub kind: DigestKind,
+    pub codec: Codec,
+    pub expected: String,
+    pub actual: String,
+    pub from: Option<String>,
+}
+
+impl Mismatch {
+    /// What the digest covered: stored (for an uncompressed source, always) or content.
+    pub fn covers(&self) -> Covers {
+        self.kind.covers.of(self.codec)
+    }
+}
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let whose = self.from.as_deref().map(|w| format!(" ({w})")).unwrap_or_default();
+        write!(
+            f,
+            "{} mismatch over {}: expected {}{whose}, found {}",
+            self.kind.algo.name(),
+            self.covers().describe(self.codec),
+            self.expected,
+            self.actual
+        )
+    }
+}
+
+/// What to make of a source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Decode the IDX payload into the caller's buffer.
+    Array,
+    /// Only the digests: the stored bytes hashed as they are read, the content as it streams out
+    /// of the decoder; nothing decoded is kept.
+    Digests,
+    /// The stored bytes themselves, returned with their digests (an archive to open next: what
+    /// was hashed is what is parsed).
+    Stored,
+}
+
+/// One source to read, and what is required of it.
+#[derive(Clone, Debug)]
+pub struct Request<'a> {
+    pub source: Source<'a>,
+    pub mode: Mode,
+    pub expected: Vec<Expected>,
+    /// Digests to compute and report without a check.
+    pub report: Vec<DigestKind>,
+    /// A mismatch is the error (else it is a verdict in the outcome).
+    pub strict: bool,
     /// Refuse a payload larger than this before allocating it.
     pub max_bytes: Option<usize>,
     /// Refuse more dimensions than this (numpy's limit), before allocating.
-    pub max_ndim: Option<usize>,
+    pub max_ndim: usize,
 }
 
-impl Expect {
-    /// Adds an expected digest given by a user, validating its form.
-    pub fn want(&mut self, kind: DigestKind, given: Option<&str>) -> Result<(), Error> {
-        if let Some(given) = given {
-            let hex = digest::parse_expected(kind.algo, given)?;
-            self.digests.push(Want { algo: kind.algo, covers: kind.covers, hex: Some(hex) });
+impl<'a> Request<'a> {
+    pub fn new(source: Source<'a>, mode: Mode) -> Request<'a> {
+        Request { source, mode, expected: Vec::new(), report: Vec::new(), strict: true, max_bytes: None, max_ndim: 64 }
+    }
+
+    /// Every kind to compute: the expected ones and the reported ones, each once.
+    fn kinds(&self) -> Vec<DigestKind> {
+        let mut kinds: Vec<DigestKind> = Vec::new();
+        for k in self.expected.iter().map(|e| e.kind).chain(self.report.iter().copied()) {
+            if !kinds.contains(&k) {
+                kinds.push(k);
+            }
         }
-        Ok(())
+        kinds
     }
 
-    /// Asks for a digest to be computed and returned in `Idx::digests`, without a check.
-    pub fn report(&mut self, kind: DigestKind) {
-        self.digests.push(Want { algo: kind.algo, covers: kind.covers, hex: None });
-    }
-}
-
-/// Big-endian (as stored) to native byte order, in place.
-fn from_be_in_place<T: Element>(xs: &mut [T]) {
-    if std::mem::size_of::<T>() > 1 && cfg!(target_endian = "little") {
-        for x in xs {
-            *x = x.be_to_native();
-        }
+    /// The kinds computed over the stored bytes, and those over the content, for `codec` (an
+    /// uncompressed source has one set of bytes: everything is computed over them).
+    fn split_kinds(&self, codec: Codec) -> (Vec<DigestKind>, Vec<DigestKind>) {
+        self.kinds().into_iter().partition(|k| k.covers.of(codec) == Covers::Stored)
     }
 }
 
-/// A decoded IDX file.
+/// What reading a source gave.
 #[derive(Debug)]
-pub struct Idx {
-    pub header: Header,
-    pub data: Data,
-    /// Every digest that was asked for (checked or only reported).
+pub struct Outcome {
+    pub codec: Codec,
+    /// The IDX header (`Mode::Array` only).
+    pub header: Option<Header>,
+    /// Every digest asked for (expected or reported), in the order first asked.
     pub digests: Vec<Digest>,
-    /// Whether the source was compressed (gzip or xz).
-    pub compressed: bool,
+    /// One per expected digest, in order.
+    pub verdicts: Vec<Verdict>,
+    /// The stored bytes (`Mode::Stored` only).
+    pub stored: Option<Vec<u8>>,
 }
 
-/// A decoded payload, in the element type its header names.
-pub type Data = Typed<Payloads>;
-
-impl Data {
-    /// The payload's bytes, in native byte order, whatever the element type.
-    pub fn as_bytes(&self) -> &[u8] {
-        crate::each_typed!(self, p => p.as_bytes())
-    }
+/// A source after `open`: its header judged, nothing allocated for its payload yet.
+pub struct Opened<'a> {
+    req: &'a Request<'a>,
+    body: Body<'a>,
 }
 
-/// The output while it is being filled: the raw IDX content (header + big-endian payload), the
-/// header in the prefix right before the payload.
-struct Buffer<T> {
-    payload: Payload<T>,
-    header_len: usize,
+enum Body<'a> {
+    /// An uncompressed regular file: its header read, the payload still in the file.
+    RawFile { file: File, prefix: Vec<u8>, header: Header },
+    /// Bytes in memory (given, or a file read whole): the header judged when an array is wanted.
+    Bytes { data: Cow<'a, [u8]>, codec: Codec, header: Option<Header> },
+    /// `Mode::Digests`: everything happens as the bytes stream past, in `finish`.
+    Stream,
 }
 
-impl<T: Element> Buffer<T> {
-    fn new(header: &Header) -> Result<Buffer<T>, Error> {
-        let mut payload = Payload::zeroed(header.count)
-            .ok_or_else(|| Error::Memory(format!("cannot allocate {} bytes for {header}", header.payload_len)))?;
-        advise_huge_pages(payload.as_mut_slice());
-        Ok(Buffer { payload, header_len: header.header_len() })
-    }
-
-    /// The raw content bytes (header + payload as stored).
-    fn content_mut(&mut self) -> &mut [u8] {
-        self.payload.bytes_with_prefix_mut(self.header_len)
-    }
-
-    fn finish(mut self) -> Payload<T> {
-        from_be_in_place(self.payload.as_mut_slice());
-        self.payload
-    }
-}
-
-/// Asks Linux to back a large, not yet touched buffer with transparent huge pages: inflating
-/// into 4 KiB pages costs one page fault per 4 KiB, a sizeable share of the whole read.
-/// Elsewhere it does nothing.
-fn advise_huge_pages<T>(vec: &mut [T]) {
-    #[cfg(not(target_os = "linux"))]
-    let _ = vec;
-    #[cfg(target_os = "linux")]
-    {
-        const HUGE: usize = 2 << 20;
-        let bytes = std::mem::size_of_val(vec);
-        if bytes < 2 * HUGE {
-            return;
+impl Opened<'_> {
+    pub fn header(&self) -> Option<&Header> {
+        match &self.body {
+            Body::RawFile { header, .. } => Some(header),
+            Body::Bytes { header, .. } => header.as_ref(),
+            Body::Stream => None,
         }
-        let start = vec.as_mut_ptr() as usize;
-        let aligned = (start + HUGE - 1) & !(HUGE - 1);
-        let end = (start + bytes) & !(HUGE - 1);
-        if end > aligned {
-            // SAFETY: the range lies inside the Vec's own allocation; MADV_HUGEPAGE only changes
-            // how the kernel backs it, never its contents. A failure (THP off) is harmless.
-            unsafe { libc::madvise(aligned as *mut libc::c_void, end - aligned, libc::MADV_HUGEPAGE) };
+    }
+
+    /// The bytes of output buffer `finish` needs: the payload, or for gzip the whole content
+    /// (libdeflate inflates one contiguous stream; the payload is then moved to the start of the
+    /// buffer in the pass that swaps its byte order). 0 when no array is wanted.
+    pub fn output_len(&self) -> usize {
+        match &self.body {
+            Body::Bytes { codec: Codec::Gzip, header: Some(h), .. } => h.total_len(),
+            _ => self.header().map_or(0, |h| h.payload_len),
+        }
+    }
+
+    fn codec(&self) -> Codec {
+        match &self.body {
+            Body::RawFile { .. } => Codec::Raw,
+            Body::Bytes { codec, .. } => *codec,
+            Body::Stream => Codec::Raw,
+        }
+    }
+
+    fn stored_bytes(&self) -> Option<&[u8]> {
+        match &self.body {
+            Body::Bytes { data, .. } => Some(data),
+            _ => None,
         }
     }
 }
 
-/// Runs `$body` (which gives a `Payload<$T>`) with `$T` bound to the element type of `$dtype`,
-/// wrapping the result in `Data`.
-macro_rules! with_elem {
-    ($dtype:expr, $T:ident => $body:expr) => {
-        crate::with_element!($dtype, $T => <$T as IntoTyped<Payloads>>::typed($body))
+/// Reads what the header needs and judges it (see the module's comment). A compressed file is
+/// read whole (libdeflate is one-shot); an uncompressed one only up to the end of its header.
+pub fn open<'a>(req: &'a Request<'a>) -> Result<Opened<'a>, Error> {
+    open_body(req).map(|body| Opened { req, body }).map_err(|e| settle(req, None, e))
+}
+
+fn open_body<'a>(req: &'a Request<'a>) -> Result<Body<'a>, Error> {
+    let data = match (req.source, req.mode) {
+        (_, Mode::Digests) => return Ok(Body::Stream),
+        (Source::Bytes(data), _) => Cow::Borrowed(data),
+        (Source::Path(path), mode) => {
+            let mut file = File::open(path)?;
+            let meta = file.metadata()?;
+            // A regular file's length is known; a pipe's, a FIFO's or a terminal's is not.
+            let known = meta.is_file().then_some(meta.len() as usize);
+            let mut prefix = Vec::with_capacity(xz::MAGIC.len());
+            (&mut file).take(2).read_to_end(&mut prefix)?;
+            if prefix == xz::MAGIC[..2] {
+                (&mut file).take(xz::MAGIC.len() as u64 - 2).read_to_end(&mut prefix)?;
+            }
+            if let (Codec::Raw, Mode::Array, Some(len)) = (Codec::of(&prefix), mode, known) {
+                (&mut file).take(4u64.saturating_sub(prefix.len() as u64)).read_to_end(&mut prefix)?;
+                let want = idx::needed(&prefix);
+                (&mut file).take(want.saturating_sub(prefix.len()) as u64).read_to_end(&mut prefix)?;
+                let header = raw_header(&prefix, len, req)?;
+                return Ok(Body::RawFile { file, prefix, header });
+            }
+            let mut data = Vec::new();
+            let reserve = known.unwrap_or(0).max(prefix.len());
+            data.try_reserve_exact(reserve)
+                .map_err(|_| Error::Memory(format!("cannot allocate {reserve} bytes to read the file")))?;
+            data.extend_from_slice(&prefix);
+            read_judging(&mut file, &mut data, known, req)?;
+            Cow::Owned(data)
+        }
     };
-}
-
-/// Checks everything the header alone can tell, before any allocation for the payload.
-fn check_header(header: &Header, expect: &Expect) -> Result<(), Error> {
-    check_ndim(header, expect)?;
-    idx::check_max(header, expect.max_bytes)
-}
-
-fn check_ndim(header: &Header, expect: &Expect) -> Result<(), Error> {
-    match expect.max_ndim {
-        Some(max) if header.dims.len() > max => Err(Error::Format(format!(
-            "IDX header declares {} dimensions; numpy holds at most {max}",
-            header.dims.len()
-        ))),
-        _ => Ok(()),
-    }
-}
-
-/// Hashes `data` with every algorithm `wants` names (the two in parallel when both are asked for),
-/// compares with the expected values given, and returns what it computed.
-fn verify(data: &[u8], wants: &[&Want], codec: Option<Codec>) -> Result<Vec<Digest>, Error> {
-    let need = |a: Algo| wants.iter().any(|w| w.algo == a);
-    let (md5, sha) = thread::scope(|s| {
-        let sha = need(Algo::Sha256).then(|| s.spawn(|| digest::hex(Algo::Sha256, data)));
-        let md5 = need(Algo::Md5).then(|| digest::hex(Algo::Md5, data));
-        (md5, sha.map(|h| h.join().expect("hashing does not panic")))
-    });
-    let mut computed = Vec::with_capacity(wants.len());
-    for w in wants {
-        let actual = match w.algo {
-            Algo::Md5 => md5.as_deref(),
-            Algo::Sha256 => sha.as_deref(),
-        }
-        .expect("computed above");
-        if let Some(expected) = w.hex.as_deref().filter(|&e| e != actual) {
-            return Err(Error::Checksum(format!(
-                "{} mismatch over {}: expected {expected}, found {actual}",
-                w.algo.name(),
-                w.covers.describe(codec),
-            )));
-        }
-        computed.push(Digest { algo: w.algo, covers: w.covers, hex: actual.to_owned() });
-    }
-    Ok(computed)
-}
-
-/// A source after its first stage: the stored bytes of a compressed or in-memory source, or an
-/// uncompressed file already read (and verified) straight into its output.
-enum Loaded<'a> {
-    Bytes(Cow<'a, [u8]>),
-    Done(Result<Idx, Error>),
-}
-
-fn load<'a>(source: Source<'a>, expect: &Expect) -> Result<Loaded<'a>, Error> {
-    let path = match source {
-        Source::Bytes(data) => return Ok(Loaded::Bytes(Cow::Borrowed(data))),
-        Source::Path(path) => path,
+    let codec = Codec::of(&data);
+    let header = match req.mode {
+        Mode::Array => Some(judge_header(codec, &data, req)?),
+        _ => None,
     };
-    let mut file = File::open(path)?;
-    let meta = file.metadata()?;
-    // A regular file's length is known; a pipe's, a FIFO's or a terminal's is not.
-    let known = meta.is_file().then_some(meta.len() as usize);
-    let mut magic = Vec::with_capacity(xz::MAGIC.len());
-    (&mut file).take(2).read_to_end(&mut magic)?;
-    if magic == xz::MAGIC[..2] {
-        (&mut file).take(xz::MAGIC.len() as u64 - 2).read_to_end(&mut magic)?;
-    }
-    let Some(codec) = Codec::of(&magic) else {
-        return Ok(Loaded::Done(read_raw_file(file, magic, known, expect)));
-    };
-    // The compressed bytes are needed whole (libdeflate is one-shot), but only once the IDX
-    // header, streamed out of the first block, says the file is worth reading: a corrupt stream,
-    // a payload over `max_bytes`, or a file far larger or smaller than any gzip of the content
-    // the header declares is refused after reading at most FIRST_BLOCK bytes.
-    let mut data = Vec::new();
-    let reserve = known.unwrap_or(FIRST_BLOCK).max(magic.len());
-    data.try_reserve_exact(reserve)
-        .map_err(|_| Error::Memory(format!("cannot allocate {reserve} bytes to read the compressed file")))?;
-    advise_huge_pages(data.spare_capacity_mut());
-    data.extend_from_slice(&magic);
-    (&mut file).take((FIRST_BLOCK - magic.len()) as u64).read_to_end(&mut data)?;
-    if data.len() < FIRST_BLOCK {
-        return Ok(Loaded::Bytes(Cow::Owned(data))); // all of it
-    }
-    let header = compressed_header(codec, &data, expect)?;
-    match known {
-        Some(len) => {
-            check_compressed_len(codec, &header, len)?;
-            file.read_to_end(&mut data)?;
-        }
-        None => {
-            // From a pipe: read no more than any compression of the declared content can need.
-            let most = gzip_len_limit(&header);
-            (&mut file).take((most + 1 - data.len()) as u64).read_to_end(&mut data)?;
-            check_compressed_len(codec, &header, data.len())?;
-        }
-    }
-    Ok(Loaded::Bytes(Cow::Owned(data)))
+    Ok(Body::Bytes { data, codec, header })
 }
 
-/// How much of a compressed file is read before its IDX header is judged.
-const FIRST_BLOCK: usize = 1 << 20;
+/// Reads the rest of a compressed file into `data`. A gzip file is read in growing steps until
+/// its IDX header is out (however far into the stream: empty members and long header fields
+/// come first in some files); once it is, the header's limits and the length it justifies are
+/// judged against the file's length before the rest is read. These are the checks
+/// `judge_header` makes of the whole bytes, made early, so the result is the same.
+fn read_judging(file: &mut File, data: &mut Vec<u8>, known: Option<usize>, req: &Request<'_>) -> Result<(), Error> {
+    let mut step = 1usize << 20;
+    loop {
+        let before = data.len();
+        file.take(step as u64).read_to_end(data)?;
+        if data.len() < before + step {
+            return Ok(()); // the end: judged whole by `judge_header`
+        }
+        if Codec::of(data) == Codec::Gzip {
+            let prefix = gzip::read_prefix(data, idx::header_len(255)).unwrap_or_default();
+            if prefix.len() >= 4 && prefix.len() >= idx::needed(&prefix) {
+                if let Ok(header) = idx::parse(&prefix) {
+                    check_limits(&header, req)?;
+                    if let Some(len) = known {
+                        check_gzip_trailing(&header, len)?;
+                    }
+                    return Ok(file.read_to_end(data).map(drop)?);
+                }
+            }
+        }
+        step = step.saturating_mul(2);
+    }
+}
 
-/// The IDX header at the start of the content of compressed `data` (the whole file, or its
-/// first block), checked against `expect`.
-fn compressed_header(codec: Codec, data: &[u8], expect: &Expect) -> Result<Header, Error> {
-    let prefix = codec.read_prefix(data, idx::header_len(255))?;
-    let header = idx::parse(&prefix)?;
-    check_header(&header, expect)?;
+/// The most stored bytes a gzip of `header`'s content can need: 1/8 more than the content (deflate
+/// stores incompressible data with 5 bytes per 64 KiB) and 64 MiB of member headers, header
+/// fields, empty members and zero padding. A longer file is refused (a sparse file of zeros
+/// after a small member would otherwise be read to its end).
+fn check_gzip_trailing(header: &Header, len: usize) -> Result<(), Error> {
+    let total = header.total_len();
+    let most = total.saturating_add(total / 8).saturating_add(64 << 20);
+    if len > most {
+        return Err(Error::Gzip(format!(
+            "the file has {len} bytes, more than any gzip of the {total} bytes of content its IDX header \
+             declares ({header}) needs (at most {most}): trailing data after the IDX content"
+        )));
+    }
+    Ok(())
+}
+
+/// The header of an uncompressed source of `len` bytes starting with `prefix`, checked.
+fn raw_header(prefix: &[u8], len: usize, req: &Request<'_>) -> Result<Header, Error> {
+    let header = idx::parse(prefix)?;
+    check_limits(&header, req)?;
+    idx::check_len(&header, len)?;
     Ok(header)
 }
 
-/// The most bytes a gzip or xz of the content `header` declares can need (see `check_gzip_len`;
-/// xz stores incompressible data in chunks with a few bytes of overhead per 64 KiB, as deflate).
-fn gzip_len_limit(header: &Header) -> usize {
-    let total = header.total_len();
-    total.saturating_add(total / 8).saturating_add(FIRST_BLOCK)
-}
-
-/// A gzip file of `len` bytes can hold the content `header` declares: deflate expands at most
-/// 1032:1, and stores incompressible data with 5 bytes per 64 KiB block; beyond that, 1 MiB of
-/// member headers, empty members and zero padding is allowed.
-/// For xz only the upper bound applies (LZMA2 can pack far more than 1032:1); its exact size
-/// comes from the streams' indexes once the file is read (`decompress`).
-fn check_compressed_len(codec: Codec, header: &Header, len: usize) -> Result<(), Error> {
+/// The IDX header of `data` (whole), checked against the request and against what the stored
+/// bytes can hold, before anything is allocated for the payload.
+fn judge_header(codec: Codec, data: &[u8], req: &Request<'_>) -> Result<Header, Error> {
     match codec {
-        Codec::Gzip => check_gzip_len(header, len),
+        Codec::Raw => raw_header(data, data.len(), req),
+        Codec::Gzip => {
+            let header = idx::parse(&gzip::read_prefix(data, idx::header_len(255))?)?;
+            check_limits(&header, req)?;
+            check_gzip_len(&header, data.len())?;
+            check_gzip_trailing(&header, data.len())?;
+            Ok(header)
+        }
         Codec::Xz => {
-            let most = gzip_len_limit(header);
-            if len > most {
-                return Err(Error::Xz(format!(
-                    "the file has {len} bytes, more than any xz of the {} bytes of content its IDX header \
-                     declares ({header}) needs (at most {most}): trailing data after the IDX content",
+            let limit = xz_limit(data)?;
+            let header = idx::parse(&xz::read_prefix(data, idx::header_len(255), limit)?)?;
+            check_limits(&header, req)?;
+            let recorded = xz::uncompressed_size(data)?;
+            if recorded != header.total_len() as u64 {
+                return Err(Error::Format(format!(
+                    "IDX length mismatch: header declares {header} = {} bytes in all; the xz streams hold {recorded}",
                     header.total_len()
                 )));
             }
-            Ok(())
+            Ok(header)
         }
     }
 }
 
+/// The decoder memory limit for xz `data`, from the content size its indexes record, once that
+/// size is one the compressed bytes can hold.
+fn xz_limit(data: &[u8]) -> Result<u64, Error> {
+    let claimed = xz::uncompressed_size(data)?;
+    xz::check_claim(claimed, data.len())?;
+    Ok(xz::memlimit(claimed))
+}
+
+/// Everything the header alone can tell against the request: numpy's dimension limit, max_bytes.
+fn check_limits(header: &Header, req: &Request<'_>) -> Result<(), Error> {
+    if header.dims.len() > req.max_ndim {
+        return Err(Error::Format(format!(
+            "IDX header declares {} dimensions; numpy holds at most {}",
+            header.dims.len(),
+            req.max_ndim
+        )));
+    }
+    idx::check_max(header, req.max_bytes).map_err(|e| Error::Limit(e.to_string()))
+}
+
+/// deflate expands at most 1032:1: a header declaring more content than the file can hold is
+/// corrupt, or the file truncated; refused before allocating for it.
 fn check_gzip_len(header: &Header, len: usize) -> Result<(), Error> {
     let total = header.total_len();
     let limit = len.saturating_mul(gzip::MAX_RATIO);
@@ -407,46 +520,227 @@ fn check_gzip_len(header: &Header, len: usize) -> Result<(), Error> {
             gzip::MAX_RATIO
         )));
     }
-    let most = gzip_len_limit(header);
-    if len > most {
-        return Err(Error::Gzip(format!(
-            "the file has {len} bytes, more than any gzip of the {total} bytes of content its IDX header \
-             declares ({header}) needs (at most {most}): trailing data after the IDX content"
-        )));
-    }
     Ok(())
 }
 
-/// An uncompressed file: the header first, then the payload read straight into the output.
-/// `len` is None for a pipe or FIFO: then the payload the header declares is read, and the file
-/// must end right after it.
-fn read_raw_file(mut file: File, mut prefix: Vec<u8>, len: Option<usize>, expect: &Expect) -> Result<Idx, Error> {
-    (&mut file).take(4u64.saturating_sub(prefix.len() as u64)).read_to_end(&mut prefix)?;
-    let want = idx::needed(&prefix);
-    (&mut file).take(want.saturating_sub(prefix.len()) as u64).read_to_end(&mut prefix)?;
-    let header = idx::parse(&prefix)?;
-    check_header(&header, expect)?;
-    if let Some(len) = len {
-        idx::check_len(&header, len)?;
+/// Decodes an opened source into `out` (`output_len` bytes; None when no array is wanted),
+/// hashes, judges, and returns the outcome. After it, the payload fills `out[..payload_len]`
+/// in native byte order.
+pub fn finish(opened: Opened<'_>, out: Option<&mut [u8]>) -> Result<Outcome, Error> {
+    let stored = stored_digests(&opened);
+    let decoded = decode(&opened, out);
+    conclude(opened, stored, decoded)
+}
+
+/// The digests of the stored bytes of a source held in memory (the rest come from `decode`).
+fn stored_digests(op: &Opened<'_>) -> Vec<Digest> {
+    match op.stored_bytes() {
+        Some(data) => hash(&[data], &op.req.split_kinds(op.codec()).0),
+        None => Vec::new(),
     }
-    let hlen = header.header_len();
-    let digests;
-    let data = with_elem!(header.dtype, T => {
-        let mut buf = Buffer::<T>::new(&header)?;
-        let content = buf.content_mut();
-        content[..hlen].copy_from_slice(&prefix);
-        let got = read_fully(&mut file, &mut content[hlen..])?;
-        let mut extra = [0u8; 1];
-        let more = file.read(&mut extra)?;
-        if got + hlen != header.total_len() || more != 0 {
-            // The file changed size between the length check and the read.
-            idx::check_len(&header, got + hlen + more)?;
+}
+
+/// Decodes (for `Mode::Array`) or streams (for `Mode::Digests`), returning the digests computed
+/// on the way: over the content, or over everything for an uncompressed file read here.
+fn decode(op: &Opened<'_>, out: Option<&mut [u8]>) -> Result<(Vec<Digest>, Codec), Error> {
+    match &op.body {
+        Body::Stream => digests_only(op.req.source, &op.req.kinds()),
+        _ => decode_into(op, out).map(|d| (d, op.codec())),
+    }
+}
+
+fn decode_into(op: &Opened<'_>, out: Option<&mut [u8]>) -> Result<Vec<Digest>, Error> {
+    let (_, content_kinds) = op.req.split_kinds(op.codec());
+    match (&op.body, out) {
+        (Body::Stream, _) => unreachable!("streamed by `decode`"),
+        (Body::Bytes { header: None, .. }, _) => Ok(Vec::new()),
+        (Body::RawFile { file, prefix, header }, Some(out)) => {
+            let out = &mut out[..header.payload_len];
+            let hlen = header.header_len();
+            out[..prefix.len() - hlen].copy_from_slice(&prefix[hlen..]);
+            let have = prefix.len() - hlen;
+            let got = have + read_fully(&mut &*file, &mut out[have..])?;
+            let more = (&*file).read(&mut [0u8; 1])?;
+            if got != out.len() || more != 0 {
+                // The file changed size between the length check and the read.
+                idx::check_len(header, hlen + got + more)?;
+            }
+            let digests = hash(&[&prefix[..hlen], out], &op.req.kinds());
+            element::swap_in_place(out, header.dtype.size());
+            Ok(digests)
         }
-        let wants: Vec<&Want> = expect.digests.iter().collect();
-        digests = verify(buf.content_mut(), &wants, None)?;
-        buf.finish()
+        (Body::Bytes { data, codec, header: Some(header) }, Some(out)) => {
+            let (hlen, size) = (header.header_len(), header.dtype.size());
+            let fit = match codec {
+                Codec::Raw => {
+                    out[..header.payload_len].copy_from_slice(&data[hlen..]);
+                    element::swap_in_place(&mut out[..header.payload_len], size);
+                    return Ok(Vec::new()); // its digests are the stored bytes' (same bytes)
+                }
+                Codec::Gzip => gzip::inflate_into(data, out)?,
+                Codec::Xz => {
+                    let mut head = vec![0u8; hlen];
+                    let fit = xz::decode_into(data, &mut head, &mut out[..header.payload_len], xz_limit(data)?)?;
+                    check_fit(header, fit)?;
+                    let digests = hash(&[&head, &out[..header.payload_len]], &content_kinds);
+                    element::swap_in_place(&mut out[..header.payload_len], size);
+                    return Ok(digests);
+                }
+            };
+            check_fit(header, fit)?;
+            let digests = hash(&[out], &content_kinds);
+            element::move_swapped(out, hlen, header.payload_len, size);
+            Ok(digests)
+        }
+        (_, None) => unreachable!("an array is decoded into the buffer its caller allocated"),
+    }
+}
+
+fn check_fit(header: &Header, fit: Fit) -> Result<(), Error> {
+    match fit {
+        Fit::Exact => Ok(()),
+        Fit::Short(found) => idx::check_len(header, found),
+        Fit::Long => Err(Error::Format(format!(
+            "IDX length mismatch (trailing bytes): header declares {header} = {} bytes in all; \
+             the decompressed content is longer",
+            header.total_len()
+        ))),
+    }
+}
+
+/// Merges the stored digests and the decode's result into the outcome, judging every expected
+/// digest (in strict mode the first mismatch, stored before content, is the error).
+fn conclude(
+    opened: Opened<'_>,
+    stored: Vec<Digest>,
+    decoded: Result<(Vec<Digest>, Codec), Error>,
+) -> Result<Outcome, Error> {
+    let req = opened.req;
+    if req.strict {
+        if let Some(v) = verdicts(req, opened.codec(), &stored).into_iter().find(|v| !v.matched()) {
+            return Err(Error::Checksum(Box::new(v.mismatch())));
+        }
+    }
+    let (decoded, codec) = match decoded {
+        Ok(d) => d,
+        Err(e) => return Err(settle(req, opened.stored_bytes(), e)),
+    };
+    let judged = |digests: &[Digest]| verdicts(req, codec, digests);
+    let mut computed = stored;
+    computed.extend(decoded);
+    let verdicts = judged(&computed);
+    if req.strict {
+        if let Some(v) = verdicts.iter().find(|v| !v.matched()) {
+            return Err(Error::Checksum(Box::new(v.mismatch())));
+        }
+    }
+    let digests = req.kinds().into_iter().filter_map(|k| computed.iter().find(|d| d.kind == k).cloned()).collect();
+    let header = opened.header().cloned();
+    let stored = match (req.mode, opened.body) {
+        (Mode::Stored, Body::Bytes { data, .. }) => Some(data.into_owned()),
+        _ => None,
+    };
+    Ok(Outcome { codec, header, digests, verdicts, stored })
+}
+
+/// A verdict for every expected digest that was computed (stored ones first).
+fn verdicts(req: &Request<'_>, codec: Codec, digests: &[Digest]) -> Vec<Verdict> {
+    let mut out: Vec<Verdict> = Vec::new();
+    for covers in [Covers::Stored, Covers::Content] {
+        for e in req.expected.iter().filter(|e| e.kind.covers.of(codec) == covers) {
+            if let Some(d) = digests.iter().find(|d| d.kind == e.kind) {
+                out.push(Verdict { expected: e.clone(), actual: d.hex.clone(), codec });
+            }
+        }
+    }
+    out
+}
+
+/// Which error a source that failed with `err` reports: the reference's order. A stored digest
+/// that does not match comes first (a wrong file is best reported as such); a malformed header
+/// inside a corrupt stream is the corrupt stream; then a content digest. A payload over
+/// `max_bytes` (`Error::Limit`) is judged from the header alone. Runs only on failure.
+fn settle(req: &Request<'_>, data: Option<&[u8]>, err: Error) -> Error {
+    if !matches!(err, Error::Format(_) | Error::Gzip(_) | Error::Xz(_) | Error::Limit(_)) {
+        return err;
+    }
+    let read;
+    let data = match (data, req.source) {
+        (Some(d), _) => d,
+        (None, Source::Bytes(d)) => d,
+        (None, Source::Path(_)) if !req.strict || req.expected.is_empty() => {
+            if matches!(err, Error::Format(_)) {
+                if let Err(stream) = stream_check(req.source) {
+                    return stream;
+                }
+            }
+            return err;
+        }
+        (None, Source::Path(p)) => match std::fs::read(p) {
+            Ok(d) => {
+                read = d;
+                &read
+            }
+            Err(_) => return err,
+        },
+    };
+    let codec = Codec::of(data);
+    let (stored_kinds, content_kinds) = req.split_kinds(codec);
+    if req.strict {
+        let stored = hash(&[data], &stored_kinds);
+        if let Some(v) = verdicts(req, codec, &stored).into_iter().find(|v| !v.matched()) {
+            return Error::Checksum(Box::new(v.mismatch()));
+        }
+    }
+    if !matches!(err, Error::Format(_)) {
+        return err;
+    }
+    if let Err(stream) = codec.check_stream(data) {
+        return stream;
+    }
+    if req.strict && !content_kinds.is_empty() {
+        if let Ok((content, _)) = digests_only(Source::Bytes(data), &content_kinds) {
+            if let Some(v) = verdicts(req, codec, &content).into_iter().find(|v| !v.matched()) {
+                return Error::Checksum(Box::new(v.mismatch()));
+            }
+        }
+    }
+    err
+}
+
+/// Decodes a source's whole stream (if compressed), keeping nothing: its codec error, if any.
+fn stream_check(source: Source<'_>) -> Result<(), Error> {
+    digests_only(source, &[DigestKind::CONTENT_MD5]).map(drop)
+}
+
+/// Hashes the concatenation of `parts` with every algorithm `kinds` names (MD5 and SHA-256 on two
+/// cores when both are asked for); one digest per kind.
+fn hash(parts: &[&[u8]], kinds: &[DigestKind]) -> Vec<Digest> {
+    let need = |a: Algo| kinds.iter().any(|k| k.algo == a);
+    let run = |a: Algo| {
+        let mut h = Hasher::new(&[a]);
+        for p in parts {
+            for chunk in p.chunks(1 << 20) {
+                h.update(chunk);
+            }
+        }
+        h.finish().pop().map(|(_, hex)| hex).expect("one algorithm, one digest")
+    };
+    let (md5, sha) = thread::scope(|s| {
+        let sha = need(Algo::Sha256).then(|| s.spawn(|| run(Algo::Sha256)));
+        let md5 = need(Algo::Md5).then(|| run(Algo::Md5));
+        (md5, sha.map(|h| h.join().expect("hashing does not panic")))
     });
-    Ok(Idx { header, data, digests, compressed: false })
+    kinds
+        .iter()
+        .map(|&kind| {
+            let hex = match kind.algo {
+                Algo::Md5 => md5.clone(),
+                Algo::Sha256 => sha.clone(),
+            };
+            Digest { kind, hex: hex.expect("computed above") }
+        })
+        .collect()
 }
 
 /// Like `read_exact`, but reports how much it got instead of failing at end of file.
@@ -463,93 +757,101 @@ fn read_fully(reader: &mut impl Read, out: &mut [u8]) -> std::io::Result<usize> 
     Ok(got)
 }
 
-/// The digests checked over the stored bytes, and those over the decompressed content. For an
-/// uncompressed source they are the same bytes, so every digest is checked over them once.
-fn split_wants(expect: &Expect, compressed: bool) -> (Vec<&Want>, Vec<&Want>) {
-    if compressed {
-        expect.digests.iter().partition(|w| w.covers == Covers::Stored)
-    } else {
-        (expect.digests.iter().collect(), Vec::new())
-    }
-}
-
-/// Decodes in-memory bytes (gzip, xz or raw), checking the content digests.
-fn decode(data: &[u8], expect: &Expect) -> Result<Idx, Error> {
-    match Codec::of(data) {
-        Some(codec) => decompress(codec, data, &split_wants(expect, true).1, expect),
-        None => copy_raw(data, expect),
-    }
-}
-
-fn copy_raw(data: &[u8], expect: &Expect) -> Result<Idx, Error> {
-    let header = idx::parse(data)?;
-    check_header(&header, expect)?;
-    idx::check_len(&header, data.len())?;
-    let data = with_elem!(header.dtype, T => {
-        let mut buf = Buffer::<T>::new(&header)?;
-        buf.content_mut().copy_from_slice(data);
-        buf.finish()
-    });
-    // Digests of uncompressed bytes come from the stored-bytes task (same bytes).
-    Ok(Idx { header, data, digests: Vec::new(), compressed: false })
-}
-
-/// Decodes compressed `data` (gzip or xz) into its final buffer, once. The IDX header comes
-/// from the first bytes of content, and before anything is allocated the payload must fit
-/// `max_bytes` and the file must be able to hold what the header declares: within deflate's
-/// 1032:1 for gzip, exactly the size the streams' indexes record for xz. Malformed IDX inside a
-/// corrupt stream is reported as the corrupt stream (the codec's error), as the reference
-/// reports it; telling which streams through the data once, allocating nothing.
-fn decompress(codec: Codec, data: &[u8], content_wants: &[&Want], expect: &Expect) -> Result<Idx, Error> {
-    let stream_first = |e: Error| match e {
-        Error::Format(_) => codec.check_stream(data).err().unwrap_or(e),
-        e => e,
+/// Computes digests of a source without decoding it into an array: the stored bytes are hashed
+/// as they are read, in 1 MiB steps; content digests of a compressed source are taken over its
+/// decoded stream (gzip members, CRC32 and ISIZE checked; xz checks verified), never held whole.
+fn digests_only(source: Source<'_>, kinds: &[DigestKind]) -> Result<(Vec<Digest>, Codec), Error> {
+    let mut reader: Box<dyn Read + '_> = match source {
+        Source::Path(p) => Box::new(File::open(p)?),
+        Source::Bytes(b) => Box::new(b),
     };
-    let prefix = codec.read_prefix(data, idx::header_len(255))?;
-    let header = idx::parse(&prefix).and_then(|h| check_ndim(&h, expect).map(|()| h)).map_err(stream_first)?;
-    idx::check_max(&header, expect.max_bytes)?;
+    let mut first = vec![0u8; 1 << 20];
+    let n = read_fully(&mut reader, &mut first)?;
+    first.truncate(n);
+    let codec = Codec::of(&first);
+    let (stored_kinds, content_kinds) =
+        kinds.iter().partition::<Vec<DigestKind>, _>(|k| k.covers.of(codec) == Covers::Stored);
+    let algos = |ks: &[DigestKind]| ks.iter().map(|k| k.algo).collect::<Vec<_>>();
+    let mut stored = Hasher::new(&algos(&stored_kinds));
+    let mut content = Hasher::new(&algos(&content_kinds));
+    let mut tee = Tee { head: std::io::Cursor::new(first), rest: reader, hasher: &mut stored };
     match codec {
-        Codec::Gzip => check_gzip_len(&header, data.len()),
-        Codec::Xz => check_xz_size(&header, xz::uncompressed_size(data)?),
-    }
-    .map_err(stream_first)?;
-    decode_payload(codec, data, header, content_wants).map_err(stream_first)
-}
-
-/// The content size the xz streams' indexes record must be the one the header declares.
-fn check_xz_size(header: &Header, recorded: u64) -> Result<(), Error> {
-    if recorded == header.total_len() as u64 {
-        return Ok(());
-    }
-    Err(Error::Format(format!(
-        "IDX length mismatch: header declares {header} = {} bytes in all; the xz streams hold {recorded}",
-        header.total_len()
-    )))
-}
-
-fn decode_payload(codec: Codec, data: &[u8], header: Header, content_wants: &[&Want]) -> Result<Idx, Error> {
-    let digests;
-    let data = with_elem!(header.dtype, T => {
-        let mut buf = Buffer::<T>::new(&header)?;
-        let fit = match codec {
-            Codec::Gzip => gzip::inflate_into(data, buf.content_mut())?,
-            Codec::Xz => xz::decode_into(data, buf.content_mut())?,
-        };
-        match fit {
-            Fit::Exact => {}
-            Fit::Short(found) => idx::check_len(&header, found)?,
-            Fit::Long => {
-                return Err(Error::Format(format!(
-                    "IDX length mismatch (trailing bytes): header declares {header} = {} bytes in all; \
-                     the decompressed content is longer",
-                    header.total_len()
-                )))
-            }
+        _ if content.is_empty() => {
+            std::io::copy(&mut tee, &mut std::io::sink())?;
         }
-        digests = verify(buf.content_mut(), content_wants, Some(codec))?;
-        buf.finish()
-    });
-    Ok(Idx { header, data, digests, compressed: true })
+        Codec::Xz => {
+            // The decoder's memory limit comes from the content size the indexes record: the
+            // stored bytes are needed whole for that (they are small next to the content).
+            let mut data = Vec::new();
+            tee.read_to_end(&mut data)?;
+            let limit = xz_limit(&data)?;
+            let mut decoded = liblzma::read::XzDecoder::new_stream(&data[..], xz::decoder(limit)?);
+            stream_into(&mut decoded, &mut content, |e| xz::error(limit)(e))?;
+        }
+        _ => {
+            let mut decoded = gzip::Members::new(std::io::BufReader::with_capacity(1 << 16, tee));
+            stream_into(&mut decoded, &mut content, |e| {
+                Error::Gzip(format!("corrupt or truncated compressed data: {e}"))
+            })?;
+        }
+    }
+    let (stored, content) = (stored.finish(), content.finish());
+    let digests = kinds
+        .iter()
+        .map(|&kind| {
+            let from = if kind.covers.of(codec) == Covers::Stored { &stored } else { &content };
+            let hex = from.iter().find(|(a, _)| *a == kind.algo).map(|(_, h)| h.clone()).expect("hashed");
+            Digest { kind, hex }
+        })
+        .collect();
+    Ok((digests, codec))
+}
+
+/// Feeds everything `decoded` gives to `hasher`. A decoder's own failures (corrupt data, and for
+/// xz its memory limit) become the codec's error by `codec_error`; the OS's stay `Error::Io`.
+fn stream_into(
+    decoded: &mut impl Read,
+    hasher: &mut Hasher,
+    codec_error: impl Fn(liblzma::stream::Error) -> Error,
+) -> Result<(), Error> {
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = decoded.read(&mut buf).map_err(|e| {
+            if let Some(lz) = e.get_ref().and_then(|inner| inner.downcast_ref::<liblzma::stream::Error>()) {
+                return codec_error(lz.clone());
+            }
+            match e.kind() {
+                std::io::ErrorKind::InvalidInput
+                | std::io::ErrorKind::InvalidData
+                | std::io::ErrorKind::UnexpectedEof => {
+                    Error::Gzip(format!("corrupt or truncated compressed data: {e}"))
+                }
+                _ => Error::Io(e),
+            }
+        })?;
+        if n == 0 {
+            return Ok(());
+        }
+        hasher.update(&buf[..n]);
+    }
+}
+
+/// Reads `head`, then `rest`, hashing every byte that passes.
+struct Tee<'a, 'h> {
+    head: std::io::Cursor<Vec<u8>>,
+    rest: Box<dyn Read + 'a>,
+    hasher: &'h mut Hasher,
+}
+
+impl Read for Tee<'_, '_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut n = self.head.read(buf)?;
+        if n == 0 {
+            n = self.rest.read(buf)?;
+        }
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
 }
 
 /// Runs `f(0..n)` on up to one thread per core, this one included (so one task starts no
@@ -575,202 +877,120 @@ fn in_parallel<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
     slots.into_inner().expect("workers done").into_iter().map(|r| r.expect("every task ran")).collect()
 }
 
-/// Reads and verifies one source. Digests of the stored bytes are computed on a second core
-/// while this one inflates.
-pub fn read(source: Source<'_>, expect: &Expect) -> Result<Idx, Error> {
-    read_many(&[(source, expect.clone())]).pop().expect("one job, one result")
+/// The order to work in: largest source first, so one core inflates the largest file while
+/// the other hashes it and takes the smaller ones.
+fn largest_first(sizes: impl Iterator<Item = u64>) -> Vec<usize> {
+    let sizes: Vec<u64> = sizes.collect();
+    let mut order: Vec<usize> = (0..sizes.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(sizes[i]));
+    order
 }
 
-/// The work left on a loaded source, split so that stored-bytes hashing runs beside inflation.
+/// `open` for every request, on every core; results in the order of `requests`.
+pub fn open_many<'a>(requests: &'a [Request<'a>]) -> Vec<Result<Opened<'a>, Error>> {
+    let order = largest_first(requests.iter().map(|r| match r.source {
+        Source::Bytes(b) => b.len() as u64,
+        Source::Path(p) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
+    }));
+    let opened = in_parallel(order.len(), |k| open(&requests[order[k]]));
+    let mut out: Vec<Option<Result<Opened<'a>, Error>>> = (0..requests.len()).map(|_| None).collect();
+    for (&i, r) in order.iter().zip(opened) {
+        out[i] = Some(r);
+    }
+    out.into_iter().map(|r| r.expect("every request opened")).collect()
+}
+
+/// The work left on opened sources: decoding each, and hashing the stored bytes of each held in
+/// memory (two tasks, which may run on two cores).
 #[derive(Clone, Copy)]
 enum Task {
     Decode(usize),
     HashStored(usize),
 }
 
-enum Outcome {
-    Decoded(Result<Idx, Error>),
-    Hashed(Result<Vec<Digest>, Error>),
+enum Done {
+    Decoded(Result<(Vec<Digest>, Codec), Error>),
+    Hashed(Vec<Digest>),
 }
 
-/// Reads several sources at once, on as many threads as there are cores. Work is queued
-/// largest file first, each inflation followed by its stored-bytes hashing, so one core inflates
-/// the largest file while the other hashes it and takes the smaller files.
-/// Results come back in the order of `jobs`.
-pub fn read_many(requests: &[(Source<'_>, Expect)]) -> Vec<Result<Idx, Error>> {
-    let size = |s: &Source<'_>| match s {
-        Source::Bytes(b) => b.len() as u64,
-        Source::Path(p) => std::fs::metadata(p).map(|m| m.len()).unwrap_or(0),
-    };
-    let mut order: Vec<usize> = (0..requests.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(size(&requests[i].0)));
-    let loaded = in_parallel(order.len(), |k| load(requests[order[k]].0, &requests[order[k]].1));
-    let mut jobs: Vec<Option<Job<'_>>> = (0..requests.len()).map(|_| None).collect();
-    for (&i, loaded) in order.iter().zip(loaded) {
-        jobs[i] = Some(Job { expect: &requests[i].1, loaded, decoded: None, stored: Ok(Vec::new()) });
-    }
-    let mut jobs: Vec<Job<'_>> = jobs.into_iter().map(|j| j.expect("every request loaded")).collect();
-
+/// `finish` for every opened source with its output buffer, on every core; results in order.
+pub fn finish_many(jobs: Vec<(Opened<'_>, Option<&mut [u8]>)>) -> Vec<Result<Outcome, Error>> {
+    let order = largest_first(jobs.iter().map(|(op, _)| op.stored_bytes().map_or(op.output_len(), <[u8]>::len) as u64));
+    let (opened, outs): (Vec<Opened<'_>>, Vec<Option<&mut [u8]>>) = jobs.into_iter().unzip();
+    let outs: Vec<Mutex<Option<&mut [u8]>>> = outs.into_iter().map(Mutex::new).collect();
     let mut tasks = Vec::new();
     for &i in &order {
-        if let Some(data) = jobs[i].bytes() {
-            tasks.push(Task::Decode(i));
-            if !split_wants(jobs[i].expect, Codec::of(data).is_some()).0.is_empty() {
-                tasks.push(Task::HashStored(i));
-            }
+        tasks.push(Task::Decode(i));
+        if opened[i].stored_bytes().is_some() && !opened[i].req.split_kinds(opened[i].codec()).0.is_empty() {
+            tasks.push(Task::HashStored(i));
         }
     }
-    let outcomes = in_parallel(tasks.len(), |k| match tasks[k] {
-        Task::Decode(i) => Outcome::Decoded(jobs[i].decode()),
-        Task::HashStored(i) => Outcome::Hashed(jobs[i].hash_stored()),
+    let done = in_parallel(tasks.len(), |k| match tasks[k] {
+        Task::Decode(i) => {
+            let out = outs[i].lock().expect("one task per buffer").take();
+            Done::Decoded(decode(&opened[i], out))
+        }
+        Task::HashStored(i) => Done::Hashed(stored_digests(&opened[i])),
     });
-    for (task, outcome) in tasks.iter().zip(outcomes) {
-        match (*task, outcome) {
-            (Task::Decode(i), Outcome::Decoded(r)) => jobs[i].decoded = Some(r),
-            (Task::HashStored(i), Outcome::Hashed(r)) => jobs[i].stored = r,
-            _ => unreachable!("each task yields its own kind of outcome"),
+    let mut decoded: Vec<Option<Result<(Vec<Digest>, Codec), Error>>> = opened.iter().map(|_| None).collect();
+    let mut stored: Vec<Vec<Digest>> = opened.iter().map(|_| Vec::new()).collect();
+    for (task, d) in tasks.iter().zip(done) {
+        match (*task, d) {
+            (Task::Decode(i), Done::Decoded(r)) => decoded[i] = Some(r),
+            (Task::HashStored(i), Done::Hashed(h)) => stored[i] = h,
+            _ => unreachable!("each task yields its own kind of result"),
         }
     }
-    jobs.into_iter().map(Job::finish).collect()
+    opened
+        .into_iter()
+        .zip(stored)
+        .zip(decoded)
+        .map(|((op, st), dec)| conclude(op, st, dec.expect("every source decoded")))
+        .collect()
 }
 
-/// One source on its way through `read_many`: loaded (read, or for an uncompressed file read and
-/// decoded at once), then decoded and its stored bytes hashed (two tasks, which may run on two
-/// cores), then merged into its result.
-struct Job<'a> {
-    expect: &'a Expect,
-    loaded: Result<Loaded<'a>, Error>,
-    decoded: Option<Result<Idx, Error>>,
-    stored: Result<Vec<Digest>, Error>,
+/// For Rust callers (tests, fuzzing): reads one source into a buffer of its own; the payload is
+/// the first `header.payload_len` bytes.
+pub fn read_to_vec(req: &Request<'_>) -> Result<(Outcome, Vec<u8>), Error> {
+    read_many_to_vec(std::slice::from_ref(req)).pop().expect("one request, one result")
 }
 
-impl Job<'_> {
-    /// The bytes still to decode and hash, if loading left any.
-    fn bytes(&self) -> Option<&[u8]> {
-        match &self.loaded {
-            Ok(Loaded::Bytes(b)) => Some(b),
-            _ => None,
-        }
-    }
-
-    fn decode(&self) -> Result<Idx, Error> {
-        decode(self.bytes().expect("a decode task is made for loaded bytes"), self.expect)
-    }
-
-    fn hash_stored(&self) -> Result<Vec<Digest>, Error> {
-        let data = self.bytes().expect("a hash task is made for loaded bytes");
-        let codec = Codec::of(data);
-        verify(data, &split_wants(self.expect, codec.is_some()).0, codec)
-    }
-
-    fn finish(self) -> Result<Idx, Error> {
-        match self.loaded? {
-            Loaded::Done(r) => r,
-            // A wrong file is best reported as such, whatever else is wrong with it.
-            Loaded::Bytes(_) => {
-                let stored = self.stored?;
-                let mut idx = self.decoded.expect("every loaded source was decoded")?;
-                idx.digests.splice(0..0, stored);
-                Ok(idx)
+/// `read_to_vec` for many sources, through `open_many` and `finish_many`.
+pub fn read_many_to_vec(requests: &[Request<'_>]) -> Vec<Result<(Outcome, Vec<u8>), Error>> {
+    let opened = open_many(requests);
+    let mut bufs: Vec<Vec<u8>> =
+        opened.iter().map(|o| o.as_ref().map_or(0, Opened::output_len)).map(|n| vec![0u8; n]).collect();
+    let mut jobs = Vec::new();
+    let mut slots = Vec::new();
+    let mut errors: Vec<Option<Error>> = Vec::new();
+    for (o, buf) in opened.into_iter().zip(bufs.iter_mut()) {
+        match o {
+            Ok(op) => {
+                let wants_array = op.header().is_some();
+                jobs.push((op, wants_array.then_some(&mut buf[..])));
+                slots.push(true);
+                errors.push(None);
+            }
+            Err(e) => {
+                slots.push(false);
+                errors.push(Some(e));
             }
         }
     }
-}
-
-/// Computes digests of a source without decoding it into an array: the stored bytes are hashed
-/// as they are read, in 1 MiB steps; content digests of a gzip source are taken over its
-/// inflated stream (members, CRC32 and ISIZE checked), never held whole. For a warm cache file
-/// that changed on disk, or any check that throws the array away. Returns the digests asked
-/// for (in the order of `kinds`) and whether the source was gzip-compressed.
-pub fn digests_only(source: Source<'_>, kinds: &[DigestKind]) -> Result<(Vec<Digest>, bool), Error> {
-    use std::io::Read;
-    let mut reader: Box<dyn Read + '_> = match source {
-        Source::Path(p) => Box::new(File::open(p)?),
-        Source::Bytes(b) => Box::new(b),
-    };
-    let mut first = vec![0u8; 1 << 20];
-    let n = read_fully(&mut reader, &mut first)?;
-    first.truncate(n);
-    let codec = Codec::of(&first);
-    let gzipped = codec.is_some(); // compressed: content digests come from the decoded stream
-    let mut stored = Hashers::new(kinds, |k| k.covers == Covers::Stored || !gzipped);
-    let mut content = Hashers::new(kinds, |k| k.covers == Covers::Content && gzipped);
-    let tee = Tee { head: std::io::Cursor::new(first), rest: reader, hashers: &mut stored };
-    if content.is_empty() {
-        std::io::copy(&mut { tee }, &mut std::io::sink())?;
-    } else {
-        let mut inflated: Box<dyn Read + '_> = match codec {
-            Some(Codec::Xz) => Box::new(liblzma::read::XzDecoder::new_stream(tee, xz::streaming_decoder()?)),
-            _ => Box::new(gzip::Members::new(std::io::BufReader::with_capacity(1 << 16, tee))),
-        };
-        let wrap = |m: String| if codec == Some(Codec::Xz) { Error::Xz(m) } else { Error::Gzip(m) };
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = inflated.read(&mut buf).map_err(|e| match e.kind() {
-                std::io::ErrorKind::InvalidInput
-                | std::io::ErrorKind::InvalidData
-                | std::io::ErrorKind::UnexpectedEof => wrap(format!("corrupt or truncated compressed data: {e}")),
-                _ => Error::Io(e),
-            })?;
-            if n == 0 {
-                break;
-            }
-            content.update(&buf[..n]);
-        }
-    }
-    let mut out = Vec::with_capacity(kinds.len());
-    for &k in kinds {
-        let hashers = if k.covers == Covers::Content && gzipped { &mut content } else { &mut stored };
-        out.push(Digest { algo: k.algo, covers: k.covers, hex: hashers.hex(k.algo) });
-    }
-    Ok((out, gzipped))
-}
-
-/// The hashers of one covered range (stored bytes, or inflated content) of `digests_only`.
-struct Hashers {
-    hasher: Option<digest::Hasher>,
-    done: Vec<(Algo, String)>,
-}
-
-impl Hashers {
-    fn new(kinds: &[DigestKind], mine: impl Fn(&DigestKind) -> bool) -> Hashers {
-        let algos: Vec<Algo> = kinds.iter().filter(|k| mine(k)).map(|k| k.algo).collect();
-        Hashers { hasher: Some(digest::Hasher::new(&algos)), done: Vec::new() }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.hasher.as_ref().is_none_or(digest::Hasher::is_empty)
-    }
-
-    fn update(&mut self, data: &[u8]) {
-        if let Some(h) = &mut self.hasher {
-            h.update(data);
-        }
-    }
-
-    /// Finishes the hashing (once) and reads one digest.
-    fn hex(&mut self, algo: Algo) -> String {
-        if let Some(h) = self.hasher.take() {
-            self.done = h.finish();
-        }
-        self.done.iter().find(|(a, _)| *a == algo).map(|(_, h)| h.clone()).expect("hashed what was asked for")
-    }
-}
-
-/// Reads `head`, then `rest`, hashing every byte that passes.
-struct Tee<'a, 'h> {
-    head: std::io::Cursor<Vec<u8>>,
-    rest: Box<dyn std::io::Read + 'a>,
-    hashers: &'h mut Hashers,
-}
-
-impl std::io::Read for Tee<'_, '_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let mut n = self.head.read(buf)?;
-        if n == 0 {
-            n = self.rest.read(buf)?;
-        }
-        self.hashers.update(&buf[..n]);
-        Ok(n)
-    }
+    let mut finished = finish_many(jobs).into_iter();
+    let results: Vec<Result<Outcome, Error>> = slots
+        .iter()
+        .zip(errors)
+        .map(|(&ok, err)| if ok { finished.next().expect("one result per job") } else { Err(err.expect("an error")) })
+        .collect();
+    results
+        .into_iter()
+        .zip(bufs)
+        .map(|(r, mut buf)| {
+            r.map(|o| {
+                buf.truncate(o.header.as_ref().map_or(0, |h| h.payload_len));
+                (o, buf)
+            })
+        })
+        .collect()
 }

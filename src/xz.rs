@@ -88,56 +88,72 @@ fn stream_index(data: &[u8]) -> Result<(u64, usize), Error> {
     Ok((size, stream))
 }
 
-/// The most memory a decoder may use for `data`: what `xz -9` needs (65 MiB, mostly its
-/// dictionary) with room to spare, plus the file's own size. A stream header asking for a larger
-/// dictionary (up to 1.5 GiB) is refused before liblzma allocates it.
-fn memlimit(data: &[u8]) -> u64 {
-    (128 << 20) + data.len() as u64
+/// The most content `compressed` bytes of xz can claim (in their indexes) before anything is
+/// allocated for it: `xz` itself packs at most about 6,900:1 (1 GiB of zeros, at any preset,
+/// is 156 KB), so 65,536:1 (and 1 MiB for tiny files) refuses only forged indexes.
+pub const MAX_RATIO: u64 = 1 << 16;
+
+/// Refuses a claimed content size no xz of `compressed` bytes can hold.
+pub fn check_claim(claimed: u64, compressed: usize) -> Result<(), Error> {
+    let most = (compressed as u64).saturating_mul(MAX_RATIO).saturating_add(1 << 20);
+    if claimed > most {
+        return Err(corrupt(format!(
+            "the streams' index claims {claimed} bytes of content, more than {compressed} bytes of xz can hold \
+             (at most {most}: xz packs at most about 7,000:1)"
+        )));
+    }
+    Ok(())
 }
 
-fn decoder(data: &[u8]) -> Result<Stream, Error> {
-    Stream::new_stream_decoder(memlimit(data), CONCATENATED).map_err(|e| Error::Memory(format!("xz decoder: {e}")))
+/// The most memory a decoder may use for `content` bytes of content: a dictionary as large as
+/// the content (rounded up to a size xz can record: at most 1.5 times it) and the decoder's
+/// own state, and never less than the 128 MiB every preset (xz -9 needs 65 MiB) fits in. A
+/// stream asking for more (a 1.5 GiB dictionary over a small file) is refused before liblzma
+/// allocates it.
+pub fn memlimit(content: u64) -> u64 {
+    (content.saturating_mul(3) / 2).saturating_add(16 << 20).max(128 << 20)
 }
 
-fn corrupt_or_limit(data: &[u8]) -> impl Fn(liblzma::stream::Error) -> Error + '_ {
+pub fn decoder(limit: u64) -> Result<Stream, Error> {
+    Stream::new_stream_decoder(limit, CONCATENATED).map_err(|e| Error::Memory(format!("xz decoder: {e}")))
+}
+
+/// liblzma's errors as the engine reports them: a stream over the memory limit, or corrupt data.
+pub fn error(limit: u64) -> impl Fn(liblzma::stream::Error) -> Error {
     move |e| match e {
         liblzma::stream::Error::MemLimit => Error::Xz(format!(
-            "the xz stream asks for more decoder memory than the {} MiB allowed for a file of {} bytes",
-            memlimit(data) >> 20,
-            data.len()
+            "the xz stream asks for more decoder memory than the {} MiB its content justifies",
+            limit >> 20
         )),
         e => corrupt(e),
     }
 }
 
-/// Decodes `data` into `out`, then continues into `spill` (for a caller that wants to know
-/// whether there is more); returns how much of `out` and `spill` was filled and whether the
-/// end of the last stream was reached.
-fn decode(data: &[u8], out: &mut [u8], spill: &mut [u8]) -> Result<(usize, usize, bool), Error> {
-    let mut stream = decoder(data)?;
-    let mut filled = 0;
+/// Decodes `data` into `head`, then `out`, then `spill` (for a caller that wants to know whether
+/// there is more); returns how many bytes of content there were (at most all three lengths), and
+/// whether the end of the last stream was reached.
+fn decode(data: &[u8], parts: &mut [&mut [u8]], limit: u64) -> Result<(usize, bool), Error> {
+    let mut stream = decoder(limit)?;
+    let mut part = 0;
+    let mut filled = 0; // in parts[part]
+    let mut total = 0;
     loop {
+        while part < parts.len() && filled == parts[part].len() {
+            part += 1;
+            filled = 0;
+        }
+        if part == parts.len() {
+            return Ok((total, false));
+        }
         let (before_in, before_out) = (stream.total_in(), stream.total_out());
-        let input = &data[before_in as usize..];
-        let status = if filled < out.len() {
-            stream.process(input, &mut out[filled..], Action::Finish)
-        } else {
-            let spilled = (stream.total_out() as usize) - out.len();
-            if spilled == spill.len() {
-                return Ok((out.len(), spilled, false));
-            }
-            stream.process(input, &mut spill[spilled..], Action::Finish)
-        }
-        .map_err(corrupt_or_limit(data))?;
+        let status = stream
+            .process(&data[before_in as usize..], &mut parts[part][filled..], Action::Finish)
+            .map_err(error(limit))?;
         let produced = (stream.total_out() - before_out) as usize;
-        if filled < out.len() {
-            filled += produced;
-        }
+        filled += produced;
+        total += produced;
         match status {
-            Status::StreamEnd => {
-                let total = stream.total_out() as usize;
-                return Ok((filled, total - filled, true));
-            }
+            Status::StreamEnd => return Ok((total, true)),
             _ if stream.total_in() == before_in && produced == 0 => {
                 return Err(corrupt("the data ends before the last stream does"))
             }
@@ -146,42 +162,23 @@ fn decode(data: &[u8], out: &mut [u8], spill: &mut [u8]) -> Result<(usize, usize
     }
 }
 
-/// A decoder for a stream read as it comes (its size unknown): the memory limit of an empty file.
-pub fn streaming_decoder() -> Result<Stream, Error> {
-    decoder(&[])
-}
-
 /// The first `n` bytes of the content (fewer if the content is shorter): the IDX header.
-pub fn read_prefix(data: &[u8], n: usize) -> Result<Vec<u8>, Error> {
+pub fn read_prefix(data: &[u8], n: usize, limit: u64) -> Result<Vec<u8>, Error> {
     let mut out = vec![0u8; n];
-    let mut stream = decoder(data)?;
-    let mut filled = 0;
-    while filled < n {
-        let before_in = stream.total_in();
-        let status = stream
-            .process(&data[before_in as usize..], &mut out[filled..], Action::Finish)
-            .map_err(corrupt_or_limit(data))?;
-        let produced = stream.total_out() as usize - filled;
-        filled += produced;
-        if status == Status::StreamEnd {
-            break;
-        }
-        if stream.total_in() == before_in && produced == 0 {
-            return Err(corrupt("the data ends before the last stream does"));
-        }
-    }
-    out.truncate(filled);
+    let (got, _) = decode(data, &mut [&mut out], limit)?;
+    out.truncate(got);
     Ok(out)
 }
 
-/// Decodes all of `data` into `out`, every stream's check verified: `Fit::Exact` when the
-/// content fills `out` exactly, else how it differs.
-pub fn decode_into(data: &[u8], out: &mut [u8]) -> Result<Fit, Error> {
+/// Decodes all of `data` into `head` and then `out`, every stream's check verified:
+/// `Fit::Exact` when the content fills both exactly, else how it differs.
+pub fn decode_into(data: &[u8], head: &mut [u8], out: &mut [u8], limit: u64) -> Result<Fit, Error> {
+    let room = head.len() + out.len();
     let mut spill = [0u8; 1];
-    let (filled, spilled, _) = decode(data, out, &mut spill)?;
-    Ok(if filled < out.len() {
-        Fit::Short(filled)
-    } else if spilled > 0 {
+    let (got, _) = decode(data, &mut [head, out, &mut spill], limit)?;
+    Ok(if got < room {
+        Fit::Short(got)
+    } else if got > room {
         Fit::Long
     } else {
         Fit::Exact
@@ -190,13 +187,12 @@ pub fn decode_into(data: &[u8], out: &mut [u8]) -> Result<Fit, Error> {
 
 /// Checks the whole of `data` (every block and check) without keeping the content: which error
 /// a corrupt stream gives, for callers that found something else wrong first.
-pub fn check_stream(data: &[u8]) -> Result<(), Error> {
-    let mut stream = decoder(data)?;
+pub fn check_stream(data: &[u8], limit: u64) -> Result<(), Error> {
+    let mut stream = decoder(limit)?;
     let mut sink = vec![0u8; 1 << 16];
     loop {
         let (before_in, before_out) = (stream.total_in(), stream.total_out());
-        let status =
-            stream.process(&data[before_in as usize..], &mut sink, Action::Finish).map_err(corrupt_or_limit(data))?;
+        let status = stream.process(&data[before_in as usize..], &mut sink, Action::Finish).map_err(error(limit))?;
         if status == Status::StreamEnd {
             return Ok(());
         }
@@ -235,34 +231,51 @@ mod tests {
         let packed = compress(&content, 6).unwrap();
         assert!(is_xz(&packed));
         assert_eq!(uncompressed_size(&packed).unwrap(), content.len() as u64);
-        let mut out = vec![0u8; content.len()];
-        assert!(matches!(decode_into(&packed, &mut out).unwrap(), Fit::Exact));
-        assert_eq!(out, content);
-        assert_eq!(read_prefix(&packed, 10).unwrap(), content[..10]);
+        let limit = memlimit(content.len() as u64);
+        let (mut head, mut out) = (vec![0u8; 16], vec![0u8; content.len() - 16]);
+        assert!(matches!(decode_into(&packed, &mut head, &mut out, limit).unwrap(), Fit::Exact));
+        assert_eq!([head, out].concat(), content);
+        assert_eq!(read_prefix(&packed, 10, limit).unwrap(), content[..10]);
         // Two concatenated streams with padding between: one content, as xz reads it.
         let mut two = packed.clone();
         two.extend_from_slice(&[0; 8]);
         two.extend_from_slice(&compress(b"tail", 0).unwrap());
         assert_eq!(uncompressed_size(&two).unwrap(), content.len() as u64 + 4);
         let mut out = vec![0u8; content.len() + 4];
-        assert!(matches!(decode_into(&two, &mut out).unwrap(), Fit::Exact));
+        assert!(matches!(decode_into(&two, &mut [], &mut out, limit).unwrap(), Fit::Exact));
         assert_eq!(&out[content.len()..], b"tail");
         let mut short = vec![0u8; content.len() - 1];
-        assert!(matches!(decode_into(&packed, &mut short).unwrap(), Fit::Long));
+        assert!(matches!(decode_into(&packed, &mut [], &mut short, limit).unwrap(), Fit::Long));
+        let mut long = vec![0u8; content.len() + 1];
+        assert!(
+            matches!(decode_into(&packed, &mut [0; 3], &mut long, limit).unwrap(), Fit::Short(n) if n == content.len())
+        );
+    }
+
+    #[test]
+    fn claims_and_memory_follow_the_content() {
+        assert!(check_claim(8 << 30, 104).is_err());
+        assert!(check_claim(1 << 20, 1).is_ok());
+        assert!(check_claim(1 << 30, 156_316).is_ok()); // what xz makes of 1 GiB of zeros
+        assert_eq!(memlimit(0), 128 << 20);
+        assert_eq!(memlimit(1 << 30), (3 << 29) + (16 << 20));
     }
 
     #[test]
     fn corruption_is_an_xz_error_never_a_panic() {
         let packed = compress(&[7u8; 5000], 1).unwrap();
         for cut in [1, 6, 12, packed.len() / 2, packed.len() - 1] {
-            let r = decode_into(&packed[..cut], &mut [0u8; 5000]);
+            let r = decode_into(&packed[..cut], &mut [], &mut [0u8; 5000], memlimit(5000));
             assert!(matches!(r, Err(Error::Xz(_))), "cut at {cut}: {r:?}");
             assert!(matches!(uncompressed_size(&packed[..cut]), Err(Error::Xz(_))));
         }
         for at in [packed.len() / 2, packed.len() - 9] {
             let mut bad = packed.clone();
             bad[at] ^= 0x55;
-            assert!(matches!(decode_into(&bad, &mut [0u8; 5000]), Err(Error::Xz(_))), "flip at {at}");
+            assert!(
+                matches!(decode_into(&bad, &mut [], &mut [0u8; 5000], memlimit(5000)), Err(Error::Xz(_))),
+                "flip at {at}"
+            );
         }
     }
 }

@@ -129,5 +129,5 @@ def is_upstream(path: Path) -> bool:
 def accepted_by(path: Path) -> str:
     """The rule fmnist's verdict gives for a real Fashion-MNIST .gz, by its form."""
     if is_upstream(path):
-        return "stored MD5 matches the published .gz MD5"
-    return "content SHA-256 matches the known content SHA-256 (a recompressed copy)"
+        return "MD5 of the stored (gzip-compressed) bytes matches the published .gz MD5"
+    return "SHA-256 of the decompressed IDX content matches the known content SHA-256"

@@ -125,7 +125,7 @@ def test_recompressed_copy_is_accepted_by_its_content_digest(env: Path, data_dir
     for f in FILES:
         found = store.found[f]
         # The published .gz MD5 does not match these bytes; the content SHA-256 does, and says so.
-        assert found.verdict.rule == "content SHA-256 matches the known content SHA-256 (a recompressed copy)"
+        assert found.verdict.rule == "SHA-256 of the decompressed IDX content matches the known content SHA-256"
         assert found.path == debian / f and found.layout == "fmnist"
 
 
@@ -138,8 +138,9 @@ def test_another_datasets_bytes_are_rejected(env: Path, tmp_path: Path) -> None:
         fmnist.load(split="test", download=False)
     message = str(e.value)
     assert "t10k-labels-idx1-ubyte.gz" in message
-    assert f"SHA-256 of the decompressed IDX content: expected {REAL['t10k-labels-idx1-ubyte.gz'][3]}" in message
-    assert "MD5 of the stored .gz bytes: expected bb300cfdad3c16e7a12a480ee83cd310" in message
+    content_sha = REAL["t10k-labels-idx1-ubyte.gz"][3]
+    assert f"SHA-256 mismatch over the decompressed IDX content: expected {content_sha} (the known content" in message
+    assert "MD5 mismatch over the stored (gzip-compressed) bytes: expected bb300cfdad3c16e7a12a480ee83cd310" in message
 
 
 # --- discovery ------------------------------------------------------------------------------
@@ -328,7 +329,7 @@ def test_404_then_a_good_mirror(env: Path, server: Server) -> None:
         ("404", "HTTP 404"),
         ("500", "HTTP 500"),
         ("html", "served an HTML page"),
-        ("wrong", "served bytes that failed verification: MD5 of the stored .gz bytes: expected 8d4fb7e6c68d591d4c3df"),
+        ("wrong", "served bytes that failed verification: MD5 mismatch over the stored (gzip-compressed) bytes: expected 8d4fb7e6c68d591d4c3df"),
     ],
 )
 def test_a_bad_mirror_leaves_nothing_and_says_why(env: Path, server: Server, mode: str, why: str) -> None:
@@ -743,7 +744,9 @@ def test_a_decompressed_copy_is_proven_by_a_verified_gz(
     for f, a in zip(FILES, arrays):
         found = store.found[f]
         assert np.array_equal(a, expected[f]) and found.in_place and found.path == raw / f[:-3]
-        assert found.verdict.rule == f"content SHA-256 equals that of the verified {raw / f}"
+        assert found.verdict.rule == (
+            f"SHA-256 of the file's bytes (uncompressed: stored = content) matches that of the verified {raw / f}"
+        )
     # And `fmnist verify`'s view: every copy OK, each decompressed one saying what proved it.
     for info in no_content.files:
         report = {c.path.name: v for c, v in store.check_copies(info)}
@@ -787,7 +790,7 @@ def test_kerass_npz_form_is_verified_by_its_published_sha256(
     assert found.layout == "keras" and found.path == npz and "keras's published SHA-256" in found.verdict.rule
     # Cached like any verified file: the next load is warm, and proves the same content.
     assert Store(ds).arrays([ds.file("test", "labels")], download=False)[0].flags.owndata is False
-    with pytest.raises(fmnist.DatasetNotFoundError, match=r"mnist.npz \(keras\): SHA-256 of the stored .npz"):
+    with pytest.raises(fmnist.DatasetNotFoundError, match=r"mnist.npz \(keras\): SHA-256 mismatch over the file's bytes"):
         fmnist.load("mnist", split="test", download=False)
 
 
@@ -822,7 +825,7 @@ def test_qmnist_in_the_registry_verifies_the_real_label_files(env: Path, tmp_pat
     train, test = store.arrays(labels, download=False)
     assert train.shape == test.shape == (60000, 8) and train.dtype == np.int32
     assert train[0].tolist() == [5, 4, 2154, 59, 35, 229421, 0, 0]
-    assert store.found[labels[0].name].verdict.rule == "stored MD5 matches the published .gz MD5"
+    assert store.found[labels[0].name].verdict.rule == "MD5 of the stored (gzip-compressed) bytes matches the published .gz MD5"
     assert not (env / "qmnist").exists() or final_files(env / "qmnist") == []  # int32: not cached
     # The same content as .xz (how the nist split is published): verified by its content digest.
     (raw / labels[0].name).unlink()
@@ -1014,7 +1017,7 @@ def test_a_wrong_archive_is_rejected_and_torchvisions_copy_is_found(
     tv = tmp_path / "search" / "TinyEMNIST" / "raw"
     tv.mkdir(parents=True)
     (tv / "tiny.zip").write_bytes(blob[:100] + bytes([blob[100] ^ 1]) + blob[101:])
-    with pytest.raises(fmnist.DatasetNotFoundError, match="MD5 of the stored archive: expected"):
+    with pytest.raises(fmnist.DatasetNotFoundError, match=r"MD5 mismatch over the file's bytes \(uncompressed: stored = content\): expected [0-9a-f]+ \(the published archive MD5\)"):
         fmnist.load("tiny-b", "test", download=False)
     (tv / "tiny.zip").write_bytes(blob)
     store = Store(entries[1])
@@ -1075,5 +1078,5 @@ def test_decompressed_copies_of_the_wrong_size_or_form_are_turned_down(
     packed = reference.gzip_member(content, comment=b"x" * (len(content) - bare))
     assert len(packed) == len(content)
     (raw / "t10k-labels-idx1-ubyte").write_bytes(packed)
-    with pytest.raises(fmnist.DatasetNotFoundError, match="gzip data under a decompressed file's name"):
+    with pytest.raises(fmnist.DatasetNotFoundError, match="compressed data under a decompressed file's name"):
         Store(FASHION_MNIST).arrays([FASHION_MNIST.file("test", "labels")], download=False, cache=False)

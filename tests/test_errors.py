@@ -7,6 +7,7 @@ import errno
 import gzip
 import hashlib
 import io
+import lzma
 import os
 import struct
 import subprocess
@@ -29,9 +30,14 @@ GOOD_GZ = reference.write_idx(np.arange(12, dtype=np.int16).reshape(3, 4), membe
 def test_exception_classes_are_importable_and_standard() -> None:
     assert issubclass(fmnist.IdxFormatError, ValueError)
     assert issubclass(fmnist.ChecksumError, ValueError)
-    assert fmnist.BadGzipFile is gzip.BadGzipFile
-    assert fmnist.IdxFormatError.__module__ == "fmnist" and fmnist.ChecksumError.__module__ == "fmnist"
-    assert fmnist.IdxFormatError.__doc__ and fmnist.ChecksumError.__doc__
+    assert issubclass(fmnist.BadGzipFile, gzip.BadGzipFile) and issubclass(fmnist.XzError, lzma.LZMAError)
+    assert issubclass(fmnist.InternalError, RuntimeError)
+    for cls in (fmnist.IdxFormatError, fmnist.ChecksumError, fmnist.BadGzipFile, fmnist.XzError, fmnist.DownloadError,
+                fmnist.DatasetNotFoundError, fmnist.RegistryError, fmnist.InternalError):
+        assert issubclass(cls, fmnist.Error) and cls.__doc__, cls
+    assert issubclass(fmnist.DownloadError, OSError) and issubclass(fmnist.RegistryError, ValueError)
+    assert issubclass(fmnist.DatasetNotFoundError, FileNotFoundError)
+    assert fmnist.IdxFormatError.__module__ == "fmnist.errors" and fmnist.ChecksumError.__module__ == "fmnist.errors"
 
 
 @pytest.mark.parametrize(
@@ -152,7 +158,7 @@ def test_stored_checksum_wins_over_corruption() -> None:
 def test_uncompressed_file_digests_cover_the_same_bytes(tmp_path: Path) -> None:
     md5 = __import__("hashlib").md5(GOOD).hexdigest()
     assert fmnist.read_idx(GOOD, md5=md5, content_md5=md5).shape == (3, 4)
-    with pytest.raises(fmnist.ChecksumError, match="stored uncompressed, so stored = content"):
+    with pytest.raises(fmnist.ChecksumError, match=r"uncompressed: stored = content"):
         fmnist.read_idx(GOOD, content_md5="1" * 32)
 
 
@@ -231,12 +237,15 @@ def test_internal_digest_reader_refuses_unknown_names() -> None:
     from fmnist import _core
 
     with pytest.raises(ValueError, match='unknown digest "sha1"'):
-        _core.read_idx_digests([GOOD], [["sha1"]])
-    with pytest.raises(ValueError, match="1 sources but 2 digest lists"):
-        _core.read_idx_digests([GOOD], [[], []])
-    (outcome,) = _core.read_idx_digests([GOOD_GZ], [["md5", "content_sha256"]])
-    assert not isinstance(outcome, BaseException) and outcome[0] is not None
-    assert outcome[0].shape == (3, 4) and set(outcome[1]) == {"md5", "content_sha256"}
+        _core.read([GOOD], report=[["sha1"]])
+    with pytest.raises(ValueError, match="1 sources but 1 expected-digest lists and 2 report lists"):
+        _core.read([GOOD], report=[[], []])
+    with pytest.raises(ValueError, match="mode must be"):
+        _core.read([GOOD], mode="decode")
+    (outcome,) = _core.read([GOOD_GZ], report=[["md5", "content_sha256"]])
+    assert outcome.array is not None and outcome.codec == "gzip"
+    assert outcome.array.shape == (3, 4) and set(outcome.digests) == {"md5", "content_sha256"}
+    assert (outcome.dtype, outcome.shape) == ("int16", [3, 4])
 
 
 def test_internal_digest_reader_gives_one_outcome_per_file(tmp_path: Path) -> None:
@@ -244,18 +253,20 @@ def test_internal_digest_reader_gives_one_outcome_per_file(tmp_path: Path) -> No
 
     every = ["md5", "sha256", "content_md5", "content_sha256"]
     broken = GOOD_GZ[:-5]
-    outcomes = _core.read_idx_digests([GOOD, broken, str(tmp_path / "nope"), GOOD_GZ], [every] * 4)
+    outcomes = _core.read([GOOD, broken, str(tmp_path / "nope"), GOOD_GZ], report=[every] * 4, errors="return")
     assert isinstance(outcomes[1], gzip.BadGzipFile) and isinstance(outcomes[2], FileNotFoundError)
     good, good_gz = outcomes[0], outcomes[3]
     assert not isinstance(good, BaseException) and not isinstance(good_gz, BaseException)
-    assert good[2] is False and good_gz[2] is True
-    assert good[1]["content_sha256"] == good_gz[1]["content_sha256"] == hashlib.sha256(GOOD).hexdigest()
-    assert good_gz[1]["md5"] == hashlib.md5(GOOD_GZ).hexdigest()
+    assert good.codec == "raw" and good_gz.codec == "gzip"
+    assert good.digests["content_sha256"] == good_gz.digests["content_sha256"] == hashlib.sha256(GOOD).hexdigest()
+    assert good_gz.digests["md5"] == hashlib.md5(GOOD_GZ).hexdigest()
     # Without decoding: the same digests, no array, and the same outcome for the broken one.
-    streamed = _core.read_idx_digests([GOOD, broken, GOOD_GZ], [every] * 3, decode=False)
-    assert [o if isinstance(o, BaseException) else (o[0], o[1], o[2]) for o in streamed][0] == (None, good[1], False)
+    streamed = _core.read([GOOD, broken, GOOD_GZ], mode="digests", report=[every] * 3, errors="return")
+    assert streamed[0].array is None and streamed[0].digests == good.digests and streamed[0].codec == "raw"
     assert isinstance(streamed[1], gzip.BadGzipFile)
-    assert not isinstance(streamed[2], BaseException) and streamed[2][1] == good_gz[1]
+    assert not isinstance(streamed[2], BaseException) and streamed[2].digests == good_gz.digests
+    with pytest.raises(gzip.BadGzipFile):
+        _core.read([GOOD, broken], report=[every] * 2)  # errors="raise": the first failing one
 
 
 # --- sources beyond paths and bytes -------------------------------------------------------------
@@ -315,7 +326,7 @@ def test_pipes_and_fifos_are_read_as_they_come(tmp_path: Path, compressed: bool 
         "try:\n    print(fmnist.read_idx('/dev/stdin').shape)\n"
         "except Exception as e:\n    print(type(e).__name__)\n"
     )
-    short = {False: "IdxFormatError", True: "BadGzipFile", "xz": "LZMAError"}[compressed]
+    short = {False: "IdxFormatError", True: "BadGzipFile", "xz": "XzError"}[compressed]
     for feed, out in ((data, "(30, 100)"), (data[:-7], short)):
         done = subprocess.run([sys.executable, "-c", code], input=feed, capture_output=True, timeout=60)
         assert done.stdout.decode().strip() == out, done.stderr

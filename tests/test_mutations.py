@@ -63,7 +63,7 @@ def test_mutated_files_are_rejected_where_the_reference_rejects(data: bytes) -> 
     else:
         # The same class as the reference: a corrupt stream is a gzip error even where the IDX
         # header inflated from it is also wrong (the reference inflates everything first).
-        assert our_cls is ref_cls, (ref, ours)
+        assert issubclass(our_cls, ref_cls), (ref, ours)
         assert isinstance(ours, DOCUMENTED), ours
         assert "bytes in memory" in str(ours)
 
@@ -80,9 +80,10 @@ def test_every_single_byte_truncation_of_an_xz_file_is_rejected_as_the_reference
     classes = []
     for n in range(len(data) - 4):  # (the last 4 bytes are stream padding: cutting them is fine)
         cls, err = outcome(fmnist.read_idx, data[:n])
-        assert cls is not None and cls is outcome(reference.read_idx, data[:n])[0], (n, err)
+        ref_cls = outcome(reference.read_idx, data[:n])[0]
+        assert cls is not None and ref_cls is not None and issubclass(cls, ref_cls), (n, err)
         classes.append(cls)
     # Under 6 bytes there is no xz magic (then: not IDX); past it a corrupt stream everywhere but
     # where a cut leaves whole streams (then: short IDX content).
     assert set(classes[:6]) == {fmnist.IdxFormatError}
-    assert classes[6:].count(fmnist.IdxFormatError) <= 2 and lzma.LZMAError in classes
+    assert classes[6:].count(fmnist.IdxFormatError) <= 2 and fmnist.XzError in classes

@@ -6,12 +6,11 @@ released; see ``fmnist.reference`` for the pure-Python specification it is teste
 
 from __future__ import annotations
 
-from gzip import BadGzipFile
-
 from . import reference as reference  # the pure-Python specification, fmnist.reference
-from ._core import ChecksumError, IdxFormatError, __version__
+from ._core import __version__
 from .datasets import DATASETS, Dataset, FileInfo, RegistryError, load_registry, register
 from .download import DownloadError
+from .errors import BadGzipFile, ChecksumError, Error, IdxFormatError, InternalError, XzError
 from .idx import read_idx, read_idx_many, write_idx
 from .loaders import DatasetNotFoundError, download, load, load_data, load_mnist
 from .pipeline import Batches, batches
@@ -26,7 +25,10 @@ __all__ = [
     "RegistryError",
     "DatasetNotFoundError",
     "DownloadError",
+    "Error",
     "IdxFormatError",
+    "InternalError",
+    "XzError",
     "__version__",
     "batches",
     "download",

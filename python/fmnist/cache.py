@@ -28,6 +28,7 @@ import numpy.typing as npt
 
 from . import _core
 from .datasets import FileInfo
+from .errors import IdxFormatError
 from .idx import atomic_write
 
 STAMPS = ".fmnist-cache.json"
@@ -153,14 +154,22 @@ class Cache:
         """Hashes the cache file (as it streams past: nothing is decoded into an array only to
         be dropped) and compares it with the known content SHA-256, else the one stamped when it
         was written. Returns (problem, or "" if it matches; the digest found)."""
-        expected = info.content_sha256 or self._stamps().get(info.stem, {}).get("content_sha256")
-        (outcome,) = _core.read_idx_digests([str(self.path(info))], [["content_sha256"]], decode=False)
+        known = info.content_sha256
+        whose = "the known content SHA-256" if known else "the SHA-256 stamped when it was verified"
+        expected = known or self._stamps().get(info.stem, {}).get("content_sha256")
+        if not isinstance(expected, str):
+            return "no content SHA-256 to check it by", ""
+        (outcome,) = _core.read(
+            [str(self.path(info))],
+            mode="digests",
+            expected=[[("content_sha256", expected, whose)]],
+            strict=False,
+            errors="return",
+        )
         if isinstance(outcome, BaseException):
             return f"unreadable: {outcome}", ""
-        found = outcome[1]["content_sha256"]
-        if found != expected:
-            return f"content SHA-256 {found} is not the verified {expected}", found
-        return "", found
+        (verdict,) = outcome.verdicts
+        return ("" if verdict.matched else verdict.message), verdict.actual
 
     def audit(self, info: FileInfo) -> str | None:
         """For ``fmnist verify`` and ``info``, which trust no stamp: None if there is no cache
@@ -193,15 +202,16 @@ class Cache:
 
     def put(self, info: FileInfo, array: npt.NDArray[Any], content_sha256: str) -> bool:
         """Caches a verified array; False if the folder cannot be written (the cache is optional)."""
-        if array.shape != info.shape or array.dtype != np.uint8 or not array.flags.c_contiguous:
-            raise ValueError(f"{info.name}: expected a C-contiguous {info.shape} uint8 array")
+        if array.shape != info.shape or array.dtype != np.dtype(info.dtype) or not array.flags.c_contiguous:
+            raise ValueError(f"{info.name}: expected a C-contiguous {info.shape} {info.dtype} array")
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             # Not fsynced: a cache file lost in a crash has another size or mtime than its
             # stamp, so it is hashed again (and rebuilt) before any use. Read-only (0444), and
             # replaced only by rename: a file mapped by an earlier load never changes under it.
             _writable_on_windows(self.path(info))
-            atomic_write(str(self.path(info)), header_of(info), array.reshape(-1).data, fsync=False, mode=0o444)
+            header = _core.idx_header(info.dtype, list(info.shape))
+            atomic_write(str(self.path(info)), header, array.reshape(-1).data, fsync=False, mode=0o444)
             self._stamp(info, content_sha256)
             return True
         except OSError:
@@ -232,28 +242,20 @@ def _writable_on_windows(path: Path) -> None:
             pass
 
 
-def header_of(info: FileInfo) -> bytes:
-    """The IDX header of a uint8 file of ``info.shape``."""
-    return bytes([0, 0, 8, len(info.shape)]) + np.array(info.shape, ">u4").tobytes()
-
-
 def map_idx(path: Path, info: FileInfo) -> npt.NDArray[Any] | None:
-    """Maps a decompressed uint8 IDX file copy-on-write as an array of ``info.shape`` (writeable;
-    writes stay private; no file descriptor is held); None if its header or length is not the
-    expected one, or it is not a regular file."""
-    header = header_of(info)
+    """Maps a decompressed IDX file copy-on-write as an array of ``info``'s shape and dtype
+    (writeable; writes stay private; no file descriptor is held); None if it is not exactly such
+    an IDX file (the engine parses its header and checks its length), or not a regular file."""
     if os.name == "nt":
         # Windows cannot replace or delete a file while it is mapped, and the cache must stay
         # replaceable (a rebuild, `fmnist verify`): there the file is read instead.
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size != info.content_size or f.read(len(header)) != header:
-                return None
-            return np.fromfile(f, dtype=np.uint8, count=size - len(header)).reshape(info.shape)
+        try:
+            (outcome,) = _core.read([str(path)], max_bytes=info.content_size)
+        except (OSError, IdxFormatError):
+            return None
+        array = outcome.array
+        return array if array is not None and array.shape == info.shape and array.dtype == info.dtype else None
     try:
-        raw = _core.map_file(path)
-    except (OSError, _core.IdxFormatError):
+        return _core.map_idx(str(path), info.dtype, list(info.shape))  # type: ignore[no-any-return]
+    except (OSError, IdxFormatError):
         return None
-    if raw is None or raw.size != info.content_size or raw[: len(header)].tobytes() != header:
-        return None
-    return raw[len(header) :].reshape(info.shape)

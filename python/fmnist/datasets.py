@@ -21,6 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import _core
+from .errors import Error
+
 #: The splits of the MNIST layout (a dataset may have others: ``Dataset.splits``).
 SPLITS = ("train", "test")
 
@@ -49,16 +52,10 @@ class FileInfo:
         return self.name
 
     @property
-    def itemsize(self) -> int:
-        return {"uint8": 1, "int8": 1, "int16": 2, "int32": 4, "float32": 4, "float64": 8}[self.dtype]
-
-    @property
     def content_size(self) -> int:
-        """Bytes of the decompressed IDX file: header + payload."""
-        n = 1
-        for d in self.shape:
-            n *= d
-        return 4 + 4 * len(self.shape) + n * self.itemsize
+        """Bytes of the decompressed IDX file: header + payload (the engine's rule)."""
+        header, payload = _core.idx_size(self.dtype, list(self.shape))
+        return int(header + payload)
 
 
 @dataclass(frozen=True)
@@ -433,7 +430,8 @@ def get(name: str) -> Dataset:
 
 #: What a dataset or file name may be: it becomes a folder or file name and part of a URL.
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
-_DTYPES = ("uint8", "int8", "int16", "int32", "float32", "float64")
+#: The element types IDX holds, by numpy name: the engine's table.
+_DTYPES = tuple(name for code, name, _ in _core.ELEMENT_TYPES if code is not None)
 _HEX = {"md5": 32, "sha256": 64, "content_md5": 32, "content_sha256": 64}
 #: file-description keys (as in a registry file) -> FileInfo fields
 _FILE_KEYS = {
@@ -470,7 +468,7 @@ _DATASET_KEYS = (
 )
 
 
-class RegistryError(ValueError):
+class RegistryError(Error, ValueError):
     """A dataset description that cannot be used: the message names its source and the problem."""
 
 

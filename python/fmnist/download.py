@@ -18,8 +18,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
+from . import _core
 from ._core import __version__
 from .datasets import FileInfo
+from .errors import Error
 from .verify import Verdict, read_verified
 
 #: The download's own logger, a child of fmnist's: which mirror and attempt is under way, and
@@ -35,10 +37,10 @@ MIN_RATE = 32 << 10
 def size_limit(info: FileInfo) -> int:
     """The most bytes a mirror may send for ``info``: its published .gz size when the registry
     knows it, with room for a mirror that recompressed it (1/8 more, and 64 KiB), else what any
-    gzip of its content could need (1/8 more than the content, and 1 MiB of headers)."""
+    gzip or xz of its content could need (the engine's bound)."""
     if info.gz_size:
         return info.gz_size + info.gz_size // 8 + (1 << 16)
-    return info.content_size + info.content_size // 8 + (1 << 20)
+    return int(_core.max_compressed_size(info.dtype, list(info.shape)))
 
 
 def _open_partial(partial: Path, append: bool) -> IO[bytes]:
@@ -72,7 +74,7 @@ class _LocalWrite(Exception):
 USER_AGENT = f"fmnist/{__version__} (+https://github.com/zalandoresearch/fashion-mnist)"
 
 
-class DownloadError(OSError):
+class DownloadError(Error, OSError):
     """No mirror gave a verified copy. ``attempts`` lists (url, why) for every try."""
 
     def __init__(self, name: str, attempts: Sequence[tuple[str, str]]) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import os
 import secrets
-import sys
 from collections.abc import Sequence
 from typing import Any, Protocol, Union
 
@@ -31,7 +30,7 @@ Source = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, Readable, 
 Dest = Union[str, "os.PathLike[str]", Writable]
 
 #: The dtypes IDX can hold (native byte order), by IDX type code: the engine's table.
-IDX_DTYPES = {code: np.dtype(t) for t, code in _core.ELEMENT_TYPES.items() if code is not None}
+IDX_DTYPES = {code: np.dtype(name) for code, name, _ in _core.ELEMENT_TYPES if code is not None}
 
 
 def _source(source: Any) -> str | bytes | tuple[bytes, str]:
@@ -62,14 +61,6 @@ def _source(source: Any) -> str | bytes | tuple[bytes, str]:
         ) from None
 
 
-def _max_bytes(max_bytes: int | None) -> int | None:
-    if max_bytes is None:
-        return None
-    if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or not 0 <= max_bytes <= sys.maxsize:
-        raise ValueError(f"max_bytes must be an int from 0 to {sys.maxsize}, or None; not {max_bytes!r}")
-    return max_bytes
-
-
 def read_idx(
     source: Source,
     *,
@@ -91,7 +82,10 @@ def read_idx(
     that owns its memory (OWNDATA, no base). Raises ``IdxFormatError`` for malformed IDX,
     ``gzip.BadGzipFile`` for corrupt gzip, and the OS's own ``OSError`` subclasses.
     """
-    return _core.read_idx(_source(source), md5, sha256, content_md5, content_sha256, _max_bytes(max_bytes))
+    given = {"md5": md5, "sha256": sha256, "content_md5": content_md5, "content_sha256": content_sha256}
+    expected = [(kind, hex_digest, None) for kind, hex_digest in given.items() if hex_digest is not None]
+    (outcome,) = _core.read([_source(source)], expected=[expected], max_bytes=max_bytes)
+    return outcome.array  # type: ignore[return-value]
 
 
 def read_idx_many(
@@ -110,7 +104,7 @@ def read_idx_many(
     of the first failing one, exactly as ``read_idx`` would have.
     """
     srcs = [_source(s) for s in sources]
-    digests: list[dict[str, str]] = [{} for _ in srcs]
+    expected: list[list[tuple[str, str, str | None]]] = [[] for _ in srcs]
     given = {"md5": md5, "sha256": sha256, "content_md5": content_md5, "content_sha256": content_sha256}
     for kind, column in given.items():
         if column is None:
@@ -118,33 +112,10 @@ def read_idx_many(
         column = list(column)
         if len(column) != len(srcs):
             raise ValueError(f"{kind} has {len(column)} entries for {len(srcs)} sources")
-        for per_source, hex_digest in zip(digests, column):
+        for per_source, hex_digest in zip(expected, column):
             if hex_digest is not None:
-                per_source[kind] = hex_digest
-    return _core.read_idx_many(srcs, digests, _max_bytes(max_bytes))
-
-
-def _level(compress: bool | int | str) -> tuple[int | None, str]:
-    """(level or None, codec) for ``write_idx``'s ``compress``."""
-    if compress is False:
-        return None, "gzip"
-    if compress is True or compress == "gzip":
-        return 6, "gzip"
-    if compress == "xz":
-        return 6, "xz"
-    if isinstance(compress, int) and not isinstance(compress, bool) and 0 <= compress <= 9:
-        return compress, "gzip"
-    raise ValueError(f"compress must be a bool, a gzip level 0-9, 'gzip' or 'xz', not {compress!r}")
-
-
-def _native_idx_array(array: npt.ArrayLike) -> npt.NDArray[Any]:
-    a = np.asarray(array)
-    native = a.dtype.newbyteorder("=") if a.dtype.byteorder not in ("=", "|") else a.dtype
-    if native not in IDX_DTYPES.values():
-        raise TypeError(
-            f"IDX cannot hold an array of dtype {a.dtype}: use uint8, int8, int16, int32, float32 or float64"
-        )
-    return a.astype(native, copy=False)
+                per_source.append((kind, hex_digest, None))
+    return [o.array for o in _core.read(srcs, expected=expected, max_bytes=max_bytes)]  # type: ignore[misc]
 
 
 def write_idx(dest: Dest, array: npt.ArrayLike, *, compress: bool | int | str = False) -> None:
@@ -155,8 +126,7 @@ def write_idx(dest: Dest, array: npt.ArrayLike, *, compress: bool | int | str = 
     and renamed into place, so it never holds a partial file. A dtype IDX cannot hold raises
     ``TypeError``.
     """
-    level, codec = _level(compress)
-    data = _core.encode_idx(_native_idx_array(array), level, codec)
+    data = _core.encode_idx(array, compress)
     if not isinstance(dest, (str, os.PathLike)):
         dest.write(data)
         return

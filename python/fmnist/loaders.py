@@ -13,7 +13,6 @@ repository (``data/fashion/``). ``Store.folders`` lists them: ``<root>`` itself,
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import os
@@ -27,15 +26,17 @@ import numpy as np
 import numpy.typing as npt
 
 from . import cache as cache_mod
-from .cache import STAMPS, Cache, header_of
+from .cache import STAMPS, Cache
 from .datasets import Dataset, FileInfo, get
 from .download import DownloadError, fetch
+from .errors import Error
 from .idx import read_idx_many
 from .verify import (
     Verdict,
     check_archive,
     has_content_digest,
     judge_in_place,
+    content_sha256,
     read_keras_npz,
     read_members,
     read_verified,
@@ -51,7 +52,7 @@ Array = npt.NDArray[Any]
 DEBIAN = Path("/usr/share/datasets")
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(Error, FileNotFoundError):
     """No verified copy was found and downloading was off (or failed)."""
 
 
@@ -321,8 +322,8 @@ class Store:
                     rejected[info.name].append(f"{path} (keras): no uint8 {key} of shape {info.shape} in it")
                     continue
                 array = np.ascontiguousarray(array)
-                sha = hashlib.sha256(header_of(info) + array.tobytes()).hexdigest()
-                rule = f"stored SHA-256 matches keras's published SHA-256 of {ds.keras_npz}"
+                sha = content_sha256(info, array)
+                rule = f"SHA-256 of the stored .npz matches keras's published SHA-256 of {ds.keras_npz}"
                 arrays[info.name] = array
                 self.found[info.name] = Found(path, "keras", Verdict(True, rule, content_sha256=sha))
                 log.info("%s: found %s (keras layout), verified: %s", info.name, path, rule)

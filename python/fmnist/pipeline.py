@@ -24,7 +24,7 @@ import numpy.typing as npt
 from . import _core
 
 #: element types batches can read (native byte order)
-SUPPORTED = tuple(np.dtype(t) for t in _core.ELEMENT_TYPES)
+SUPPORTED = tuple(np.dtype(name) for _, name, _ in _core.ELEMENT_TYPES)
 
 Stat = Union[float, Sequence[float], npt.NDArray[Any], None]
 
@@ -108,17 +108,7 @@ def batches(
     """
     x = np.asarray(images)
     y = np.asarray(labels)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, not {batch_size!r}")
-    if isinstance(world_size, bool) or not isinstance(world_size, (int, np.integer)) or world_size < 1:
-        raise ValueError(f"world_size must be an int >= 1, not {world_size!r}")
-    if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or not 0 <= rank < world_size:
-        raise ValueError(f"rank must be an int in [0, {world_size}) for world_size={world_size}, not {rank!r}")
-    if dtype is not None and dtype not in ("uint8", "float32"):
-        try:
-            dtype = {np.dtype(np.uint8): "uint8", np.dtype(np.float32): "float32"}[np.dtype(dtype)]
-        except (TypeError, KeyError):
-            raise ValueError(f"dtype must be 'uint8', 'float32' or None, not {dtype!r}") from None
+    batch_size, rank, world_size, dtype = _core.batch_args(batch_size, rank, world_size, dtype)
     x = _native(x, "images")
     y = _native(y, "labels")
     if len(x) != len(y):
@@ -129,14 +119,14 @@ def batches(
         raise ValueError("mean/std normalise float32 batches: pass dtype='float32'")
     image_shape = x.shape[1:]
     order = epoch_indices(
-        len(x), shuffle=shuffle, seed=seed, epoch=epoch, drop_last=drop_last, rank=int(rank), world_size=int(world_size)
+        len(x), shuffle=shuffle, seed=seed, epoch=epoch, drop_last=drop_last, rank=rank, world_size=world_size
     )
     out_shape = [int(np.prod(image_shape, dtype=np.int64))] if flatten else [int(d) for d in image_shape]
     return _core.Batcher(
         x,
         y,
         order,
-        int(batch_size),
+        batch_size,
         bool(drop_last),
         dtype == "float32",
         _stat(mean, "mean", image_shape),

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from ._core import ChecksumError, IdxFormatError
+from .errors import ChecksumError, IdxFormatError
 
 #: type code -> numpy dtype as stored (big-endian)
 DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}

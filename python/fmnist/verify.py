@@ -8,11 +8,11 @@ Anything else is rejected, with the file, what was hashed, expected and actual.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
 from typing import Any, Union
 
@@ -20,11 +20,13 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _core
-from ._core import IdxFormatError
 from .cache import map_idx
 from .datasets import Archive, FileInfo
+from .errors import IdxFormatError
 
 PathLike = Union[str, "os.PathLike[str]"]
+#: What the engine is told a file must have: (digest kind, hex, whose value).
+Expected = list[tuple[str, str, Union[str, None]]]
 
 
 @dataclass(frozen=True)
@@ -42,68 +44,53 @@ def has_content_digest(info: FileInfo) -> bool:
     return bool(info.content_sha256 or info.content_md5)
 
 
-def wanted(info: FileInfo, stored: bool = True) -> list[str]:
-    """The digests to compute for ``info``: the stored ones that are published (unless not
-    ``stored``: a decompressed copy's stored bytes are its content), and the content SHA-256 (it
-    also stamps the warm cache and proves decompressed copies)."""
-    names = ["content_sha256"]
-    if stored and info.gz_md5:
-        names.append("md5")
-    elif stored and info.gz_sha256:
-        names.append("sha256")
-    if info.content_md5 and not info.content_sha256:
-        names.append("content_md5")
-    return names
+def expected(info: FileInfo, proven: Mapping[str, str] | None = None) -> Expected:
+    """What the registry (and ``proven``: content SHA-256s established on this machine, of a
+    verified .gz of the same file, with where they were) says the file's digests are. The engine
+    judges each; the file is accepted when one matches."""
+    out: Expected = []
+    if info.gz_md5:
+        out.append(("md5", info.gz_md5, "the published .gz MD5"))
+    if info.gz_sha256:
+        out.append(("sha256", info.gz_sha256, "the published .gz SHA-256"))
+    if info.content_sha256:
+        out.append(("content_sha256", info.content_sha256, "the known content SHA-256"))
+    if info.content_md5:
+        out.append(("content_md5", info.content_md5, "the known content MD5"))
+    for sha, where in (proven or {}).items():
+        out.append(("content_sha256", sha, f"that of {where}"))
+    return out
 
 
-def judge(
-    info: FileInfo, digests: dict[str, str], compressed: bool, proven: Mapping[str, str] | None = None
-) -> Verdict:
-    """Applies the policy to the digests computed for one file. ``proven`` maps content SHA-256s
-    established on this machine (of a verified .gz of the same file) to where they were: a copy
-    whose content equals one of them is the right one too."""
-    sha = digests.get("content_sha256", "")
-    checks = []
-    if compressed:
-        checks += [
-            ("md5", info.gz_md5, "stored MD5 matches the published .gz MD5", "MD5 of the stored .gz bytes"),
-            (
-                "sha256",
-                info.gz_sha256,
-                "stored SHA-256 matches the published .gz SHA-256",
-                "SHA-256 of the stored .gz bytes",
-            ),
-        ]
-    checks += [
-        (
-            "content_sha256",
-            info.content_sha256,
-            "content SHA-256 matches the known content SHA-256" + (" (a recompressed copy)" if compressed else ""),
-            "SHA-256 of the decompressed IDX content",
-        ),
-        (
-            "content_md5",
-            info.content_md5,
-            "content MD5 matches the known content MD5" + (" (a recompressed copy)" if compressed else ""),
-            "MD5 of the decompressed IDX content",
-        ),
-    ]
-    problems = []
-    for key, expected, rule, what in checks:
-        actual = digests.get(key)
-        if expected is None or actual is None:
-            continue
-        if actual == expected:
-            return Verdict(True, rule, content_sha256=sha)
-        problems.append(f"{what}: expected {expected}, found {actual}")
-    if proven and sha in proven:
-        return Verdict(True, f"content SHA-256 equals that of {proven[sha]}", content_sha256=sha)
+def judge(outcome: Any) -> Verdict:
+    """The policy over the engine's verdicts on one file: accepted if any expected digest
+    matched. A published digest of the .gz says nothing of a decompressed copy (whose stored
+    bytes are its content), so for one of those only content digests count."""
+    relevant = [v for v in outcome.verdicts if outcome.codec != "raw" or v.kind.startswith("content_")]
+    sha = outcome.digests.get("content_sha256", "")
+    for v in relevant:
+        if v.matched:
+            return Verdict(True, v.message, content_sha256=sha)
+    problems = tuple(v.message for v in relevant)
     if not problems:
-        problems.append(
-            f"no published digest covers this form of the file ({'compressed' if compressed else 'decompressed'})"
-            + ("" if compressed else ", and no verified .gz of it was found to compare its content with")
+        form = "decompressed" if outcome.codec == "raw" else "compressed"
+        problems = (
+            f"no published digest covers this form of the file ({form})"
+            + (", and no verified .gz of it was found to compare its content with" if form == "decompressed" else ""),
         )
-    return Verdict(False, "", tuple(problems), sha)
+    return Verdict(False, "", problems, sha)
+
+
+def _read(sources: Sequence[Any], expect: Sequence[Expected], **options: Any) -> list[Any]:
+    """The engine's read call, judging (not raising) digests, one outcome or exception a source."""
+    return _core.read(
+        list(sources),
+        expected=list(expect),
+        report=[["content_sha256"] for _ in sources],
+        strict=False,
+        errors="return",
+        **options,
+    )
 
 
 def read_verified(paths: Sequence[PathLike], infos: Sequence[FileInfo]) -> list[tuple[Any, Verdict]]:
@@ -113,13 +100,13 @@ def read_verified(paths: Sequence[PathLike], infos: Sequence[FileInfo]) -> list[
     # max_bytes from the registry's shapes: a file whose header claims more is refused before
     # anything is inflated or allocated for it (a gzip bomb, a corrupt or hostile header).
     limit = max((i.content_size for i in infos), default=0)
-    outcomes = _core.read_idx_digests([os.fspath(p) for p in paths], [wanted(i) for i in infos], max_bytes=limit)
+    outcomes = _read([os.fspath(p) for p in paths], [expected(i) for i in infos], max_bytes=limit)
     out = []
     for path, info, outcome in zip(paths, infos, outcomes):
         if isinstance(outcome, BaseException):  # IdxFormatError, BadGzipFile, an OSError
             out.append((None, Verdict(False, "", (f"unreadable: {outcome}",))))
         else:
-            out.append(_finish(path, info, *outcome))
+            out.append(_finish(path, info, outcome))
     return out
 
 
@@ -129,7 +116,7 @@ def judge_in_place(
     """Judges decompressed copies without reading them into memory: the length first, then the
     content hashed as it streams past (in parallel), and a copy that passes is mapped where it
     lies (copy-on-write, as the warm cache is) after checking it did not change meanwhile.
-    ``proofs[i]``: content SHA-256s proven for ``infos[i]`` (see ``judge``)."""
+    ``proofs[i]``: content SHA-256s proven for ``infos[i]`` (see ``expected``)."""
     out: list[tuple[Any, Verdict] | None] = [None] * len(paths)
     todo: list[tuple[int, os.stat_result]] = []
     for k, (path, info) in enumerate(zip(paths, infos)):
@@ -143,16 +130,15 @@ def judge_in_place(
             out[k] = (None, Verdict(False, "", (problem,)))
         else:
             todo.append((k, st))
-    outcomes = _core.read_idx_digests(
-        [os.fspath(paths[k]) for k, _ in todo], [wanted(infos[k], stored=False) for k, _ in todo], decode=False
+    outcomes = _read(
+        [os.fspath(paths[k]) for k, _ in todo], [expected(infos[k], proofs[k]) for k, _ in todo], mode="digests"
     )
     for (k, before), outcome in zip(todo, outcomes):
         info = infos[k]
         if isinstance(outcome, BaseException):
             out[k] = (None, Verdict(False, "", (f"unreadable: {outcome}",)))
             continue
-        _, digests, compressed = outcome
-        verdict = judge(info, digests, compressed, proofs[k])
+        verdict = judge(outcome)
         if not verdict.ok:
             out[k] = (None, verdict)
             continue
@@ -162,32 +148,54 @@ def judge_in_place(
             same = all(getattr(after, a) == getattr(before, a) for a in ("st_ino", "st_size", "st_mtime_ns"))
         except OSError:
             same = False
+        compressed = outcome.codec != "raw"
         if array is None or not same or compressed:
-            problem = "gzip data under a decompressed file's name" if compressed else "changed while it was verified"
+            problem = "compressed data under a decompressed file's name" if compressed else "changed while it was verified"
             out[k] = (None, Verdict(False, "", (problem,), verdict.content_sha256))
             continue
         out[k] = (array, verdict)
     return [r for r in out if r is not None]
 
 
+def read_archive(path: PathLike, archive: Archive) -> tuple[Verdict, bytes | None]:
+    """The archive at ``path``, read once: (verdict on its MD5, the very bytes that were hashed,
+    or None when it is not the published archive). Its members are read from those bytes, never
+    by opening the file again."""
+    (outcome,) = _core.read(
+        [os.fspath(path)], mode="stored", expected=[[("md5", archive.md5, "the published archive MD5")]],
+        strict=False, errors="return",
+    )
+    if isinstance(outcome, BaseException):
+        return Verdict(False, "", (f"unreadable: {outcome}",)), None
+    (verdict,) = outcome.verdicts
+    if not verdict.matched:
+        return Verdict(False, "", (verdict.message,)), None
+    return Verdict(True, verdict.message), outcome.stored
+
+
 def check_archive(path: PathLike, archive: Archive) -> Verdict:
     """Whether ``path`` is the published archive: its MD5 (hashed in Rust, as it streams past)."""
-    (outcome,) = _core.read_idx_digests([os.fspath(path)], [["md5"]], decode=False)
+    (outcome,) = _core.read(
+        [os.fspath(path)], mode="digests", expected=[[("md5", archive.md5, "the published archive MD5")]],
+        strict=False, errors="return",
+    )
     if isinstance(outcome, BaseException):
         return Verdict(False, "", (f"unreadable: {outcome}",))
-    found = outcome[1]["md5"]
-    if found != archive.md5:
-        return Verdict(False, "", (f"MD5 of the stored archive: expected {archive.md5}, found {found}",))
-    return Verdict(True, "stored MD5 matches the published archive MD5")
+    (verdict,) = outcome.verdicts
+    return Verdict(verdict.matched, verdict.message if verdict.matched else "", () if verdict.matched else (verdict.message,))
 
 
 def read_members(path: PathLike, archive: Archive, infos: Sequence[FileInfo]) -> list[tuple[Any, Verdict]]:
-    """The IDX files ``infos`` read out of the verified zip ``path`` (members under
-    ``archive.members``), decoded in parallel, never extracted to disk."""
+    """The IDX files ``infos`` read out of the zip ``path`` (members under ``archive.members``):
+    the archive is read once and proven by its MD5, and the members are decoded (in parallel)
+    from those same bytes, never extracted to disk or read from the file again."""
+    verdict, data = read_archive(path, archive)
+    if data is None:
+        return [(None, verdict) for _ in infos]
     blobs: list[tuple[bytes, str] | None] = []
     out: list[tuple[Any, Verdict] | None] = []
     try:
-        with zipfile.ZipFile(path) as z:
+        with zipfile.ZipFile(BytesIO(data)) as z:
             for info in infos:
                 member = archive.members + info.name
                 try:
@@ -199,53 +207,59 @@ def read_members(path: PathLike, archive: Archive, infos: Sequence[FileInfo]) ->
     except (OSError, zipfile.BadZipFile) as e:
         return [(None, Verdict(False, "", (f"unreadable archive: {e}",))) for _ in infos]
     todo = [k for k, b in enumerate(blobs) if b is not None]
-    outcomes = _core.read_idx_digests(
-        [blobs[k] for k in todo],  # type: ignore[misc]
-        [["content_sha256"] for _ in todo],
-        max_bytes=max((infos[k].content_size for k in todo), default=0),
+    outcomes = _read(
+        [blobs[k] for k in todo], [[] for _ in todo], max_bytes=max((infos[k].content_size for k in todo), default=0)
     )
     for k, outcome in zip(todo, outcomes):
         info = infos[k]
         if isinstance(outcome, BaseException):
             out[k] = (None, Verdict(False, "", (f"unreadable: {outcome}",)))
             continue
-        array, digests, _ = outcome
-        mismatch = _mismatch(info, array)
+        mismatch = _mismatch(info, outcome.array)
         if mismatch:
             out[k] = (None, Verdict(False, "", (mismatch,)))
             continue
-        rule = "a member of the verified archive (stored MD5 matches the published archive MD5)"
-        out[k] = (array, Verdict(True, rule, content_sha256=digests["content_sha256"]))
+        rule = f"a member of the verified archive ({verdict.rule})"
+        out[k] = (outcome.array, Verdict(True, rule, content_sha256=outcome.digests["content_sha256"]))
     return [r for r in out if r is not None]
 
 
 def read_keras_npz(path: PathLike, sha256: str) -> tuple[str, dict[str, npt.NDArray[Any]] | None]:
     """keras's single-file form of a dataset (``mnist.npz``): ("", its arrays) when its SHA-256 is
-    the one keras publishes, else (the problem, None). Read without pickles."""
-    digest = hashlib.sha256()
+    the one keras publishes, else (the problem, None). Read once, without pickles: the arrays come
+    from the very bytes that were hashed."""
+    (outcome,) = _core.read(
+        [os.fspath(path)], mode="stored", expected=[[("sha256", sha256, "keras's published SHA-256")]],
+        strict=False, errors="return",
+    )
+    if isinstance(outcome, BaseException):
+        return f"unreadable: {outcome}", None
+    (verdict,) = outcome.verdicts
+    if not verdict.matched:
+        return verdict.message, None
     try:
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
-        if digest.hexdigest() != sha256:
-            return f"SHA-256 of the stored .npz: expected {sha256} (keras's), found {digest.hexdigest()}", None
-        with np.load(path, allow_pickle=False) as npz:
+        with np.load(BytesIO(outcome.stored), allow_pickle=False) as npz:
             return "", {k: npz[k] for k in npz.files}
     except (OSError, ValueError, zipfile.BadZipFile) as e:
         return f"unreadable: {e}", None
 
 
-def _finish(
-    path: PathLike, info: FileInfo, array: npt.NDArray[Any] | None, digests: dict[str, str], compressed: bool
-) -> tuple[Any, Verdict]:
-    verdict = judge(info, digests, compressed)
+def content_sha256(info: FileInfo, array: npt.NDArray[Any]) -> str:
+    """The content SHA-256 of ``array`` as the IDX file ``info`` names (encoded and hashed by the
+    engine): what stamps a copy that came in another form (keras's .npz)."""
+    (outcome,) = _core.read([_core.encode_idx(array)], mode="digests", report=[["content_sha256"]])
+    return str(outcome.digests["content_sha256"])
+
+
+def _finish(path: PathLike, info: FileInfo, outcome: Any) -> tuple[Any, Verdict]:
+    verdict = judge(outcome)
     if not verdict.ok:
         return None, verdict
-    mismatch = _mismatch(info, array)
+    mismatch = _mismatch(info, outcome.array)
     if mismatch:
         # Cannot happen for a file whose digest matched; kept as a guard on the registry.
         raise IdxFormatError(f"{os.fspath(path)}: {mismatch}")
-    return array, verdict
+    return outcome.array, verdict
 
 
 def _mismatch(info: FileInfo, array: npt.NDArray[Any] | None) -> str:

@@ -1,0 +1,320 @@
+//! Training batches from Python: the `Batcher` iterator over the engine's batch maker, and the
+//! checks of `fmnist.batches`' arguments.
+//!
+//! A Batcher reads the caller's arrays in place (holding references, and weak references that
+//! stop numpy from resizing them); each batch column it hands out is an array over the engine's
+//! buffer, which the array's base keeps alive.
+
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::time::Duration;
+
+use numpy::{PyArrayDescrMethods, PyReadonlyArrayDyn, PyUntypedArray, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyInt, PyWeakrefReference};
+
+use super::arrays::{self, element_type_of};
+use super::errors::{guarded, usage};
+use super::exit::detach;
+use crate::batches::{Column, Normalize, Prefetch, Rows, Spec};
+
+/// A borrowed view of a numpy array the Batcher keeps a reference to.
+fn rows_of(array: &Bound<'_, PyAny>, what: &str) -> PyResult<Rows> {
+    let array = array.cast::<PyUntypedArray>()?;
+    let (ty, native) = element_type_of(array)?;
+    if !native || !array.is_c_contiguous() || array.ndim() == 0 {
+        return Err(PyValueError::new_err(format!("{what} must be a C-contiguous, native-order array of rows")));
+    }
+    let shape = array.shape();
+    let count = shape[0];
+    let row_len = shape[1..].iter().product();
+    // SAFETY: reading the data pointer of a live array object.
+    let data = unsafe { (*array.as_array_ptr()).data } as *const u8;
+    if !(data as usize).is_multiple_of(ty.size()) {
+        return Err(PyValueError::new_err(format!("{what} is not aligned for its dtype")));
+    }
+    // SAFETY: numpy says the array holds count * row_len elements of `ty`, C-contiguous and (just
+    // checked) aligned. The Batcher holds a reference to the array for as long as these Rows
+    // live (its progress drops first), and weak references that stop numpy from resizing it.
+    Ok(unsafe { Rows::new(data, count, row_len, ty) })
+}
+
+/// Keeps a finished batch column alive for as long as an array (its base object) uses it.
+#[pyclass(frozen, module = "fmnist._core")]
+struct BatchColumn {
+    column: Column,
+}
+
+/// The column as a numpy array of `shape`, over the column's own memory.
+fn column_to_numpy(py: Python<'_>, column: Column, shape: Vec<usize>) -> PyResult<Bound<'_, PyAny>> {
+    let ty = column.element_type();
+    let data = column.as_bytes().as_ptr() as *mut u8;
+    let owner = Bound::new(py, BatchColumn { column })?;
+    debug_assert_eq!(owner.get().column.len(), shape.iter().product::<usize>());
+    // SAFETY: the column holds product(shape) elements of ty, 8-byte aligned, written once and
+    // referenced by nothing else; its owner becomes the array's base.
+    unsafe { arrays::array_over(owner.into_any(), ty, &shape, data) }
+}
+
+/// Where an array's memory is, and how large: checked before each batch.
+fn memory_of(array: &Bound<'_, PyAny>) -> PyResult<(usize, usize)> {
+    let array = array.cast::<PyUntypedArray>()?;
+    // SAFETY: reading the data pointer of a live array object, with the GIL held.
+    let ptr = unsafe { (*array.as_array_ptr()).data } as usize;
+    Ok((ptr, array.len() * array.dtype().itemsize()))
+}
+
+/// Weak references to `array` and every array it is a view of. numpy refuses to resize an
+/// array that has weak references, even with `refcheck=False`; holding them for the Batcher's
+/// life keeps the memory its rows point to from being reallocated under the helper thread.
+fn pin_memory(array: &Bound<'_, PyAny>) -> PyResult<Vec<Py<PyAny>>> {
+    let mut pins = Vec::new();
+    let mut obj = array.clone();
+    while obj.cast::<PyUntypedArray>().is_ok() {
+        pins.push(PyWeakrefReference::new(&obj)?.into_any().unbind());
+        let base = obj.getattr("base")?;
+        if base.is_none() {
+            break;
+        }
+        obj = base;
+    }
+    Ok(pins)
+}
+
+/// An int argument (not a bool, numpy integers allowed) within `lo..hi`, or the message.
+fn int_in(value: &Bound<'_, PyAny>, lo: i64, hi: Option<i64>) -> Option<i64> {
+    if value.is_instance_of::<PyBool>() {
+        return None;
+    }
+    let int = if value.is_instance_of::<PyInt>() { value.clone() } else { value.call_method0("__index__").ok()? };
+    let n = int.extract::<i64>().ok()?;
+    (n >= lo && hi.is_none_or(|h| n < h)).then_some(n)
+}
+
+/// batch_args(batch_size, rank, world_size, dtype) -> (batch_size, rank, world_size, dtype): the
+/// checks of `fmnist.batches`' arguments; dtype comes back as "uint8", "float32" or None.
+#[pyfunction]
+pub fn batch_args(
+    py: Python<'_>,
+    batch_size: &Bound<'_, PyAny>,
+    rank: &Bound<'_, PyAny>,
+    world_size: &Bound<'_, PyAny>,
+    dtype: &Bound<'_, PyAny>,
+) -> PyResult<(usize, usize, usize, Option<&'static str>)> {
+    let is_numpy_int = |v: &Bound<'_, PyAny>| -> bool {
+        v.is_instance_of::<PyInt>()
+            || py.import("numpy").and_then(|np| v.is_instance(&np.getattr("integer")?)).unwrap_or(false)
+    };
+    let batch = int_in(batch_size, 1, None).filter(|_| is_numpy_int(batch_size)).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "batch_size must be an int >= 1, not {}",
+            batch_size.repr().map(|r| r.to_string()).unwrap_or_default()
+        ))
+    })?;
+    let world = int_in(world_size, 1, None).filter(|_| is_numpy_int(world_size)).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "world_size must be an int >= 1, not {}",
+            world_size.repr().map(|r| r.to_string()).unwrap_or_default()
+        ))
+    })?;
+    let rank_n = int_in(rank, 0, Some(world)).filter(|_| is_numpy_int(rank)).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "rank must be an int in [0, {world}) for world_size={world}, not {}",
+            rank.repr().map(|r| r.to_string()).unwrap_or_default()
+        ))
+    })?;
+    let dtype = if dtype.is_none() {
+        None
+    } else {
+        let np = py.import("numpy")?;
+        let as_dtype =
+            np.call_method1("dtype", (dtype,)).ok().and_then(|d| d.getattr("name").ok()?.extract::<String>().ok());
+        match as_dtype.as_deref() {
+            Some("uint8") => Some("uint8"),
+            Some("float32") => Some("float32"),
+            _ => {
+                return Err(PyValueError::new_err(format!(
+                    "dtype must be 'uint8', 'float32' or None, not {}",
+                    dtype.repr()?
+                )))
+            }
+        }
+    };
+    Ok((batch as usize, rank_n as usize, world as usize, dtype))
+}
+
+/// The mutable state of a Batcher, behind its lock.
+struct Progress {
+    prefetch: Option<Prefetch>,
+    spec: Option<Arc<Spec>>,
+    remaining: usize,
+    /// Set when making a batch failed: every later next() raises it again.
+    failed: Option<String>,
+}
+
+impl Progress {
+    fn close(&mut self) {
+        if let Some(mut p) = self.prefetch.take() {
+            p.stop();
+        }
+        self.spec = None;
+        self.remaining = 0;
+    }
+}
+
+/// Batcher(images, labels, order, batch_size, drop_last, to_f32, mean, std, image_shape):
+/// iterates (x, y) batches of one epoch; made one batch ahead on a background thread that
+/// starts at the first next() and is stopped by close(), exhaustion or garbage collection.
+/// Threads may share one: next() calls are served one at a time, each batch handed out once.
+#[pyclass(module = "fmnist._core", frozen)]
+pub struct Batcher {
+    // Field order is drop order: the thread stops before the arrays it reads are released.
+    progress: Mutex<Progress>,
+    image_shape: Vec<usize>,
+    label_shape: Vec<usize>,
+    /// (array, its memory as the Rows saw it) for images and labels.
+    arrays: [(Py<PyAny>, (usize, usize)); 2],
+    _pins: Vec<Py<PyAny>>,
+}
+
+impl Batcher {
+    /// The lock on the progress, waited for with the GIL released (the thread that holds it may
+    /// need the GIL to finish).
+    fn progress(&self, py: Python<'_>) -> MutexGuard<'_, Progress> {
+        loop {
+            match self.progress.try_lock() {
+                Ok(g) => return g,
+                Err(TryLockError::Poisoned(p)) => return p.into_inner(),
+                Err(TryLockError::WouldBlock) => detach(py, || std::thread::sleep(Duration::from_micros(50))),
+            }
+        }
+    }
+
+    /// The arrays' memory is where it was when the batcher was made (numpy 1.x still lets
+    /// `a.data = ...` swap it out).
+    fn check_memory(&self, py: Python<'_>) -> PyResult<()> {
+        for ((array, seen), what) in self.arrays.iter().zip(["images", "labels"]) {
+            if memory_of(array.bind(py))? != *seen {
+                return Err(PyRuntimeError::new_err(format!(
+                    "the {what} array's memory was replaced or resized during iteration; make a new iterator"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn next_batch<'py>(&self, py: Python<'py>) -> PyResult<Option<(Bound<'py, PyAny>, Bound<'py, PyAny>)>> {
+        let mut progress = self.progress(py);
+        if let Some(failed) = &progress.failed {
+            return Err(PyRuntimeError::new_err(failed.clone()));
+        }
+        if progress.remaining == 0 {
+            progress.close();
+            return Ok(None);
+        }
+        self.check_memory(py)?;
+        if progress.prefetch.is_none() {
+            let spec = progress.spec.clone().expect("spec kept until exhausted or closed");
+            progress.prefetch = Some(Prefetch::start(spec));
+        }
+        let prefetch = progress.prefetch.as_mut().expect("started above");
+        let (x, y, n) = match detach(py, || prefetch.next()) {
+            None => {
+                progress.close();
+                return Ok(None);
+            }
+            Some(Err(e)) => {
+                progress.close();
+                progress.failed = Some(e.to_string());
+                return Err(PyRuntimeError::new_err(e.to_string()));
+            }
+            Some(Ok(batch)) => batch,
+        };
+        progress.remaining -= 1;
+        let xs = [n].into_iter().chain(self.image_shape.iter().copied()).collect();
+        let ys = [n].into_iter().chain(self.label_shape.iter().copied()).collect();
+        Ok(Some((column_to_numpy(py, x, xs)?, column_to_numpy(py, y, ys)?)))
+    }
+}
+
+#[pymethods]
+impl Batcher {
+    #[new]
+    #[pyo3(signature = (images, labels, order, batch_size, drop_last, to_f32, mean, std, image_shape))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        images: &Bound<'_, PyAny>,
+        labels: &Bound<'_, PyAny>,
+        order: PyReadonlyArrayDyn<'_, i64>,
+        batch_size: usize,
+        drop_last: bool,
+        to_f32: bool,
+        mean: Option<Vec<f32>>,
+        std: Option<Vec<f32>>,
+        image_shape: Vec<usize>,
+    ) -> PyResult<Batcher> {
+        guarded("Batcher", || {
+            let order = order
+                .as_array()
+                .iter()
+                .map(|&i| usize::try_from(i).map_err(|_| PyValueError::new_err(format!("negative index {i}"))))
+                .collect::<PyResult<Vec<usize>>>()?;
+            let label_shape = labels.cast::<PyUntypedArray>()?.shape()[1..].to_vec();
+            let mut pins = pin_memory(images)?;
+            pins.extend(pin_memory(labels)?);
+            let to_f32 = to_f32.then(|| Normalize::new(mean, std));
+            let spec = Spec {
+                images: rows_of(images, "images")?,
+                labels: rows_of(labels, "labels")?,
+                order,
+                batch_size,
+                drop_last,
+                to_f32,
+            };
+            spec.validate().map_err(usage)?;
+            if image_shape.iter().product::<usize>() != spec.images.row_len() {
+                return Err(PyTypeError::new_err("image_shape must hold one image's elements"));
+            }
+            Ok(Batcher {
+                progress: Mutex::new(Progress {
+                    prefetch: None,
+                    remaining: spec.len(),
+                    spec: Some(Arc::new(spec)),
+                    failed: None,
+                }),
+                image_shape,
+                label_shape,
+                arrays: [(images.clone().unbind(), memory_of(images)?), (labels.clone().unbind(), memory_of(labels)?)],
+                _pins: pins,
+            })
+        })
+    }
+
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __len__(&self, py: Python<'_>) -> usize {
+        self.progress(py).remaining
+    }
+
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<(Bound<'py, PyAny>, Bound<'py, PyAny>)>> {
+        guarded("Batcher.__next__", || self.next_batch(py))
+    }
+
+    /// Stops the background thread (it finishes at most the batch in hand) and ends iteration.
+    fn close(&self, py: Python<'_>) {
+        self.progress(py).close();
+    }
+
+    fn __enter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    /// `with fmnist.batches(...) as it:` closes the iterator on the way out.
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, pyo3::types::PyTuple>) -> bool {
+        self.close(py);
+        false
+    }
+}
