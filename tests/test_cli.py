@@ -111,7 +111,10 @@ def test_usage_errors_exit_2(empty: dict[str, str], tmp_path: Path) -> None:
 def test_info(present: dict[str, str], empty: dict[str, str], tmp_path: Path) -> None:
     out = run("info", env=present, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
-    assert "train-images-idx3-ubyte.gz: " in out.stdout and "[fmnist; verified: SHA-256 of the decompressed IDX content matches" in out.stdout
+    assert (
+        "train-images-idx3-ubyte.gz: " in out.stdout
+        and "[fmnist; verified: SHA-256 of the decompressed IDX content matches" in out.stdout
+    )
     assert "(60000, 28, 28) uint8" in out.stdout and "T-shirt/top=6000" in out.stdout
     missing = run("info", env=empty, cwd=tmp_path)
     assert missing.returncode == 1 and "NOT FOUND" in missing.stdout and "fmnist download" in missing.stderr
@@ -310,7 +313,9 @@ def test_a_dataset_from_a_registry_file_in_every_command(tmp_path: Path) -> None
     assert "My digits (my-digits)" in out.stdout and "per class: zero=100, one=100, two=100" in out.stdout
     env["FMNIST_REGISTRY"] = str(path)
     out = run("verify", "my-digits", env=env, cwd=tmp_path)
-    assert out.returncode == 0 and out.stdout.count("OK (MD5 of the stored (gzip-compressed) bytes matches") == 4, out.stdout + out.stderr
+    assert out.returncode == 0 and out.stdout.count("OK (MD5 of the stored (gzip-compressed) bytes matches") == 4, (
+        out.stdout + out.stderr
+    )
     out = run("sprite", "my-digits", "--columns", "10", "-o", str(tmp_path / "s.png"), env=env, cwd=tmp_path)
     assert out.returncode == 0 and png_size(tmp_path / "s.png") == (10 * 12, 3 * 3 * 12), out.stderr
     (raw / "digits-test-labels.gz").write_bytes(blobs["digits-train-labels.gz"])  # the wrong file

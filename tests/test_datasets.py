@@ -329,7 +329,11 @@ def test_404_then_a_good_mirror(env: Path, server: Server) -> None:
         ("404", "HTTP 404"),
         ("500", "HTTP 500"),
         ("html", "served an HTML page"),
-        ("wrong", "served bytes that failed verification: MD5 mismatch over the stored (gzip-compressed) bytes: expected 8d4fb7e6c68d591d4c3df"),
+        (
+            "wrong",
+            "served bytes that failed verification: MD5 mismatch over the stored (gzip-compressed) bytes: "
+            "expected 8d4fb7e6c68d591d4c3df",
+        ),
     ],
 )
 def test_a_bad_mirror_leaves_nothing_and_says_why(env: Path, server: Server, mode: str, why: str) -> None:
@@ -790,7 +794,9 @@ def test_kerass_npz_form_is_verified_by_its_published_sha256(
     assert found.layout == "keras" and found.path == npz and "keras's published SHA-256" in found.verdict.rule
     # Cached like any verified file: the next load is warm, and proves the same content.
     assert Store(ds).arrays([ds.file("test", "labels")], download=False)[0].flags.owndata is False
-    with pytest.raises(fmnist.DatasetNotFoundError, match=r"mnist.npz \(keras\): SHA-256 mismatch over the file's bytes"):
+    with pytest.raises(
+        fmnist.DatasetNotFoundError, match=r"mnist.npz \(keras\): SHA-256 mismatch over the file's bytes"
+    ):
         fmnist.load("mnist", split="test", download=False)
 
 
@@ -825,7 +831,10 @@ def test_qmnist_in_the_registry_verifies_the_real_label_files(env: Path, tmp_pat
     train, test = store.arrays(labels, download=False)
     assert train.shape == test.shape == (60000, 8) and train.dtype == np.int32
     assert train[0].tolist() == [5, 4, 2154, 59, 35, 229421, 0, 0]
-    assert store.found[labels[0].name].verdict.rule == "MD5 of the stored (gzip-compressed) bytes matches the published .gz MD5"
+    assert (
+        store.found[labels[0].name].verdict.rule
+        == "MD5 of the stored (gzip-compressed) bytes matches the published .gz MD5"
+    )
     assert not (env / "qmnist").exists() or final_files(env / "qmnist") == []  # int32: not cached
     # The same content as .xz (how the nist split is published): verified by its content digest.
     (raw / labels[0].name).unlink()
@@ -1017,7 +1026,11 @@ def test_a_wrong_archive_is_rejected_and_torchvisions_copy_is_found(
     tv = tmp_path / "search" / "TinyEMNIST" / "raw"
     tv.mkdir(parents=True)
     (tv / "tiny.zip").write_bytes(blob[:100] + bytes([blob[100] ^ 1]) + blob[101:])
-    with pytest.raises(fmnist.DatasetNotFoundError, match=r"MD5 mismatch over the file's bytes \(uncompressed: stored = content\): expected [0-9a-f]+ \(the published archive MD5\)"):
+    with pytest.raises(
+        fmnist.DatasetNotFoundError,
+        match=r"MD5 mismatch over the file's bytes \(uncompressed: stored = content\): "
+        r"expected [0-9a-f]+ \(the published archive MD5\)",
+    ):
         fmnist.load("tiny-b", "test", download=False)
     (tv / "tiny.zip").write_bytes(blob)
     store = Store(entries[1])

@@ -32,8 +32,16 @@ def test_exception_classes_are_importable_and_standard() -> None:
     assert issubclass(fmnist.ChecksumError, ValueError)
     assert issubclass(fmnist.BadGzipFile, gzip.BadGzipFile) and issubclass(fmnist.XzError, lzma.LZMAError)
     assert issubclass(fmnist.InternalError, RuntimeError)
-    for cls in (fmnist.IdxFormatError, fmnist.ChecksumError, fmnist.BadGzipFile, fmnist.XzError, fmnist.DownloadError,
-                fmnist.DatasetNotFoundError, fmnist.RegistryError, fmnist.InternalError):
+    for cls in (
+        fmnist.IdxFormatError,
+        fmnist.ChecksumError,
+        fmnist.BadGzipFile,
+        fmnist.XzError,
+        fmnist.DownloadError,
+        fmnist.DatasetNotFoundError,
+        fmnist.RegistryError,
+        fmnist.InternalError,
+    ):
         assert issubclass(cls, fmnist.Error) and cls.__doc__, cls
     assert issubclass(fmnist.DownloadError, OSError) and issubclass(fmnist.RegistryError, ValueError)
     assert issubclass(fmnist.DatasetNotFoundError, FileNotFoundError)

@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use fmnist::batches::{Buf, Normalize, Prefetch, Rows, Spec};
-use fmnist::element::Typed;
+use fmnist::batches::{Normalize, Prefetch, Rows, Spec};
+use fmnist::element::ElementType;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -22,11 +22,15 @@ fuzz_target!(|data: &[u8]| {
     let (mean, std) = (0.25f32 + (flags >> 4) as f32 / 16.0, 0.5f32 + (flags >> 1 & 7) as f32 / 8.0);
     let norm = to_f32.then(|| Normalize::new(Some(vec![mean; row_len]), Some(vec![std; row_len])));
     // SAFETY: `images` and `labels` outlive the Spec and the Prefetch built on it (dropped below).
-    let (x_rows, y_rows) =
-        unsafe { (Rows::new(images.as_ptr(), count, row_len), Rows::new(labels.as_ptr(), count, 1)) };
+    let (x_rows, y_rows) = unsafe {
+        (
+            Rows::new(images.as_ptr(), count, row_len, ElementType::U8),
+            Rows::new(labels.as_ptr() as *const u8, count, 1, ElementType::U32),
+        )
+    };
     let spec = Spec {
-        images: Typed::U8(x_rows),
-        labels: Typed::U32(y_rows),
+        images: x_rows,
+        labels: y_rows,
         order: order.clone(),
         batch_size: batch,
         drop_last: flags & 2 == 2,
@@ -40,14 +44,15 @@ fuzz_target!(|data: &[u8]| {
     for (k, got) in Prefetch::start(Arc::new(spec)).enumerate() {
         let (x, y, n) = got.expect("no batch fails");
         let idx = &order[k * batch..k * batch + n];
-        let Buf::U32(y) = y else { panic!("labels keep their type") };
-        assert_eq!(y, idx.iter().map(|&i| i as u32).collect::<Vec<_>>());
-        match x {
-            Buf::U8(x) if !to_f32 => {
+        assert_eq!(y.as_slice::<u32>(), idx.iter().map(|&i| i as u32).collect::<Vec<_>>(), "labels keep their type");
+        match x.element_type() {
+            ElementType::U8 if !to_f32 => {
+                let x = x.as_slice::<u8>();
                 let want: Vec<u8> = idx.iter().flat_map(|&i| images[i * row_len..(i + 1) * row_len].to_vec()).collect();
                 assert_eq!(x, want);
             }
-            Buf::F32(x) if to_f32 => {
+            ElementType::F32 if to_f32 => {
+                let x = x.as_slice::<f32>();
                 let want = idx.iter().flat_map(|&i| {
                     images[i * row_len..(i + 1) * row_len].iter().map(|&p| (p as f32 / 255.0 - mean) / std)
                 });

@@ -1,7 +1,6 @@
-# Stubs for the Rust extension module (src/python.rs). Checked by `mypy --strict` in CI.
-import os
+# Stubs for the Rust extension module (src/python/). Checked by `mypy --strict` and stubtest in CI.
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any, final
 
 import numpy as np
@@ -10,50 +9,85 @@ import numpy.typing as npt
 __all__ = [
     "__version__",
     "ELEMENT_TYPES",
-    "IdxFormatError",
-    "ChecksumError",
-    "read_idx",
-    "read_idx_many",
-    "read_idx_digests",
+    "MAX_NDIM",
+    "read",
     "encode_idx",
-    "map_file",
+    "idx_header",
+    "idx_size",
+    "max_compressed_size",
+    "Outcome",
+    "Verdict",
+    "map_idx",
+    "batch_args",
     "Batcher",
 ]
 
 __version__: str
-#: numpy dtype code -> IDX type code (None for the types only batches read)
-ELEMENT_TYPES: dict[str, int | None]
-
-class IdxFormatError(ValueError): ...
-class ChecksumError(ValueError): ...
+#: (IDX type code or None for the types only batches read, numpy name, item size) per type
+ELEMENT_TYPES: tuple[tuple[int | None, str, int], ...]
+#: numpy's dimension limit (64 from numpy 2 on, 32 before)
+MAX_NDIM: int
 
 _Source = str | bytes | tuple[bytes, str]
-#: (array, {digest kind: hex}, compressed); the array is None when decode=False.
-_Outcome = tuple[npt.NDArray[Any] | None, dict[str, str], bool]
 
-def read_idx(
-    source: _Source,
-    md5: str | None = None,
-    sha256: str | None = None,
-    content_md5: str | None = None,
-    content_sha256: str | None = None,
-    max_bytes: int | None = None,
-) -> npt.NDArray[Any]: ...
-def read_idx_many(
+@final
+class Verdict:
+    @property
+    def kind(self) -> str: ...
+    @property
+    def algorithm(self) -> str: ...
+    @property
+    def covers(self) -> str: ...
+    @property
+    def expected(self) -> str: ...
+    @property
+    def actual(self) -> str: ...
+    @property
+    def matched(self) -> bool: ...
+    @property
+    def source(self) -> str | None: ...
+    @property
+    def message(self) -> str: ...
+
+@final
+class Outcome:
+    @property
+    def array(self) -> npt.NDArray[Any] | None: ...
+    @property
+    def stored(self) -> bytes | None: ...
+    @property
+    def codec(self) -> str: ...
+    @property
+    def dtype(self) -> str | None: ...
+    @property
+    def shape(self) -> list[int] | None: ...
+    @property
+    def digests(self) -> dict[str, str]: ...
+    @property
+    def verdicts(self) -> list[Verdict]: ...
+    @property
+    def all_matched(self) -> bool: ...
+    @property
+    def any_matched(self) -> bool: ...
+
+def read(
     sources: Sequence[_Source],
-    digests: Sequence[Mapping[str, str]],
+    mode: str = "array",
+    expected: Sequence[Sequence[tuple[str, str, str | None]]] | None = None,
+    report: Sequence[Sequence[str]] | None = None,
+    strict: bool = True,
     max_bytes: int | None = None,
-) -> list[npt.NDArray[Any]]: ...
-def read_idx_digests(
-    sources: Sequence[_Source],
-    wanted: Sequence[Sequence[str]],
-    max_bytes: int | None = None,
-    decode: bool = True,
-) -> list[_Outcome | Exception]: ...
-def encode_idx(array: npt.NDArray[Any], level: int | None = None, codec: str = "gzip") -> bytes: ...
+    errors: str = "raise",
+) -> list[Any]: ...
+def encode_idx(array: npt.ArrayLike, compress: bool | int | str | None = None) -> bytes: ...
+def idx_header(dtype: str, shape: Sequence[int]) -> bytes: ...
+def idx_size(dtype: str, shape: Sequence[int]) -> tuple[int, int]: ...
+def max_compressed_size(dtype: str, shape: Sequence[int]) -> int: ...
 
 if sys.platform != "win32":
-    def map_file(path: str | os.PathLike[str]) -> npt.NDArray[np.uint8] | None: ...
+    def map_idx(path: str, dtype: str, shape: Sequence[int]) -> npt.NDArray[Any]: ...
+
+def batch_args(batch_size: Any, rank: Any, world_size: Any, dtype: Any) -> tuple[int, int, int, str | None]: ...
 
 @final
 class Batcher:

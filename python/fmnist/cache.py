@@ -256,6 +256,6 @@ def map_idx(path: Path, info: FileInfo) -> npt.NDArray[Any] | None:
         array = outcome.array
         return array if array is not None and array.shape == info.shape and array.dtype == info.dtype else None
     try:
-        return _core.map_idx(str(path), info.dtype, list(info.shape))  # type: ignore[no-any-return]
+        return _core.map_idx(str(path), info.dtype, list(info.shape))
     except (OSError, IdxFormatError):
         return None

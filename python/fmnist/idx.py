@@ -85,7 +85,8 @@ def read_idx(
     given = {"md5": md5, "sha256": sha256, "content_md5": content_md5, "content_sha256": content_sha256}
     expected = [(kind, hex_digest, None) for kind, hex_digest in given.items() if hex_digest is not None]
     (outcome,) = _core.read([_source(source)], expected=[expected], max_bytes=max_bytes)
-    return outcome.array  # type: ignore[return-value]
+    array: npt.NDArray[Any] = outcome.array
+    return array
 
 
 def read_idx_many(
@@ -115,7 +116,7 @@ def read_idx_many(
         for per_source, hex_digest in zip(expected, column):
             if hex_digest is not None:
                 per_source.append((kind, hex_digest, None))
-    return [o.array for o in _core.read(srcs, expected=expected, max_bytes=max_bytes)]  # type: ignore[misc]
+    return [o.array for o in _core.read(srcs, expected=expected, max_bytes=max_bytes)]
 
 
 def write_idx(dest: Dest, array: npt.ArrayLike, *, compress: bool | int | str = False) -> None:

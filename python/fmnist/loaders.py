@@ -34,9 +34,9 @@ from .idx import read_idx_many
 from .verify import (
     Verdict,
     check_archive,
+    content_sha256,
     has_content_digest,
     judge_in_place,
-    content_sha256,
     read_keras_npz,
     read_members,
     read_verified,

@@ -150,7 +150,9 @@ def judge_in_place(
             same = False
         compressed = outcome.codec != "raw"
         if array is None or not same or compressed:
-            problem = "compressed data under a decompressed file's name" if compressed else "changed while it was verified"
+            problem = (
+                "compressed data under a decompressed file's name" if compressed else "changed while it was verified"
+            )
             out[k] = (None, Verdict(False, "", (problem,), verdict.content_sha256))
             continue
         out[k] = (array, verdict)
@@ -162,8 +164,11 @@ def read_archive(path: PathLike, archive: Archive) -> tuple[Verdict, bytes | Non
     or None when it is not the published archive). Its members are read from those bytes, never
     by opening the file again."""
     (outcome,) = _core.read(
-        [os.fspath(path)], mode="stored", expected=[[("md5", archive.md5, "the published archive MD5")]],
-        strict=False, errors="return",
+        [os.fspath(path)],
+        mode="stored",
+        expected=[[("md5", archive.md5, "the published archive MD5")]],
+        strict=False,
+        errors="return",
     )
     if isinstance(outcome, BaseException):
         return Verdict(False, "", (f"unreadable: {outcome}",)), None
@@ -176,13 +181,18 @@ def read_archive(path: PathLike, archive: Archive) -> tuple[Verdict, bytes | Non
 def check_archive(path: PathLike, archive: Archive) -> Verdict:
     """Whether ``path`` is the published archive: its MD5 (hashed in Rust, as it streams past)."""
     (outcome,) = _core.read(
-        [os.fspath(path)], mode="digests", expected=[[("md5", archive.md5, "the published archive MD5")]],
-        strict=False, errors="return",
+        [os.fspath(path)],
+        mode="digests",
+        expected=[[("md5", archive.md5, "the published archive MD5")]],
+        strict=False,
+        errors="return",
     )
     if isinstance(outcome, BaseException):
         return Verdict(False, "", (f"unreadable: {outcome}",))
     (verdict,) = outcome.verdicts
-    return Verdict(verdict.matched, verdict.message if verdict.matched else "", () if verdict.matched else (verdict.message,))
+    return Verdict(
+        verdict.matched, verdict.message if verdict.matched else "", () if verdict.matched else (verdict.message,)
+    )
 
 
 def read_members(path: PathLike, archive: Archive, infos: Sequence[FileInfo]) -> list[tuple[Any, Verdict]]:
@@ -229,8 +239,11 @@ def read_keras_npz(path: PathLike, sha256: str) -> tuple[str, dict[str, npt.NDAr
     the one keras publishes, else (the problem, None). Read once, without pickles: the arrays come
     from the very bytes that were hashed."""
     (outcome,) = _core.read(
-        [os.fspath(path)], mode="stored", expected=[[("sha256", sha256, "keras's published SHA-256")]],
-        strict=False, errors="return",
+        [os.fspath(path)],
+        mode="stored",
+        expected=[[("sha256", sha256, "keras's published SHA-256")]],
+        strict=False,
+        errors="return",
     )
     if isinstance(outcome, BaseException):
         return f"unreadable: {outcome}", None
