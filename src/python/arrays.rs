@@ -59,7 +59,7 @@ pub unsafe fn bytes_mut<'a>(array: &Bound<'_, PyUntypedArray>) -> &'a mut [u8] {
     if len == 0 {
         return &mut [];
     }
-    std::slice::from_raw_parts_mut((*array.as_array_ptr()).data as *mut u8, len)
+    std::slice::from_raw_parts_mut((*array.as_array_ptr()).data.cast::<u8>(), len)
 }
 
 /// Gives an array fmnist allocated (and nobody else references) its final shape: `PyArray_Resize`,

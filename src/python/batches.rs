@@ -29,7 +29,7 @@ fn rows_of(array: &Bound<'_, PyAny>, what: &str) -> PyResult<Rows> {
     let count = shape[0];
     let row_len = shape[1..].iter().product();
     // SAFETY: reading the data pointer of a live array object.
-    let data = unsafe { (*array.as_array_ptr()).data } as *const u8;
+    let data = unsafe { (*array.as_array_ptr()).data }.cast::<u8>().cast_const();
     if !(data as usize).is_multiple_of(ty.size()) {
         return Err(PyValueError::new_err(format!("{what} is not aligned for its dtype")));
     }
