@@ -103,10 +103,11 @@ pub fn read_prefix(data: &[u8], n: usize) -> Result<Vec<u8>, Error> {
     let mut out = vec![0u8; n];
     let mut filled = 0;
     let mut pos = 0;
+    let mut z = Decompress::new(false); // one decoder, reset per member (files of many members)
     while filled < n {
         let Some(start) = next_member(data, pos) else { break };
         pos = start + member_header_len(&data[start..])?;
-        let mut z = Decompress::new(false);
+        z.reset(false);
         loop {
             let before_in = z.total_in();
             let before_out = z.total_out();
@@ -142,9 +143,10 @@ pub fn check_stream(data: &[u8]) -> Result<(), Error> {
     let mut scratch = vec![0u8; 64 << 10];
     let mut pos = 0;
     let mut members = 0;
+    let mut z = Decompress::new(false);
     while let Some(start) = next_member(data, pos) {
         pos = start + member_header_len(&data[start..])?;
-        let mut z = Decompress::new(false);
+        z.reset(false);
         let mut crc = flate2::Crc::new();
         loop {
             let (before_in, before_out) = (z.total_in(), z.total_out());
@@ -186,43 +188,140 @@ pub fn check_stream(data: &[u8]) -> Result<(), Error> {
 }
 
 /// The content of a gzip stream as `Read`, member after member, skipping the zero padding after a
-/// member as `inflate_into` does (flate2's `MultiGzDecoder` stops there with an error): for
-/// hashing the content of a file without holding it. flate2 checks each member's header (reserved
-/// flags, header CRC16), CRC32 and ISIZE, as `check_stream` does.
+/// member as `inflate_into` does: for hashing the content of a file without holding it. Each
+/// member's header is parsed here by the rules of `member_header_len` (any field length, the
+/// header CRC16 checked), its deflate stream inflated by flate2, and its CRC32 and ISIZE checked.
 pub struct Members<R: std::io::BufRead> {
-    member: Option<flate2::bufread::GzDecoder<R>>,
+    state: State<R>,
+}
+
+enum State<R: std::io::BufRead> {
+    /// Between members (or at the start): the next member's header is read on the next `read`.
+    Between(R),
+    /// Inside a member's deflate stream, with the CRC of what it gave so far.
+    Inflating(flate2::bufread::DeflateDecoder<R>, flate2::Crc),
+    Done,
+}
+
+fn invalid(msg: impl Into<String>) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, msg.into())
+}
+
+/// Reads exactly `n` bytes (or fewer at the end of the input).
+fn take_bytes(r: &mut impl std::io::BufRead, n: usize, into: &mut Vec<u8>) -> std::io::Result<usize> {
+    use std::io::Read;
+    r.take(n as u64).read_to_end(into)
+}
+
+/// Reads through the next NUL byte (included), however far it is.
+fn take_through_nul(r: &mut impl std::io::BufRead, into: &mut Vec<u8>) -> std::io::Result<()> {
+    loop {
+        let got = r.read_until(0, into)?;
+        if got == 0 || into.last() == Some(&0) {
+            return if into.last() == Some(&0) { Ok(()) } else { Err(invalid("truncated gzip member header")) };
+        }
+    }
+}
+
+/// Reads one member header from `r` (the magic bytes already known to be next), checking it as
+/// `member_header_len` does.
+fn read_member_header(r: &mut impl std::io::BufRead) -> std::io::Result<()> {
+    let mut header = Vec::with_capacity(10);
+    if take_bytes(r, 10, &mut header)? < 10 {
+        return Err(invalid("truncated gzip member header"));
+    }
+    let flags = header[3];
+    if header[..2] != MAGIC || header[2] != 8 || flags & RESERVED != 0 {
+        return member_header_len(&header).map(drop).map_err(|e| invalid(e.to_string()));
+    }
+    if flags & FEXTRA != 0 {
+        if take_bytes(r, 2, &mut header)? < 2 {
+            return Err(invalid("truncated gzip member header"));
+        }
+        let xlen = u16::from_le_bytes([header[10], header[11]]) as usize;
+        if take_bytes(r, xlen, &mut header)? < xlen {
+            return Err(invalid("truncated gzip member header"));
+        }
+    }
+    for flag in [FNAME, FCOMMENT] {
+        if flags & flag != 0 {
+            take_through_nul(r, &mut header)?;
+        }
+    }
+    if flags & FHCRC != 0 {
+        let mut crc = Vec::with_capacity(2);
+        if take_bytes(r, 2, &mut crc)? < 2 {
+            return Err(invalid("truncated gzip member header"));
+        }
+        let (stored, actual) = (u16::from_le_bytes([crc[0], crc[1]]), (libdeflater::crc32(&header) & 0xffff) as u16);
+        if stored != actual {
+            return Err(invalid(format!("gzip header CRC16 mismatch: header says {stored:04x}, computed {actual:04x}")));
+        }
+    }
+    Ok(())
 }
 
 impl<R: std::io::BufRead> Members<R> {
     pub fn new(reader: R) -> Members<R> {
-        Members { member: Some(flate2::bufread::GzDecoder::new(reader)) }
+        Members { state: State::Between(reader) }
     }
 }
 
 impl<R: std::io::BufRead> std::io::Read for Members<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while let Some(member) = &mut self.member {
-            let n = member.read(buf)?;
-            if n > 0 || buf.is_empty() {
-                return Ok(n);
-            }
-            // That member ended with its trailer checked: zero padding, then the next member or the end.
-            let mut rest = self.member.take().expect("a member is being read").into_inner();
-            loop {
-                let available = rest.fill_buf()?;
-                if available.is_empty() {
-                    break;
+        loop {
+            match std::mem::replace(&mut self.state, State::Done) {
+                State::Done => return Ok(0),
+                State::Between(mut r) => {
+                    // Zero padding, then the next member or the end.
+                    let more = loop {
+                        let available = r.fill_buf()?;
+                        if available.is_empty() {
+                            break false;
+                        }
+                        let zeros = available.iter().take_while(|&&b| b == 0).count();
+                        let more = zeros < available.len();
+                        r.consume(zeros);
+                        if more {
+                            break true;
+                        }
+                    };
+                    if !more {
+                        return Ok(0);
+                    }
+                    read_member_header(&mut r)?;
+                    self.state = State::Inflating(flate2::bufread::DeflateDecoder::new(r), flate2::Crc::new());
                 }
-                let zeros = available.iter().take_while(|&&b| b == 0).count();
-                let more = zeros < available.len();
-                rest.consume(zeros);
-                if more {
-                    self.member = Some(flate2::bufread::GzDecoder::new(rest));
-                    break;
+                State::Inflating(mut d, mut crc) => {
+                    let n = d.read(buf)?;
+                    if n > 0 || buf.is_empty() {
+                        crc.update(&buf[..n]);
+                        self.state = State::Inflating(d, crc);
+                        return Ok(n);
+                    }
+                    let mut r = d.into_inner();
+                    let mut trailer = Vec::with_capacity(8);
+                    if take_bytes(&mut r, 8, &mut trailer)? < 8 {
+                        return Err(invalid("truncated gzip member: CRC32/ISIZE trailer missing"));
+                    }
+                    let stored = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+                    let isize = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
+                    if stored != crc.sum() {
+                        return Err(invalid(format!(
+                            "CRC32 check failed: trailer says {stored:08x}, data gives {:08x}",
+                            crc.sum()
+                        )));
+                    }
+                    if isize != crc.amount() {
+                        return Err(invalid(format!(
+                            "ISIZE check failed: trailer says {isize} bytes (mod 2^32), member gave {}",
+                            crc.amount()
+                        )));
+                    }
+                    self.state = State::Between(r);
                 }
             }
         }
-        Ok(0)
     }
 }
 
@@ -356,6 +455,13 @@ mod tests {
         two.extend([0, 0]);
         assert_eq!(read_all(&two).unwrap(), b"hello world");
         assert_eq!(read_all(&gz(b"abc")).unwrap(), b"abc");
+        // Any header field length (flate2's own gzip reader refuses fields over 64 KiB).
+        let mut long = vec![0x1f, 0x8b, 8, FCOMMENT, 0, 0, 0, 0, 0, 255];
+        long.extend(vec![b'c'; 3 << 20]);
+        long.push(0);
+        long.extend(&gz(b"abc")[10..]);
+        assert_eq!(read_all(&long).unwrap(), b"abc");
+        assert_eq!(inflate(&long, 3).unwrap().1, b"abc");
         // What the engine rejects, this rejects: garbage after padding, a bad CRC32, a cut trailer.
         let mut garbage = gz(b"abc");
         garbage.extend([0, 0, 7]);

@@ -161,13 +161,11 @@ def judge_in_place(
     return [r for r in out if r is not None]
 
 
-def read_archive(path: PathLike, archive: Archive) -> tuple[Verdict, bytes | None]:
-    """The archive at ``path``, read once: (verdict on its MD5, the very bytes that were hashed,
-    or None when it is not the published archive). Its members are read from those bytes, never
-    by opening the file again."""
+def _archive(path: PathLike, archive: Archive, mode: str) -> tuple[Verdict, bytes | None]:
+    """The engine's verdict on the archive's MD5 (and in mode "stored" the bytes it hashed)."""
     (outcome,) = _core.read(
         [os.fspath(path)],
-        mode="stored",
+        mode=mode,
         expected=[[("md5", archive.md5, "the published archive MD5")]],
         strict=False,
         errors="return",
@@ -180,21 +178,16 @@ def read_archive(path: PathLike, archive: Archive) -> tuple[Verdict, bytes | Non
     return Verdict(True, verdict.message), outcome.stored
 
 
+def read_archive(path: PathLike, archive: Archive) -> tuple[Verdict, bytes | None]:
+    """The archive at ``path``, read once: (verdict on its MD5, the very bytes that were hashed,
+    or None when it is not the published archive). Its members are read from those bytes, never
+    by opening the file again."""
+    return _archive(path, archive, "stored")
+
+
 def check_archive(path: PathLike, archive: Archive) -> Verdict:
     """Whether ``path`` is the published archive: its MD5 (hashed in Rust, as it streams past)."""
-    (outcome,) = _core.read(
-        [os.fspath(path)],
-        mode="digests",
-        expected=[[("md5", archive.md5, "the published archive MD5")]],
-        strict=False,
-        errors="return",
-    )
-    if isinstance(outcome, BaseException):
-        return Verdict(False, "", (f"unreadable: {outcome}",))
-    (verdict,) = outcome.verdicts
-    return Verdict(
-        verdict.matched, verdict.message if verdict.matched else "", () if verdict.matched else (verdict.message,)
-    )
+    return _archive(path, archive, "digests")[0]
 
 
 def read_members(path: PathLike, archive: Archive, infos: Sequence[FileInfo]) -> list[tuple[Any, Verdict]]:

@@ -24,29 +24,42 @@ pub fn descr<'py>(py: Python<'py>, ty: ElementType) -> PyResult<Bound<'py, PyArr
     PyArrayDescr::new(py, ty.name())
 }
 
+/// `PyArray_NewFromDescr` for a C-contiguous array of `dims` elements of `ty`: over `data`
+/// (null: numpy allocates) with `flags`.
+///
+/// # Safety
+/// A non-null `data` must point to `product(dims)` elements of `ty`, aligned for it, that stay
+/// valid for as long as the array (the caller gives it an owner as its base).
+unsafe fn from_descr<'py>(
+    py: Python<'py>,
+    ty: ElementType,
+    dims: &[usize],
+    data: *mut u8,
+    flags: c_int,
+) -> PyResult<Bound<'py, PyAny>> {
+    let mut dims = dims_of(dims);
+    // descr is a new reference, stolen by the call; dims has nd entries; null strides: numpy
+    // computes C strides.
+    let array = PY_ARRAY_API.PyArray_NewFromDescr(
+        py,
+        PY_ARRAY_API.get_type_object(py, NpyTypes::PyArray_Type),
+        descr(py, ty)?.into_dtype_ptr(),
+        dims.len() as c_int,
+        dims.as_mut_ptr(),
+        std::ptr::null_mut(),
+        data as *mut c_void,
+        flags,
+        std::ptr::null_mut(),
+    );
+    // A new reference, or null with an exception set (MemoryError when numpy cannot allocate).
+    Bound::from_owned_ptr_or_err(py, array)
+}
+
 /// A new C-contiguous array of `dims`, allocated by numpy, not initialised: the caller fills it
 /// (with the GIL released, before anyone else sees the array) through `bytes_mut`.
 pub fn new_array<'py>(py: Python<'py>, ty: ElementType, dims: &[usize]) -> PyResult<Bound<'py, PyUntypedArray>> {
-    let mut dims = dims_of(dims);
-    let descr = descr(py, ty)?.into_dtype_ptr();
-    // SAFETY: descr is a new reference (stolen by the call); dims has nd entries; null strides
-    // and data: numpy computes C strides and allocates the memory itself.
-    let array = unsafe {
-        PY_ARRAY_API.PyArray_NewFromDescr(
-            py,
-            PY_ARRAY_API.get_type_object(py, NpyTypes::PyArray_Type),
-            descr,
-            dims.len() as c_int,
-            dims.as_mut_ptr(),
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-            0,
-            std::ptr::null_mut(),
-        )
-    };
-    // SAFETY: a new reference, or null with an exception set (MemoryError when numpy cannot
-    // allocate).
-    Ok(unsafe { Bound::from_owned_ptr_or_err(py, array)? }.cast_into::<PyUntypedArray>()?)
+    // SAFETY: null data: numpy allocates the memory itself.
+    Ok(unsafe { from_descr(py, ty, dims, std::ptr::null_mut(), 0)? }.cast_into::<PyUntypedArray>()?)
 }
 
 /// The memory of an array fmnist just allocated and nobody else has seen.
@@ -88,20 +101,7 @@ pub unsafe fn array_over<'py>(
     data: *mut u8,
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = owner.py();
-    let mut dims = dims_of(dims);
-    let descr = descr(py, ty)?.into_dtype_ptr();
-    let array = PY_ARRAY_API.PyArray_NewFromDescr(
-        py,
-        PY_ARRAY_API.get_type_object(py, NpyTypes::PyArray_Type),
-        descr,
-        dims.len() as c_int,
-        dims.as_mut_ptr(),
-        std::ptr::null_mut(),
-        data as *mut c_void,
-        NPY_ARRAY_CARRAY,
-        std::ptr::null_mut(),
-    );
-    let array = Bound::from_owned_ptr_or_err(py, array)?;
+    let array = from_descr(py, ty, dims, data, NPY_ARRAY_CARRAY)?;
     // Steals the reference to `owner`, even on failure.
     if PY_ARRAY_API.PyArray_SetBaseObject(py, array.as_ptr() as *mut PyArrayObject, owner.into_ptr()) < 0 {
         return Err(PyErr::fetch(py));
