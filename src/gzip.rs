@@ -255,7 +255,9 @@ fn read_member_header(r: &mut impl std::io::BufRead) -> std::io::Result<()> {
         }
         let (stored, actual) = (u16::from_le_bytes([crc[0], crc[1]]), (libdeflater::crc32(&header) & 0xffff) as u16);
         if stored != actual {
-            return Err(invalid(format!("gzip header CRC16 mismatch: header says {stored:04x}, computed {actual:04x}")));
+            return Err(invalid(format!(
+                "gzip header CRC16 mismatch: header says {stored:04x}, computed {actual:04x}"
+            )));
         }
     }
     Ok(())

@@ -19,9 +19,10 @@ fn dims_of(dims: &[usize]) -> Vec<npy_intp> {
     dims.iter().map(|&d| d as npy_intp).collect()
 }
 
-/// numpy's dtype for an element type (native byte order).
+/// numpy's dtype for an element type (native byte order): numpy's own builtin descriptor, looked
+/// up by rust-numpy (no string parsing: this runs for every batch column).
 pub fn descr<'py>(py: Python<'py>, ty: ElementType) -> PyResult<Bound<'py, PyArrayDescr>> {
-    PyArrayDescr::new(py, ty.name())
+    Ok(crate::with_element!(ty, T => numpy::dtype::<T>(py)))
 }
 
 /// `PyArray_NewFromDescr` for a C-contiguous array of `dims` elements of `ty`: over `data`
