@@ -309,7 +309,8 @@ pub struct Outcome {
     pub digests: Vec<Digest>,
     /// One per expected digest, in order.
     pub verdicts: Vec<Verdict>,
-    /// The stored bytes (`Mode::Stored` only).
+    /// The stored bytes (`Mode::Stored`), when the engine read them into memory of its own (a
+    /// pipe); a regular file is read into the caller's buffer, and bytes given are the caller's.
     pub stored: Option<Vec<u8>>,
 }
 
@@ -324,6 +325,9 @@ enum Body<'a> {
     RawFile { file: File, prefix: Vec<u8>, header: Header },
     /// Bytes in memory (given, or a file read whole): the header judged when an array is wanted.
     Bytes { data: Cow<'a, [u8]>, codec: Codec, header: Option<Header> },
+    /// `Mode::Stored` of a regular file: read (and hashed) in `finish` straight into the caller's
+    /// buffer of the file's length.
+    StoredFile { file: File, len: usize },
     /// `Mode::Digests`: everything happens as the bytes stream past, in `finish`.
     Stream,
 }
@@ -333,8 +337,14 @@ impl Opened<'_> {
         match &self.body {
             Body::RawFile { header, .. } => Some(header),
             Body::Bytes { header, .. } => header.as_ref(),
-            Body::Stream => None,
+            Body::StoredFile { .. } | Body::Stream => None,
         }
+    }
+
+    /// Whether `finish` fills the caller's buffer with the stored bytes (`Mode::Stored` of a
+    /// regular file), rather than with an array's payload.
+    pub fn fills_stored(&self) -> bool {
+        matches!(self.body, Body::StoredFile { .. })
     }
 
     /// The bytes of output buffer `finish` needs: the payload, or for gzip the whole content
@@ -343,6 +353,7 @@ impl Opened<'_> {
     pub fn output_len(&self) -> usize {
         match &self.body {
             Body::Bytes { codec: Codec::Gzip, header: Some(h), .. } => h.total_len(),
+            Body::StoredFile { len, .. } => *len,
             _ => self.header().map_or(0, |h| h.payload_len),
         }
     }
@@ -351,7 +362,7 @@ impl Opened<'_> {
         match &self.body {
             Body::RawFile { .. } => Codec::Raw,
             Body::Bytes { codec, .. } => *codec,
-            Body::Stream => Codec::Raw,
+            Body::StoredFile { .. } | Body::Stream => Codec::Raw,
         }
     }
 
@@ -378,6 +389,9 @@ fn open_body<'a>(req: &'a Request<'a>) -> Result<Body<'a>, Error> {
             let meta = file.metadata()?;
             // A regular file's length is known; a pipe's, a FIFO's or a terminal's is not.
             let known = meta.is_file().then_some(meta.len() as usize);
+            if let (Mode::Stored, Some(len)) = (mode, known) {
+                return Ok(Body::StoredFile { file, len });
+            }
             let mut prefix = Vec::with_capacity(xz::MAGIC.len());
             (&mut file).take(2).read_to_end(&mut prefix)?;
             if prefix == xz::MAGIC[..2] {
@@ -543,9 +557,23 @@ fn stored_digests(op: &Opened<'_>) -> Vec<Digest> {
 /// Decodes (for `Mode::Array`) or streams (for `Mode::Digests`), returning the digests computed
 /// on the way: over the content, or over everything for an uncompressed file read here.
 fn decode(op: &Opened<'_>, out: Option<&mut [u8]>) -> Result<(Vec<Digest>, Codec), Error> {
-    match &op.body {
-        Body::Stream => digests_only(op.req.source, &op.req.kinds()),
-        _ => decode_into(op, out).map(|d| (d, op.codec())),
+    match (&op.body, out) {
+        (Body::Stream, _) => digests_only(op.req.source, &op.req.kinds()),
+        (Body::StoredFile { file, len }, Some(out)) => {
+            let out = &mut out[..*len];
+            advise_huge_pages(out);
+            let got = read_fully(&mut &*file, out)?;
+            let more = (&*file).read(&mut [0u8; 1])?;
+            if got != out.len() || more != 0 {
+                return Err(Error::Io(std::io::Error::other(format!(
+                    "the file changed size while it was read ({len} bytes when opened)"
+                ))));
+            }
+            // The stored bytes' digests only: nothing is decoded in this mode.
+            let codec = Codec::of(out);
+            Ok((hash(&[out], &op.req.split_kinds(codec).0), codec))
+        }
+        (_, out) => decode_into(op, out).map(|d| (d, op.codec())),
     }
 }
 
@@ -553,6 +581,7 @@ fn decode_into(op: &Opened<'_>, out: Option<&mut [u8]>) -> Result<Vec<Digest>, E
     let (_, content_kinds) = op.req.split_kinds(op.codec());
     match (&op.body, out) {
         (Body::Stream, _) => unreachable!("streamed by `decode`"),
+        (Body::StoredFile { .. }, _) => unreachable!("read by `decode`"),
         (Body::Bytes { header: None, .. }, _) => Ok(Vec::new()),
         (Body::RawFile { file, prefix, header }, Some(out)) => {
             let out = &mut out[..header.payload_len];
@@ -662,7 +691,9 @@ fn conclude(
     let digests = req.kinds().into_iter().filter_map(|k| computed.iter().find(|d| d.kind == k).cloned()).collect();
     let header = opened.header().cloned();
     let stored = match (req.mode, opened.body) {
-        (Mode::Stored, Body::Bytes { data, .. }) => Some(data.into_owned()),
+        // Bytes the engine read (from a pipe); the caller already holds borrowed ones, and a
+        // regular file was read into the caller's buffer.
+        (Mode::Stored, Body::Bytes { data: Cow::Owned(data), .. }) => Some(data),
         _ => None,
     };
     Ok(Outcome { codec, header, digests, verdicts, stored })
@@ -977,8 +1008,8 @@ pub fn finish_many(jobs: Vec<(Opened<'_>, Option<&mut [u8]>)>) -> Vec<Result<Out
         .collect()
 }
 
-/// For Rust callers (tests, fuzzing): reads one source into a buffer of its own; the payload is
-/// the first `header.payload_len` bytes.
+/// For Rust callers (tests, fuzzing): reads one source into a buffer of its own: the payload
+/// (`Mode::Array`), or a regular file's stored bytes (`Mode::Stored`); empty otherwise.
 pub fn read_to_vec(req: &Request<'_>) -> Result<(Outcome, Vec<u8>), Error> {
     read_many_to_vec(std::slice::from_ref(req)).pop().expect("one request, one result")
 }
@@ -990,17 +1021,21 @@ pub fn read_many_to_vec(requests: &[Request<'_>]) -> Vec<Result<(Outcome, Vec<u8
         opened.iter().map(|o| o.as_ref().map_or(0, Opened::output_len)).map(|n| vec![0u8; n]).collect();
     let mut jobs = Vec::new();
     let mut slots = Vec::new();
+    let mut kept: Vec<Option<usize>> = Vec::new();
     let mut errors: Vec<Option<Error>> = Vec::new();
     for (o, buf) in opened.into_iter().zip(bufs.iter_mut()) {
         match o {
             Ok(op) => {
-                let wants_array = op.header().is_some();
-                jobs.push((op, wants_array.then_some(&mut buf[..])));
+                let wants_buffer = op.header().is_some() || op.fills_stored();
+                let stored_len = op.fills_stored().then(|| op.output_len());
+                jobs.push((op, wants_buffer.then_some(&mut buf[..])));
+                kept.push(stored_len);
                 slots.push(true);
                 errors.push(None);
             }
             Err(e) => {
                 slots.push(false);
+                kept.push(None);
                 errors.push(Some(e));
             }
         }
@@ -1014,9 +1049,10 @@ pub fn read_many_to_vec(requests: &[Request<'_>]) -> Vec<Result<(Outcome, Vec<u8
     results
         .into_iter()
         .zip(bufs)
-        .map(|(r, mut buf)| {
+        .zip(kept)
+        .map(|((r, mut buf), stored_len)| {
             r.map(|o| {
-                buf.truncate(o.header.as_ref().map_or(0, |h| h.payload_len));
+                buf.truncate(stored_len.unwrap_or_else(|| o.header.as_ref().map_or(0, |h| h.payload_len)));
                 (o, buf)
             })
         })
@@ -1095,8 +1131,15 @@ mod tests {
         let (o, payload) = read_to_vec(&Request { mode: Mode::Digests, ..req.clone() }).unwrap();
         assert!(payload.is_empty() && o.header.is_none() && o.stored.is_none());
         assert_eq!(o.digests, outcome.digests);
-        let (o, _) = read_to_vec(&Request { mode: Mode::Stored, ..req.clone() }).unwrap();
-        assert_eq!((o.stored.as_deref(), &o.digests[..]), (Some(&gz[..]), &outcome.digests[..1]));
+        // Stored bytes given are the caller's; a file's are read into the caller's buffer.
+        let (o, buf) = read_to_vec(&Request { mode: Mode::Stored, ..req.clone() }).unwrap();
+        assert_eq!((o.stored.as_deref(), buf.len(), &o.digests[..]), (None, 0, &outcome.digests[..1]));
+        let path = std::env::temp_dir().join(format!("fmnist-stored-test-{}", std::process::id()));
+        std::fs::write(&path, &gz).unwrap();
+        let from_file = Request { source: Source::Path(&path), mode: Mode::Stored, ..req.clone() };
+        let (o, buf) = read_to_vec(&from_file).unwrap();
+        assert_eq!((o.stored.as_deref(), &buf[..], &o.digests[..]), (None, &gz[..], &outcome.digests[..1]));
+        std::fs::remove_file(&path).unwrap();
         // In an uncompressed file the stored bytes are the content.
         let mut raw = Request::new(Source::Bytes(&content), Mode::Array);
         raw.report.push(DigestKind::CONTENT_SHA256);

@@ -72,7 +72,7 @@ class Outcome:
 
 def read(
     sources: Sequence[_Source],
-    mode: str = "array",
+    mode: str | Sequence[str] | None = None,
     expected: Sequence[Sequence[tuple[str, str, str | None]]] | None = None,
     report: Sequence[Sequence[str]] | None = None,
     strict: bool = True,

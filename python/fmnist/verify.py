@@ -161,42 +161,31 @@ def judge_in_place(
     return [r for r in out if r is not None]
 
 
-def _archive(path: PathLike, archive: Archive, mode: str) -> tuple[Verdict, bytes | None]:
-    """The engine's verdict on the archive's MD5 (and in mode "stored" the bytes it hashed)."""
+def check_archive(path: PathLike, archive: Archive) -> Verdict:
+    """Whether ``path`` is the published archive: its MD5 (hashed in Rust, as it streams past)."""
     (outcome,) = _core.read(
         [os.fspath(path)],
-        mode=mode,
+        mode="digests",
         expected=[[("md5", archive.md5, "the published archive MD5")]],
         strict=False,
         errors="return",
     )
     if isinstance(outcome, BaseException):
-        return Verdict(False, "", (f"unreadable: {outcome}",)), None
+        return Verdict(False, "", (f"unreadable: {outcome}",))
     (verdict,) = outcome.verdicts
-    if not verdict.matched:
-        return Verdict(False, "", (verdict.message,)), None
-    return Verdict(True, verdict.message), outcome.stored
-
-
-def read_archive(path: PathLike, archive: Archive) -> tuple[Verdict, bytes | None]:
-    """The archive at ``path``, read once: (verdict on its MD5, the very bytes that were hashed,
-    or None when it is not the published archive). Its members are read from those bytes, never
-    by opening the file again."""
-    return _archive(path, archive, "stored")
-
-
-def check_archive(path: PathLike, archive: Archive) -> Verdict:
-    """Whether ``path`` is the published archive: its MD5 (hashed in Rust, as it streams past)."""
-    return _archive(path, archive, "digests")[0]
+    return Verdict(True, verdict.message) if verdict.matched else Verdict(False, "", (verdict.message,))
 
 
 def read_members(path: PathLike, archive: Archive, infos: Sequence[FileInfo]) -> list[tuple[Any, Verdict]]:
     """The IDX files ``infos`` read out of the zip ``path`` (members under ``archive.members``):
-    the archive is read once and proven by its MD5, and the members are decoded (in parallel)
-    from those same bytes, never extracted to disk or read from the file again."""
-    verdict, data = read_archive(path, archive)
-    if data is None:
-        return [(None, verdict) for _ in infos]
+    the archive is read once; its members are taken from those bytes (never extracted to disk,
+    never read from the file again), and one engine call hashes the archive on one core while
+    it decodes the members on the others. No member is returned unless the archive's MD5 is the
+    published one."""
+    (stored,) = _core.read([os.fspath(path)], mode="stored", errors="return")
+    if isinstance(stored, BaseException):
+        return [(None, Verdict(False, "", (f"unreadable: {stored}",))) for _ in infos]
+    data = stored.stored
     blobs: list[tuple[bytes, str] | None] = []
     out: list[tuple[Any, Verdict] | None] = []
     try:
@@ -210,11 +199,24 @@ def read_members(path: PathLike, archive: Archive, infos: Sequence[FileInfo]) ->
                     blobs.append(None)
                     out.append((None, Verdict(False, "", (f"no member {member} in the archive",))))
     except (OSError, zipfile.BadZipFile) as e:
-        return [(None, Verdict(False, "", (f"unreadable archive: {e}",))) for _ in infos]
+        blobs = [None] * len(infos)
+        out = [(None, Verdict(False, "", (f"unreadable archive: {e}",))) for _ in infos]
     todo = [k for k, b in enumerate(blobs) if b is not None]
-    outcomes = _read(
-        [blobs[k] for k in todo], [[] for _ in todo], max_bytes=max((infos[k].content_size for k in todo), default=0)
+    members = [b for b in blobs if b is not None]
+    proof, *outcomes = _core.read(
+        [data, *members],
+        mode=["digests", *("array" for _ in todo)],
+        expected=[[("md5", archive.md5, "the published archive MD5")], *([] for _ in todo)],
+        report=[[], *(["content_sha256"] for _ in todo)],
+        strict=False,
+        errors="return",
+        max_bytes=max((infos[k].content_size for k in todo), default=0),
     )
+    if isinstance(proof, BaseException):
+        return [(None, Verdict(False, "", (f"unreadable: {proof}",))) for _ in infos]
+    (matched,) = proof.verdicts
+    if not matched.matched:
+        return [(None, Verdict(False, "", (matched.message,))) for _ in infos]
     for k, outcome in zip(todo, outcomes):
         info = infos[k]
         if isinstance(outcome, BaseException):
@@ -224,7 +226,7 @@ def read_members(path: PathLike, archive: Archive, infos: Sequence[FileInfo]) ->
         if mismatch:
             out[k] = (None, Verdict(False, "", (mismatch,)))
             continue
-        rule = f"a member of the verified archive ({verdict.rule})"
+        rule = f"a member of the verified archive ({matched.message})"
         out[k] = (outcome.array, Verdict(True, rule, content_sha256=outcome.digests["content_sha256"]))
     return [r for r in out if r is not None]
 

@@ -175,14 +175,19 @@ impl Outcome {
     }
 }
 
-fn outcome(py: Python<'_>, r: Read, array: Option<Bound<'_, PyAny>>) -> PyResult<Outcome> {
+fn outcome<'py>(
+    py: Python<'py>,
+    r: Read,
+    array: Option<Bound<'py, PyAny>>,
+    bytes: Option<Bound<'py, PyBytes>>,
+) -> PyResult<Outcome> {
     let digests = PyDict::new(py);
     for d in &r.digests {
         digests.set_item(d.kind.to_string(), &d.hex)?;
     }
     Ok(Outcome {
         array: array.map(Bound::unbind),
-        stored: r.stored.map(|b| PyBytes::new(py, &b).unbind()),
+        stored: bytes.map(Bound::unbind).or_else(|| r.stored.map(|b| PyBytes::new(py, &b).unbind())),
         codec: r.codec.name().to_string(),
         dtype: r.header.as_ref().map(|h| h.dtype.name().to_string()),
         shape: r.header.map(|h| h.dims),
@@ -198,17 +203,18 @@ type ExpectedArg = Vec<(String, String, Option<String>)>;
 /// errors="raise") -> one Outcome per source, in order.
 ///
 /// mode: "array" (decode the IDX payload), "digests" (hash only, nothing decoded is kept) or
-/// "stored" (return the stored bytes). expected[i]: the digests source i must have (strict: a
+/// "stored" (return the stored bytes); one for all sources, or a list of one per source (an
+/// archive hashed on one core while its members are decoded on the others). expected[i]: the digests source i must have (strict: a
 /// mismatch is a ChecksumError; else each is judged in `Outcome.verdicts`); report[i]: digest
 /// kinds to compute without a check. errors="raise" raises the error of the first failing
 /// source; "return" puts it in that source's place.
 #[pyfunction]
-#[pyo3(signature = (sources, mode="array", expected=None, report=None, strict=true, max_bytes=None, errors="raise"))]
+#[pyo3(signature = (sources, mode=None, expected=None, report=None, strict=true, max_bytes=None, errors="raise"))]
 #[allow(clippy::too_many_arguments)]
 pub fn read<'py>(
     py: Python<'py>,
     sources: Vec<Bound<'py, PyAny>>,
-    mode: &str,
+    mode: Option<Bound<'py, PyAny>>,
     expected: Option<Vec<ExpectedArg>>,
     report: Option<Vec<Vec<String>>>,
     strict: bool,
@@ -216,13 +222,11 @@ pub fn read<'py>(
     errors: &str,
 ) -> PyResult<Vec<Bound<'py, PyAny>>> {
     guarded("read", || {
-        let mode = match mode {
-            "array" => Mode::Array,
-            "digests" => Mode::Digests,
-            "stored" => Mode::Stored,
-            _ => {
-                return Err(PyValueError::new_err(format!("mode must be 'array', 'digests' or 'stored', not {mode:?}")))
-            }
+        let parse = |m: &str| match m {
+            "array" => Ok(Mode::Array),
+            "digests" => Ok(Mode::Digests),
+            "stored" => Ok(Mode::Stored),
+            _ => Err(PyValueError::new_err(format!("mode must be 'array', 'digests' or 'stored', not {m:?}"))),
         };
         let raise = match errors {
             "raise" => true,
@@ -230,6 +234,16 @@ pub fn read<'py>(
             _ => return Err(PyValueError::new_err(format!("errors must be 'raise' or 'return', not {errors:?}"))),
         };
         let n = sources.len();
+        let modes: Vec<Mode> = match &mode {
+            None => vec![Mode::Array; n],
+            Some(m) => match m.extract::<String>() {
+                Ok(one) => vec![parse(&one)?; n],
+                Err(_) => m.extract::<Vec<String>>()?.iter().map(|s| parse(s)).collect::<PyResult<_>>()?,
+            },
+        };
+        if modes.len() != n {
+            return Err(PyValueError::new_err(format!("{n} sources but {} modes", modes.len())));
+        }
         let expected = expected.unwrap_or_else(|| vec![Vec::new(); n]);
         let report = report.unwrap_or_else(|| vec![Vec::new(); n]);
         if expected.len() != n || report.len() != n {
@@ -242,7 +256,7 @@ pub fn read<'py>(
         let max_bytes = max_bytes_arg(max_bytes.as_ref())?;
         let args = sources.iter().map(Arg::new).collect::<PyResult<Vec<_>>>()?;
         let mut requests = Vec::with_capacity(n);
-        for ((arg, exp), rep) in args.iter().zip(&expected).zip(&report) {
+        for (((arg, exp), rep), &mode) in args.iter().zip(&expected).zip(&report).zip(&modes) {
             let mut req = Request::new(arg.source(), mode);
             req.strict = strict;
             req.max_bytes = max_bytes;
@@ -260,6 +274,7 @@ pub fn read<'py>(
         // numpy allocates every array (with the GIL), sized for what the engine will write.
         let mut results: Vec<Option<PyResult<Bound<'py, PyAny>>>> = (0..n).map(|_| None).collect();
         let mut arrays: Vec<Option<Bound<'py, PyUntypedArray>>> = (0..n).map(|_| None).collect();
+        let mut stored: Vec<Option<Bound<'py, PyBytes>>> = (0..n).map(|_| None).collect();
         let mut jobs = Vec::new();
         let mut slots = Vec::new();
         for (i, o) in opened.into_iter().enumerate() {
@@ -267,6 +282,16 @@ pub fn read<'py>(
                 Err(e) => results[i] = Some(Err(args[i].error(py, e))),
                 Ok(op) => {
                     let buffer = match op.header() {
+                        None if op.fills_stored() => match uninit_bytes(py, op.output_len()) {
+                            Ok((b, bytes)) => {
+                                stored[i] = Some(b);
+                                Some(bytes)
+                            }
+                            Err(e) => {
+                                results[i] = Some(Err(e));
+                                continue;
+                            }
+                        },
                         None => None,
                         Some(h) => match allocate(py, h, op.output_len()) {
                             Ok(a) => {
@@ -305,7 +330,14 @@ pub fn read<'py>(
                         }
                         _ => None,
                     };
-                    outcome(py, r, array).and_then(|o| Ok(Bound::new(py, o)?.into_any()))
+                    // The stored bytes: read into the bytes object allocated above, the caller's own
+                    // bytes, or (from a pipe) the engine's.
+                    let bytes = match (stored[i].take(), &args[i]) {
+                        (Some(b), _) => Some(b),
+                        (None, Arg::Bytes(b, _)) if modes[i] == Mode::Stored => Some(b.clone()),
+                        _ => None,
+                    };
+                    outcome(py, r, array, bytes).and_then(|o| Ok(Bound::new(py, o)?.into_any()))
                 }
             });
         }
@@ -319,6 +351,22 @@ pub fn read<'py>(
         }
         Ok(out)
     })
+}
+
+/// A new bytes object of `len` bytes, not initialised, and its memory: filled (with the GIL
+/// released) before anyone else sees it, as CPython allows for a fresh `PyBytes_FromStringAndSize(NULL, n)`.
+fn uninit_bytes<'py, 'a>(py: Python<'py>, len: usize) -> PyResult<(Bound<'py, PyBytes>, &'a mut [u8])> {
+    let size = pyo3::ffi::Py_ssize_t::try_from(len)
+        .map_err(|_| pyo3::exceptions::PyMemoryError::new_err(format!("cannot allocate {len} bytes")))?;
+    // SAFETY: a null source asks CPython for an uninitialised object of `size` bytes; the
+    // result is a new reference or null with MemoryError set.
+    let obj =
+        unsafe { Bound::from_owned_ptr_or_err(py, pyo3::ffi::PyBytes_FromStringAndSize(std::ptr::null(), size))? };
+    let bytes = obj.cast_into::<PyBytes>()?;
+    // SAFETY: the object's buffer of `len` bytes (plus CPython's NUL), ours alone until returned;
+    // the slice is used while `bytes` is kept alive by the caller.
+    let data = unsafe { std::slice::from_raw_parts_mut(pyo3::ffi::PyBytes_AsString(bytes.as_ptr()) as *mut u8, len) };
+    Ok((bytes, data))
 }
 
 /// A 1-D array of `header`'s type with room for `bytes` bytes (at least the payload), allocated
