@@ -66,7 +66,12 @@ def _ratio(r: float) -> str:
 def svg(results: dict[str, Any], title: str) -> str:
     """A horizontal bar chart of every timed group: bar length is throughput relative to the
     group's slowest contender, labelled with the median and the speed-up."""
-    width, bar_x, bar_w, row_h, gap = 900, 330, 420, 22, 34
+    # The labels' column fits the longest name (12 px sans-serif: about 6.6 px a character),
+    # so no label runs off the left edge.
+    names = [name for _, rows in ordered(results) for name, v in rows.items() if "median_s" in v]
+    bar_x = max(330, 18 + round(6.6 * max((len(n) for n in names), default=0)))
+    bar_w, row_h, gap = 420, 22, 34
+    width = bar_x + bar_w + 150
     y = 50
     parts = [f'<text x="10" y="24" font-size="16" font-weight="bold">{escape(title)}</text>']
     for group, rows in ordered(results):

@@ -52,6 +52,6 @@ def test_extract_with_zipfile(measure: Callable[..., Any], archive: Path) -> Non
 def test_fmnist_read_members(measure: Callable[..., Any], archive: Path) -> None:
     # read_members proves the archive by its MD5 over the very bytes it then opens.
     a = Archive("gzip.zip", hashlib.md5(archive.read_bytes()).hexdigest(), "x", "gzip/", 1 << 30)
-    name = "fmnist: the members read out of the zip (the archive's MD5 checked)"
+    name = "fmnist: the members out of the zip (its MD5 checked)"
     got = measure(GROUP, name, lambda: read_members(archive, a, SPLIT), NBYTES)
     assert np.array_equal(got[0][0], extract_then_read(archive)[0])
