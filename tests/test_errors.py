@@ -367,3 +367,13 @@ def test_the_torch_suite_cannot_run_without_torch(tmp_path: Path) -> None:
     else:
         assert out.returncode != 0
         assert "FMNIST_REQUIRE_TORCH=1 but torch or torchvision is not installed" in out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("on_worker", [False, True])
+def test_a_rust_panic_is_an_ordinary_exception(on_worker: bool) -> None:
+    from fmnist import _core
+
+    # InternalError is a RuntimeError: `except Exception` catches it (pyo3's PanicException is not).
+    with pytest.raises(fmnist.InternalError, match=r"_panic: internal error in fmnist \(a .*panic"):
+        _core._panic(on_worker)
+    assert issubclass(fmnist.InternalError, RuntimeError)

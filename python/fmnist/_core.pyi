@@ -20,6 +20,7 @@ __all__ = [
     "map_idx",
     "batch_args",
     "Batcher",
+    "_panic",
 ]
 
 __version__: str
@@ -87,6 +88,7 @@ def max_compressed_size(dtype: str, shape: Sequence[int]) -> int: ...
 if sys.platform != "win32":
     def map_idx(path: str, dtype: str, shape: Sequence[int]) -> npt.NDArray[Any]: ...
 
+def _panic(on_worker: bool) -> None: ...
 def batch_args(batch_size: Any, rank: Any, world_size: Any, dtype: Any) -> tuple[int, int, int, str | None]: ...
 
 @final

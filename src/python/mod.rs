@@ -12,6 +12,25 @@ mod errors;
 mod exit;
 mod read;
 
+/// _panic(on_worker): panics, on this thread or on a worker thread with the GIL released, so the
+/// tests can see that a Rust panic reaches Python as `fmnist.InternalError`.
+#[pyfunction]
+fn _panic(py: Python<'_>, on_worker: bool) -> PyResult<()> {
+    errors::guarded("_panic", || {
+        if on_worker {
+            // A scoped thread's panic is re-raised by the scope, on this thread.
+            exit::detach(py, || {
+                std::thread::scope(|s| {
+                    s.spawn(|| panic!("a test panic on a worker"));
+                })
+            });
+            Ok(())
+        } else {
+            panic!("a test panic")
+        }
+    })
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
@@ -31,6 +50,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(arrays::map_idx, m)?)?;
     m.add_function(wrap_pyfunction!(batches::batch_args, m)?)?;
     m.add_class::<batches::Batcher>()?;
+    m.add_function(wrap_pyfunction!(_panic, m)?)?;
     let hook = wrap_pyfunction!(exit::_interpreter_exiting, m)?;
     py.import("atexit")?.call_method1("register", (hook,))?;
     Ok(())
