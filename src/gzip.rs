@@ -80,21 +80,25 @@ fn next_member(data: &[u8], pos: usize) -> Option<usize> {
     data[pos..].iter().position(|&b| b != 0).map(|skip| pos + skip)
 }
 
-fn check_trailer(data: &[u8], pos: usize, produced: &[u8]) -> Result<(), Error> {
-    let t = data.get(pos..pos + 8).ok_or_else(|| bad("truncated gzip member: CRC32/ISIZE trailer missing"))?;
-    let crc = u32::from_le_bytes([t[0], t[1], t[2], t[3]]);
-    let isize = u32::from_le_bytes([t[4], t[5], t[6], t[7]]);
-    let actual_crc = libdeflater::crc32(produced);
-    if crc != actual_crc {
-        return Err(bad(format!("CRC32 check failed: trailer says {crc:08x}, data gives {actual_crc:08x}")));
+/// Judges a member's 8-byte trailer (CRC32, then ISIZE, little-endian) against the CRC32 and the
+/// length of what the member gave: the one wording of both checks.
+fn judge_trailer(trailer: &[u8], crc: u32, len: u32) -> Result<(), String> {
+    let stored = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
+    let isize = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
+    if stored != crc {
+        return Err(format!("CRC32 check failed: trailer says {stored:08x}, data gives {crc:08x}"));
     }
-    if isize != produced.len() as u32 {
-        return Err(bad(format!(
-            "ISIZE check failed: trailer says {isize} bytes (mod 2^32), member gave {}",
-            produced.len()
-        )));
+    if isize != len {
+        return Err(format!("ISIZE check failed: trailer says {isize} bytes (mod 2^32), member gave {len}"));
     }
     Ok(())
+}
+
+const NO_TRAILER: &str = "truncated gzip member: CRC32/ISIZE trailer missing";
+
+fn check_trailer(data: &[u8], pos: usize, produced: &[u8]) -> Result<(), Error> {
+    let t = data.get(pos..pos + 8).ok_or_else(|| bad(NO_TRAILER))?;
+    judge_trailer(t, libdeflater::crc32(produced), produced.len() as u32).map_err(bad)
 }
 
 /// Decodes just the first `n` bytes of the content (streaming, a few KiB of work at most), so the
@@ -128,7 +132,7 @@ pub fn read_prefix(data: &[u8], n: usize) -> Result<Vec<u8>, Error> {
         // A whole member ended inside the prefix: the trailer is checked by `inflate_into` later.
         pos += 8;
         if pos > data.len() {
-            return Err(bad("truncated gzip member: CRC32/ISIZE trailer missing"));
+            return Err(bad(NO_TRAILER));
         }
     }
     out.truncate(filled);
@@ -163,21 +167,8 @@ pub fn check_stream(data: &[u8]) -> Result<(), Error> {
                 _ => {}
             }
         }
-        let t = data.get(pos..pos + 8).ok_or_else(|| bad("truncated gzip member: CRC32/ISIZE trailer missing"))?;
-        let (stored_crc, isize) =
-            (u32::from_le_bytes([t[0], t[1], t[2], t[3]]), u32::from_le_bytes([t[4], t[5], t[6], t[7]]));
-        if stored_crc != crc.sum() {
-            return Err(bad(format!(
-                "CRC32 check failed: trailer says {stored_crc:08x}, data gives {:08x}",
-                crc.sum()
-            )));
-        }
-        if isize != crc.amount() {
-            return Err(bad(format!(
-                "ISIZE check failed: trailer says {isize} bytes (mod 2^32), member gave {}",
-                crc.amount()
-            )));
-        }
+        let t = data.get(pos..pos + 8).ok_or_else(|| bad(NO_TRAILER))?;
+        judge_trailer(t, crc.sum(), crc.amount()).map_err(bad)?;
         pos += 8;
         members += 1;
     }
@@ -304,22 +295,9 @@ impl<R: std::io::BufRead> std::io::Read for Members<R> {
                     let mut r = d.into_inner();
                     let mut trailer = Vec::with_capacity(8);
                     if take_bytes(&mut r, 8, &mut trailer)? < 8 {
-                        return Err(invalid("truncated gzip member: CRC32/ISIZE trailer missing"));
+                        return Err(invalid(NO_TRAILER));
                     }
-                    let stored = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
-                    let isize = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
-                    if stored != crc.sum() {
-                        return Err(invalid(format!(
-                            "CRC32 check failed: trailer says {stored:08x}, data gives {:08x}",
-                            crc.sum()
-                        )));
-                    }
-                    if isize != crc.amount() {
-                        return Err(invalid(format!(
-                            "ISIZE check failed: trailer says {isize} bytes (mod 2^32), member gave {}",
-                            crc.amount()
-                        )));
-                    }
+                    judge_trailer(&trailer, crc.sum(), crc.amount()).map_err(invalid)?;
                     self.state = State::Between(r);
                 }
             }
