@@ -159,7 +159,7 @@ impl Spec {
         }
         let count = self.images.count();
         if count != self.labels.count() {
-            return Err(Error::Usage(format!("{count} images but {} labels", self.labels.count())));
+            return Err(Error::Usage(format!("images has {count} rows but labels has {}", self.labels.count())));
         }
         if let Some(&bad) = self.order.iter().find(|&&i| i >= count) {
             return Err(Error::Usage(format!("index {bad} out of range for {count} rows")));
@@ -734,6 +734,6 @@ mod tests {
             to_f32: None,
         };
         assert!(make(vec![], 0).validate().unwrap_err().to_string().contains("batch_size"));
-        assert!(make(vec![], 1).validate().unwrap_err().to_string().contains("5 images but 4 labels"));
+        assert!(make(vec![], 1).validate().unwrap_err().to_string().contains("images has 5 rows but labels has 4"));
     }
 }

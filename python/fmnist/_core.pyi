@@ -100,7 +100,7 @@ class Batcher:
         order: npt.NDArray[np.int64],
         batch_size: int,
         drop_last: bool,
-        to_f32: bool,
+        dtype: str | None,
         mean: list[float] | None,
         std: list[float] | None,
         image_shape: list[int],

@@ -23,9 +23,6 @@ import numpy.typing as npt
 
 from . import _core
 
-#: element types batches can read (native byte order)
-SUPPORTED = tuple(np.dtype(name) for _, name, _ in _core.ELEMENT_TYPES)
-
 Stat = Union[float, Sequence[float], npt.NDArray[Any], None]
 
 #: The iterator ``batches`` returns: ``len()`` (batches left), ``close()``, and a context manager
@@ -56,13 +53,12 @@ def epoch_indices(
     return perm.astype(np.int64, copy=False)
 
 
-def _native(a: npt.NDArray[Any], what: str) -> npt.NDArray[Any]:
+def _native(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """``a`` C-contiguous in native byte order (a copy only when it is not so already); the engine
+    checks everything else about it."""
     native = a.dtype.newbyteorder("=") if a.dtype.byteorder not in ("=", "|") else a.dtype
-    if native not in SUPPORTED:
-        raise TypeError(f"{what} must have an integer or float dtype (not bool, float16 or complex); got {a.dtype}")
-    if a.ndim == 0:
-        raise ValueError(f"{what} must have a first axis, one row per example")
-    return np.ascontiguousarray(a, dtype=native)
+    # (ascontiguousarray would make a 0-d array 1-d: the engine refuses it as it is.)
+    return a if a.ndim == 0 else np.ascontiguousarray(a, dtype=native)
 
 
 def _stat(value: Stat, name: str, shape: tuple[int, ...]) -> list[float] | None:
@@ -109,17 +105,11 @@ def batches(
     x = np.asarray(images)
     y = np.asarray(labels)
     batch_size, rank, world_size, dtype = _core.batch_args(batch_size, rank, world_size, dtype)
-    x = _native(x, "images")
-    y = _native(y, "labels")
-    if len(x) != len(y):
-        raise ValueError(f"images has {len(x)} rows but labels has {len(y)}")
-    if dtype == "uint8" and x.dtype != np.uint8:
-        raise ValueError(f"dtype='uint8' needs uint8 images, got {x.dtype}: use dtype='float32' or dtype=None")
-    if dtype != "float32" and (mean is not None or std is not None):
-        raise ValueError("mean/std normalise float32 batches: pass dtype='float32'")
+    x, y = _native(x), _native(y)
     image_shape = x.shape[1:]
+    rows = x.shape[0] if x.ndim else 0  # a 0-d array: the engine refuses it, with the reason
     order = epoch_indices(
-        len(x), shuffle=shuffle, seed=seed, epoch=epoch, drop_last=drop_last, rank=rank, world_size=world_size
+        rows, shuffle=shuffle, seed=seed, epoch=epoch, drop_last=drop_last, rank=rank, world_size=world_size
     )
     out_shape = [int(np.prod(image_shape, dtype=np.int64))] if flatten else [int(d) for d in image_shape]
     return _core.Batcher(
@@ -128,7 +118,7 @@ def batches(
         order,
         batch_size,
         bool(drop_last),
-        dtype == "float32",
+        dtype,
         _stat(mean, "mean", image_shape),
         _stat(std, "std", image_shape),
         out_shape,

@@ -17,12 +17,21 @@ use super::arrays::{self, element_type_of};
 use super::errors::{guarded, usage};
 use super::exit::detach;
 use crate::batches::{Column, Normalize, Prefetch, Rows, Spec};
+use crate::element::ElementType;
 
 /// A borrowed view of a numpy array the Batcher keeps a reference to.
 fn rows_of(array: &Bound<'_, PyAny>, what: &str) -> PyResult<Rows> {
     let array = array.cast::<PyUntypedArray>()?;
-    let (ty, native) = element_type_of(array)?;
-    if !native || !array.is_c_contiguous() || array.ndim() == 0 {
+    let (ty, native) = element_type_of(array).map_err(|_| {
+        PyTypeError::new_err(format!(
+            "{what} must have an integer or float dtype (not bool, float16 or complex); got {}",
+            array.dtype()
+        ))
+    })?;
+    if array.ndim() == 0 {
+        return Err(PyValueError::new_err(format!("{what} must have a first axis, one row per example")));
+    }
+    if !native || !array.is_c_contiguous() {
         return Err(PyValueError::new_err(format!("{what} must be a C-contiguous, native-order array of rows")));
     }
     let shape = array.shape();
@@ -162,7 +171,9 @@ impl Progress {
     }
 }
 
-/// Batcher(images, labels, order, batch_size, drop_last, to_f32, mean, std, image_shape):
+/// Batcher(images, labels, order, batch_size, drop_last, dtype, mean, std, image_shape): dtype
+/// "uint8" (uint8 images served as they are), "float32" (converted, then normalised by mean and
+/// std when given) or None (any images as they are);
 /// iterates (x, y) batches of one epoch; made one batch ahead on a background thread that
 /// starts at the first next() and is stopped by close(), exhaustion or garbage collection.
 /// Threads may share one: next() calls are served one at a time, each batch handed out once.
@@ -240,7 +251,7 @@ impl Batcher {
 #[pymethods]
 impl Batcher {
     #[new]
-    #[pyo3(signature = (images, labels, order, batch_size, drop_last, to_f32, mean, std, image_shape))]
+    #[pyo3(signature = (images, labels, order, batch_size, drop_last, dtype, mean, std, image_shape))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         images: &Bound<'_, PyAny>,
@@ -248,7 +259,7 @@ impl Batcher {
         order: PyReadonlyArrayDyn<'_, i64>,
         batch_size: usize,
         drop_last: bool,
-        to_f32: bool,
+        dtype: Option<&str>,
         mean: Option<Vec<f32>>,
         std: Option<Vec<f32>>,
         image_shape: Vec<usize>,
@@ -262,15 +273,27 @@ impl Batcher {
             let label_shape = labels.cast::<PyUntypedArray>()?.shape()[1..].to_vec();
             let mut pins = pin_memory(images)?;
             pins.extend(pin_memory(labels)?);
-            let to_f32 = to_f32.then(|| Normalize::new(mean, std));
-            let spec = Spec {
-                images: rows_of(images, "images")?,
-                labels: rows_of(labels, "labels")?,
-                order,
-                batch_size,
-                drop_last,
-                to_f32,
-            };
+            let images_rows = rows_of(images, "images")?;
+            let labels_rows = rows_of(labels, "labels")?;
+            match dtype {
+                Some("uint8") if images_rows.element_type() != ElementType::U8 => {
+                    return Err(PyValueError::new_err(format!(
+                        "dtype='uint8' needs uint8 images, got {}: use dtype='float32' or dtype=None",
+                        images_rows.element_type()
+                    )))
+                }
+                Some("uint8") | Some("float32") | None => {}
+                Some(other) => {
+                    return Err(PyValueError::new_err(format!(
+                        "dtype must be 'uint8', 'float32' or None, not {other:?}"
+                    )))
+                }
+            }
+            if dtype != Some("float32") && (mean.is_some() || std.is_some()) {
+                return Err(PyValueError::new_err("mean/std normalise float32 batches: pass dtype='float32'"));
+            }
+            let to_f32 = (dtype == Some("float32")).then(|| Normalize::new(mean, std));
+            let spec = Spec { images: images_rows, labels: labels_rows, order, batch_size, drop_last, to_f32 };
             spec.validate().map_err(usage)?;
             if image_shape.iter().product::<usize>() != spec.images.row_len() {
                 return Err(PyTypeError::new_err("image_shape must hold one image's elements"));
