@@ -102,5 +102,12 @@ def test_a_stream_asking_for_a_huge_dictionary_is_refused_before_liblzma_allocat
     assert packed[12:16] == bytes([0x02, 0x00, 0x21, 0x01])
     packed[16] = 40
     packed[20:24] = zlib.crc32(bytes(packed[12:20])).to_bytes(4, "little")
-    with pytest.raises(lzma.LZMAError, match="asks for more decoder memory than the 128 MiB its content justifies"):
+    # The same refusal, of the same class, on every path: an array, and digests only.
+    message = "asks for more decoder memory than the 128 MiB its content justifies"
+    with pytest.raises(fmnist.XzError, match=message):
         fmnist.read_idx(bytes(packed))
+    with pytest.raises(fmnist.XzError, match=message):
+        _core.read([bytes(packed)], mode="digests", report=[["content_sha256"]])
+    # A stored digest that does not match comes first, as in the reference.
+    with pytest.raises(fmnist.ChecksumError, match="MD5 mismatch over the stored"):
+        fmnist.read_idx(bytes(packed), md5="0" * 32)
