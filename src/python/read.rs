@@ -365,7 +365,7 @@ fn uninit_bytes<'py, 'a>(py: Python<'py>, len: usize) -> PyResult<(Bound<'py, Py
     let bytes = obj.cast_into::<PyBytes>()?;
     // SAFETY: the object's buffer of `len` bytes (plus CPython's NUL), ours alone until returned;
     // the slice is used while `bytes` is kept alive by the caller.
-    let data = unsafe { std::slice::from_raw_parts_mut(pyo3::ffi::PyBytes_AsString(bytes.as_ptr()) as *mut u8, len) };
+    let data = unsafe { std::slice::from_raw_parts_mut(pyo3::ffi::PyBytes_AsString(bytes.as_ptr()).cast::<u8>(), len) };
     Ok((bytes, data))
 }
 
