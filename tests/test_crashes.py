@@ -100,7 +100,7 @@ time.sleep(delay)
 
 def test_daemon_threads_at_interpreter_exit_never_abort(data_dir: Path) -> None:
     # CPython before 3.14 ends a daemon thread that asks for the GIL during finalisation with
-    # pthread_exit, which aborts through Rust frames unless the engine parks it (src/python.rs,
+    # pthread_exit, which aborts through Rust frames unless the engine parks it (src/python/exit.rs,
     # detach). Five processes of ten threads each, exiting at staggered moments: with the parking
     # taken out, every one of them aborted in every run here.
     big = str(data_dir / "train-images-idx3-ubyte.gz")

@@ -12,7 +12,7 @@ from .conftest import REPO
 
 def test_stub_names_match_the_extension_module() -> None:
     stub = ast.parse((REPO / "python" / "fmnist" / "_core.pyi").read_text())
-    # Top-level names, and those under `if sys.platform ...` (map_file: not on Windows).
+    # Top-level names, and those under `if sys.platform ...` (map_idx: not on Windows).
     nodes = [n for top in stub.body for n in (top.body if isinstance(top, ast.If) else [top])]
     declared = {
         node.name if not isinstance(node, ast.AnnAssign) else node.target.id  # type: ignore[union-attr]

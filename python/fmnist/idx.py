@@ -79,8 +79,10 @@ def read_idx(
     refuses a larger payload before allocating it.
 
     Returns a C-contiguous, writeable, native-byte-order array with the IDX shape and dtype,
-    that owns its memory (OWNDATA, no base). Raises ``IdxFormatError`` for malformed IDX,
-    ``gzip.BadGzipFile`` for corrupt gzip, and the OS's own ``OSError`` subclasses.
+    allocated by numpy and owning its memory (OWNDATA, no base). Raises ``IdxFormatError`` for
+    malformed IDX, ``BadGzipFile`` (a ``gzip.BadGzipFile``) for corrupt gzip, ``XzError`` (an
+    ``lzma.LZMAError``) for corrupt xz — all ``fmnist.Error`` — and the OS's own ``OSError``
+    subclasses. A path and the same bytes give the same result.
     """
     given = {"md5": md5, "sha256": sha256, "content_md5": content_md5, "content_sha256": content_sha256}
     expected = [(kind, hex_digest, None) for kind, hex_digest in given.items() if hex_digest is not None]
