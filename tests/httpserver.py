@@ -84,6 +84,13 @@ class Server:
                 if mode in ("404", "500"):
                     self.send_error(int(mode))
                     return
+                if mode in ("ftp", "moved"):  # a redirect: to an ftp:// URL, or to the same file at /ok/
+                    where = f"ftp://127.0.0.1/{name}" if mode == "ftp" else f"/ok/{name}"
+                    self.send_response(302)
+                    self.send_header("Location", where)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if mode == "html":
                     page = b"<!DOCTYPE html><html><body>Please log in to the network</body></html>"
                     self._send(200, page, "text/html; charset=utf-8")

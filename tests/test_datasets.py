@@ -329,6 +329,7 @@ def test_404_then_a_good_mirror(env: Path, server: Server) -> None:
         ("404", "HTTP 404"),
         ("500", "HTTP 500"),
         ("html", "served an HTML page"),
+        ("ftp", "redirected (HTTP 302) to ftp://127.0.0.1/train-images-idx3-ubyte.gz, not an http"),
         (
             "wrong",
             "served bytes that failed verification: MD5 mismatch over the stored (gzip-compressed) bytes: "
@@ -341,6 +342,22 @@ def test_a_bad_mirror_leaves_nothing_and_says_why(env: Path, server: Server, mod
         fmnist.download(mirrors=[server.mirror(mode)], retries=2)
     assert isinstance(e.value, OSError)
     assert f"{server.mirror(mode)}train-images-idx3-ubyte.gz: {why}" in str(e.value)
+    assert final_files(env / "fashion-mnist") == []
+
+
+def test_an_http_redirect_is_followed(env: Path, server: Server) -> None:
+    fmnist.download(mirrors=[server.mirror("moved")], retries=1)
+    assert final_files(env / "fashion-mnist") == sorted(FILES) and server.hits[("ok", FILES[0])] == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+def test_a_file_mirror_whose_file_is_a_fifo_is_skipped_not_waited_on(env: Path, tmp_path: Path) -> None:
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    for f in FILES:
+        os.mkfifo(mirror / f)
+    with pytest.raises(fmnist.DownloadError, match="is not a regular file"):
+        fmnist.download(mirrors=[mirror.as_uri() + "/"], retries=1, timeout=5)
     assert final_files(env / "fashion-mnist") == []
 
 
@@ -942,6 +959,22 @@ def test_registry_files_are_checked_with_clear_errors(tmp_path: Path, registered
     with pytest.raises(fmnist.RegistryError, match="not valid JSON"):
         fmnist.load_registry(tmp_path / "broken.json")
     assert "my-digits" not in fmnist.DATASETS and "escape" not in str(list(fmnist.DATASETS))
+
+
+def test_registry_files_are_read_only_when_regular_and_small(tmp_path: Path) -> None:
+    # A FIFO would block a plain open() until a writer came; /dev/zero would be read until
+    # memory ran out; a huge file is refused after reading at most 1 MiB and a byte.
+    fifo = tmp_path / "registry.toml"
+    big = tmp_path / "big.json"
+    big.write_bytes(b" " * ((1 << 20) + 1))
+    cases = [(big, "over 1048576 bytes")]
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(fifo)
+        cases += [(fifo, "not a regular file"), (Path("/dev/zero"), "not a regular file")]
+    for path, message in cases:
+        with pytest.raises(fmnist.RegistryError, match=message) as e:
+            fmnist.load_registry(path)
+        assert str(path) in str(e.value)
 
 
 def test_every_built_in_dataset_is_expressible_as_a_registry_file(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -634,6 +635,25 @@ def to_dict(dataset: Dataset) -> dict[str, Any]:
     return out
 
 
+#: The largest registry file read: the built-in registry of ten datasets is a few KiB.
+REGISTRY_MAX_BYTES = 1 << 20
+
+
+def _read_registry_file(path: str) -> bytes:
+    """The bytes of a registry file: a regular file of at most ``REGISTRY_MAX_BYTES``. It is
+    opened without blocking (a FIFO would wait for a writer) and judged by ``fstat`` before a
+    byte is read; a file that grows while it is read is refused too."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise RegistryError(f"{path}: not a regular file; a registry is a TOML or JSON file")
+        raw = f.read(REGISTRY_MAX_BYTES + 1)
+    if len(raw) > REGISTRY_MAX_BYTES:
+        raise RegistryError(f"{path}: over {REGISTRY_MAX_BYTES} bytes; a registry file is at most 1 MiB")
+    return raw
+
+
 def load_registry(path: str | os.PathLike[str], *, replace: bool = False) -> list[Dataset]:
     """Registers the datasets a TOML (``.toml``) or JSON file describes: a list ``dataset`` of
     tables, each as ``to_dict`` writes one (name, title, homepage, license, classes, mirrors,
@@ -641,8 +661,7 @@ def load_registry(path: str | os.PathLike[str], *, replace: bool = False) -> lis
     Returns them; ``RegistryError`` names the file and the problem."""
     path = os.fspath(path)
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        raw = _read_registry_file(path)
         if path.endswith(".toml"):
             if sys.version_info >= (3, 11):
                 import tomllib

@@ -118,11 +118,21 @@ def _get(url: str, partial: Path, timeout: float, limit: int) -> None:
     budget = timeout + limit / MIN_RATE
     deadline = time.monotonic() + budget
     have = _resumable_size(partial)
+    if url.startswith("file://"):
+        # urllib opens a file:// URL with open(), which blocks on a FIFO until a writer comes.
+        local = urllib.request.url2pathname(url[len("file://") :])
+        try:
+            if not stat.S_ISREG(os.stat(local).st_mode):
+                raise _Skip(f"{local} is not a regular file")
+        except OSError as e:
+            raise _Skip(f"cannot read {local}: {e.strerror}") from None
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     if have:
         request.add_header("Range", f"bytes={have}-")
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)
+        response = urllib.request.build_opener(_redirect_handler()).open(request, timeout=timeout)
+    except _RefusedRedirect as e:
+        raise _Skip(str(e)) from None
     except urllib.error.HTTPError as e:
         if e.code == 416 and have:  # our partial is already whole (or wrong): start over
             partial.unlink()
@@ -172,6 +182,23 @@ def _get(url: str, partial: Path, timeout: float, limit: int) -> None:
                 bar.close()
         if expected is not None and copied[0] < expected:
             raise _Retry(f"short body: {copied[0]} of {expected} bytes")
+
+
+class _RefusedRedirect(Exception):
+    """A redirect to anything but http:// or https:// (mirrors are refused in other schemes too)."""
+
+
+def _redirect_handler() -> Any:
+    import urllib.parse
+    import urllib.request
+
+    class HttpRedirectsOnly(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> Any:
+            if urllib.parse.urlsplit(newurl).scheme not in ("http", "https"):
+                raise _RefusedRedirect(f"redirected (HTTP {code}) to {newurl}, not an http:// or https:// URL")
+            return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+    return HttpRedirectsOnly
 
 
 class _Deadline(Exception):
