@@ -19,6 +19,14 @@ impl Algo {
         }
     }
 
+    /// The lowercase key Python uses: "md5", "sha256" (`hashlib`'s names).
+    pub fn key(self) -> &'static str {
+        match self {
+            Algo::Md5 => "md5",
+            Algo::Sha256 => "sha256",
+        }
+    }
+
     pub fn hex_len(self) -> usize {
         match self {
             Algo::Md5 => 32,

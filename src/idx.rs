@@ -162,7 +162,7 @@ pub fn max_compressed_len(header: &Header) -> usize {
 pub fn check_max(header: &Header, max_bytes: Option<usize>) -> Result<(), Error> {
     match max_bytes {
         Some(max) if header.payload_len > max => {
-            Err(Error::Format(format!("payload of {header} is {} bytes, over max_bytes={max}", header.payload_len)))
+            Err(Error::Limit(format!("payload of {header} is {} bytes, over max_bytes={max}", header.payload_len)))
         }
         _ => Ok(()),
     }

@@ -139,11 +139,7 @@ impl DigestKind {
 impl std::fmt::Display for DigestKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let prefix = if self.covers == Covers::Content { "content_" } else { "" };
-        let algo = match self.algo {
-            Algo::Md5 => "md5",
-            Algo::Sha256 => "sha256",
-        };
-        write!(f, "{prefix}{algo}")
+        write!(f, "{prefix}{}", self.algo.key())
     }
 }
 
@@ -519,7 +515,7 @@ fn check_limits(header: &Header, req: &Request<'_>) -> Result<(), Error> {
             req.max_ndim
         )));
     }
-    idx::check_max(header, req.max_bytes).map_err(|e| Error::Limit(e.to_string()))
+    idx::check_max(header, req.max_bytes)
 }
 
 /// deflate expands at most 1032:1: a header declaring more content than the file can hold is

@@ -63,6 +63,19 @@ pub fn new_array<'py>(py: Python<'py>, ty: ElementType, dims: &[usize]) -> PyRes
     Ok(unsafe { from_descr(py, ty, dims, std::ptr::null_mut(), 0)? }.cast_into::<PyUntypedArray>()?)
 }
 
+/// The memory of a C-contiguous array, read-only.
+///
+/// # Safety
+/// The array must be C-contiguous and not written while the slice lives; the slice must not
+/// outlive the array.
+pub unsafe fn bytes_of<'a>(array: &Bound<'_, PyUntypedArray>) -> &'a [u8] {
+    let len = array.len() * array.dtype().itemsize();
+    if len == 0 {
+        return &[];
+    }
+    std::slice::from_raw_parts((*array.as_array_ptr()).data.cast::<u8>(), len)
+}
+
 /// The memory of an array fmnist just allocated and nobody else has seen.
 ///
 /// # Safety

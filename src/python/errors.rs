@@ -45,7 +45,7 @@ fn checksum_error(
 ) -> PyResult<PyErr> {
     let kwargs = PyDict::new(py);
     kwargs.set_item("path", path)?;
-    kwargs.set_item("algorithm", m.kind.algo.name().to_ascii_lowercase().replace('-', ""))?;
+    kwargs.set_item("algorithm", m.kind.algo.key())?;
     kwargs.set_item("covers", m.covers().name())?;
     kwargs.set_item("expected", &m.expected)?;
     kwargs.set_item("actual", &m.actual)?;

@@ -114,7 +114,7 @@ impl Verdict {
         let kind = v.expected.kind;
         Verdict {
             kind: kind.to_string(),
-            algorithm: DigestKind { covers: reader::Covers::Stored, ..kind }.to_string(),
+            algorithm: kind.algo.key().to_string(),
             covers: if v.codec.is_compressed() { kind.covers.name() } else { "stored" }.to_string(),
             expected: v.expected.hex.clone(),
             actual: v.actual.clone(),
@@ -430,7 +430,7 @@ pub fn encode_idx<'py>(
         let native = native.cast::<PyUntypedArray>()?;
         let dims = native.shape().to_vec();
         // SAFETY: a C-contiguous array we hold a reference to for the whole call; only read.
-        let payload: &[u8] = unsafe { arrays::bytes_mut(native) };
+        let payload = unsafe { arrays::bytes_of(native) };
         let encoded = detach(py, || writer::encode(ty, dims, payload, compress)).map_err(|e| match e {
             Error::Usage(m) | Error::Format(m) => PyValueError::new_err(m),
             e => usage(e),
