@@ -11,6 +11,7 @@ import sys
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -267,19 +268,20 @@ def test_demo_fallback_gives_every_reason(empty: dict[str, str], tmp_path: Path)
         assert f in out.stdout
 
 
-def test_verify_and_info_fail_on_a_corrupt_cache_and_discard_it(
+def test_verify_and_info_fail_on_a_corrupt_cache_and_the_next_load_replaces_it(
     present: dict[str, str], tmp_path: Path, data_dir: Path
 ) -> None:
     assert run("info", env=present, cwd=tmp_path).returncode == 0
 
-    def load() -> None:
+    def load() -> Any:
         with environment(present, tmp_path):
-            fmnist.load_data()
+            return fmnist.load_data()
 
     load()
     cache = Path(present["FMNIST_HOME"]) / "fashion-mnist" / "t10k-labels-idx1-ubyte"
+    good = cache.read_bytes()
 
-    def corrupt() -> None:  # size and mtime kept: loads trust it, verify and info must not
+    def corrupt() -> None:  # rewritten in place, size and mtime put back (its ctime moves)
         st = cache.stat()
         cache.chmod(0o644)
         data = bytearray(cache.read_bytes())
@@ -291,12 +293,13 @@ def test_verify_and_info_fail_on_a_corrupt_cache_and_discard_it(
     out = run("verify", env=present, cwd=tmp_path)
     assert out.returncode == 1
     assert out.stdout.count(f"{cache} [") == 1 and "[fmnist warm cache]: FAILED" in out.stdout
-    assert not cache.exists()  # discarded: the next load rebuilds it
-    load()
-    assert cache.exists() and run("verify", env=present, cwd=tmp_path).returncode == 0
+    assert cache.exists()  # fmnist's own file: verify reports it, the next load replaces it
+    (_, (_, y_test)) = load()
+    assert y_test.tobytes() == good[8:] and cache.read_bytes() == good  # replaced, by rename
+    assert run("verify", env=present, cwd=tmp_path).returncode == 0
     corrupt()
     info = run("info", env=present, cwd=tmp_path)
-    assert info.returncode == 1 and "FAILED" in info.stdout and not cache.exists()
+    assert info.returncode == 1 and "FAILED" in info.stdout and "the next load replaces it" in info.stdout
 
 
 def test_a_dataset_from_a_registry_file_in_every_command(tmp_path: Path) -> None:
@@ -350,7 +353,7 @@ def test_demo_says_which_mirror_and_attempt_it_waits_on(empty: dict[str, str], t
         assert waiting in out.stderr
     assert f"{labels}: waiting on {good.mirror('ok')}{labels} (attempt 1 of 3" in out.stderr
     assert f"{FILES[0]}: waiting on {stalled.mirror('slow')}{FILES[0]} (attempt 1 of 3" in out.stderr  # then a 404
-    assert "[fmnist (downloaded); " in out.stdout and "FALLING BACK" not in out.stdout
+    assert "[download; downloaded, " in out.stdout and "FALLING BACK" not in out.stdout
 
 
 @pytest.mark.parametrize("timeout", ["0", "-1", "inf", "nan", "soon"])
@@ -370,9 +373,7 @@ def test_bench_names_where_it_found_the_data(present: dict[str, str], tmp_path: 
         (tmp_path / "search" / "fashion-mnist" / f).unlink()
     cached = run("bench", "--rounds", "1", env=present, cwd=tmp_path)
     assert cached.returncode == 0 and "not on this machine" not in cached.stderr, cached.stderr
-    assert (
-        f"fashion-mnist from fmnist's warm cache in {Path(present['FMNIST_HOME']) / 'fashion-mnist'}" in cached.stdout
-    )
+    assert f"fashion-mnist from {Path(present['FMNIST_HOME']) / 'fashion-mnist'} (fmnist warm cache)" in cached.stdout
     assert "loading 4 files (55.0 MB decompressed)" in cached.stdout
 
 

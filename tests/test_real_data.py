@@ -77,7 +77,7 @@ def test_content_digests_shapes_and_sizes(data_dir: Path, name: str) -> None:
 def test_stored_digests(data_dir: Path) -> None:
     # Either form passes: upstream's bytes match the published MD5, a recompressed copy's (such
     # as Debian's, in shared/) match SOURCE.md's; the registry knows both by their content.
-    published = {f.name: f.gz_md5 for f in FASHION_MNIST.files}
+    published = {f.name: f.stored_md5 for f in FASHION_MNIST.files}
     assert published == PUBLISHED_GZ_MD5
     for name, (debian_md5, _, _, _) in REAL.items():
         actual = stored_md5(data_dir / name)

@@ -10,13 +10,15 @@ from . import reference as reference  # the pure-Python specification, fmnist.re
 from ._core import __version__
 from .datasets import DATASETS, Dataset, FileInfo, RegistryError, load_registry, register
 from .download import DownloadError
-from .errors import BadGzipFile, ChecksumError, Error, IdxFormatError, InternalError, XzError
+from .errors import BadGzipFile, BadZipFile, ChecksumError, Error, IdxFormatError, InternalError, XzError
 from .idx import read_idx, read_idx_many, write_idx
-from .loaders import DatasetNotFoundError, download, load, load_data, load_mnist
+from .loaders import download, load, load_data, load_mnist
 from .pipeline import Batches, batches
+from .resolve import DatasetNotFoundError
 
 __all__ = [
     "BadGzipFile",
+    "BadZipFile",
     "Batches",
     "ChecksumError",
     "DATASETS",

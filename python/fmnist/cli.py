@@ -23,9 +23,11 @@ from . import datasets, reference
 from ._core import __version__
 from .download import DownloadError
 from .idx import read_idx, read_idx_many, write_idx
-from .loaders import DatasetNotFoundError, Store, check_network_args, default_root, download, load
+from .loaders import download, load
 from .png import encode_png, sprite
+from .resolve import DatasetNotFoundError, Policy, resolve
 from .sample import load_sample
+from .sources import data_root, default_root
 
 # What a command reports as a failure (exit 1, one line): missing or bad data, failed downloads
 # (OSError subclasses), malformed files and mismatched digests (ValueError subclasses), an array
@@ -56,47 +58,35 @@ def _counts(labels: Any, classes: Sequence[str]) -> str:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    """Where each file is, proven now (the warm cache hashed, not trusted on its stamp)."""
     ds = datasets.get(args.dataset)
-    store = Store(ds, args.root)
     print(f"{ds.title} ({ds.name}): {ds.homepage}")
-    print(f"data root: {store.root}  (cache {'on' if cache_mod.enabled() else 'off'})")
-    missing = failed = 0
+    print(f"data root: {data_root(args.root)}  (cache {'on' if cache_mod.enabled() else 'off'})")
+    found = resolve(ds, ds.files, Policy(root=args.root, write_cache=False, trust_stamps=False))
+    failed = [j for j in found.judgments if j.source == "fmnist warm cache" and not j.ok]
     for info in ds.files:
-        array = None
-        problem = store.cache.audit(info)  # loads trust a fresh stamp; info hashes the file
-        if problem:
-            failed += 1
-            print(f"  {info.name}: warm cache {store.cache.path(info)} FAILED: {problem}; discarded")
-        elif problem is not None:
-            array = store.cache.get(info)
-        if array is not None:
-            where, how = store.cache.path(info), "warm cache, verified again now"
-        else:
-            found, rejected = store.find([info])
-            array = found.get(info.name)
-            if array is None:
-                missing += 1
-                print(
-                    f"  {info.name}: NOT FOUND" + "".join(f"\n      rejected {r}" for r in rejected.get(info.name, []))
-                )
-                continue
-            f = store.found[info.name]
-            where, how = f.path, f"{f.layout}; verified: {f.verdict.rule}"
-        size = os.path.getsize(where)
-        print(f"  {info.name}: {where} ({size:,} bytes) [{how}]")
+        got = found.files.get(info.name)
+        for j in failed:
+            if j.info.name == info.name:
+                print(f"  {info.name}: warm cache {j.path} FAILED: {j.message}; the next load replaces it")
+        if got is None:
+            print(f"  {info.name}: NOT FOUND" + "".join(f"\n      rejected {j}" for j in found.rejected(info)))
+            continue
+        p = got.provenance
+        size = os.path.getsize(p.path)
         print(
-            f"      {array.shape} {array.dtype}"
-            + (
-                f"; per class: {_counts(array if array.ndim == 1 else array[:, 0], ds.classes)}"
-                if info.kind == "labels"
-                else ""
-            )
+            f"  {info.name}: {p.path}{':' + p.member if p.member else ''} ({size:,} bytes) [{p.source}; verified: {p.rule}]"
         )
-    if missing:
-        print(f"{missing} file(s) missing: `fmnist download {ds.name}` fetches them", file=sys.stderr)
+        array = got.array
+        counts = ""
+        if info.kind == "labels":
+            counts = f"; per class: {_counts(array if array.ndim == 1 else array[:, 0], ds.classes)}"
+        print(f"      {array.shape} {array.dtype}{counts}")
+    if found.missing:
+        print(f"{len(found.missing)} file(s) missing: `fmnist download {ds.name}` fetches them", file=sys.stderr)
     if failed:
-        print(f"{failed} warm cache file(s) failed verification and were discarded", file=sys.stderr)
-    return 1 if missing or failed else 0
+        print(f"{len(failed)} warm cache file(s) failed verification", file=sys.stderr)
+    return 1 if found.missing or failed else 0
 
 
 def cmd_download(args: argparse.Namespace) -> int:
@@ -106,33 +96,28 @@ def cmd_download(args: argparse.Namespace) -> int:
         )
     ds = datasets.get(args.dataset)
     names = [info.name for info in ds.files if args.split is None or info.split in args.split]
-    for name in [ds.archive.name] if ds.archive else names:
+    for name in [ds.archive.file] if ds.archive else names:
         print(folder / name)
     return 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    """Re-hashes every copy found, the warm cache included; exit 1 if any copy fails or a file
-    has none. A failing warm cache file is discarded (the next load rebuilds it)."""
+    """Judges every copy found, the warm cache hashed too (an archive: each member read out of it);
+    exit 1 if any copy fails or a file has none. A failing warm cache file is replaced by the
+    next load."""
     ds = datasets.get(args.dataset)
-    store = Store(ds, args.root)
+    policy = Policy(root=args.root, write_cache=False, trust_stamps=False, every_copy=True)
+    found = resolve(ds, ds.files, policy)
     failures = 0
     for info in ds.files:
-        cached = store.cache.path(info)
-        copies = store.check_copies(info)
-        problem = store.cache.audit(info)
-        if problem:
-            failures += 1
-            print(f"{info.name}: {cached} [fmnist warm cache]: FAILED: {problem}; discarded")
-        elif problem is not None:
-            print(f"{info.name}: {cached} [fmnist warm cache]: OK (content SHA-256 matches)")
-        elif not copies:
+        judged = [j for j in found.judgments if j.info.name == info.name]
+        if not judged:
             failures += 1
             print(f"{info.name}: MISSING")
-        for copy, verdict in copies:
-            failures += not verdict.ok
-            state = f"OK ({verdict.rule})" if verdict.ok else "FAILED: " + "; ".join(verdict.problems)
-            print(f"{info.name}: {copy.path} [{copy.layout}]: {state}")
+        for j in judged:
+            failures += not j.ok
+            where = f"{j.path}:{j.member}" if j.member else str(j.path)
+            print(f"{info.name}: {where} [{j.source}]: " + (f"OK ({j.message})" if j.ok else f"FAILED: {j.message}"))
     return 1 if failures else 0
 
 
@@ -190,19 +175,16 @@ def _median_ms(fn: Callable[[], Any], rounds: int) -> float:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     ds = datasets.get(args.dataset)
-    store = Store(ds, args.root)
-    # The warm cache is the dataset too (its files are what a load maps), once verified now.
-    cached = [store.cache.path(i) for i in ds.files if store.cache.audit(i) == ""]
-    if len(cached) == len(ds.files):
-        paths, where = cached, f"fmnist's warm cache in {store.folder}"
-    else:
-        found, _ = store.find(list(ds.files))
-        paths = [store.found[i.name].path for i in ds.files if i.name in found]
-        where = ", ".join(sorted({f"{store.found[n].path.parent} ({store.found[n].layout})" for n in found}))
+    found = resolve(ds, ds.files, Policy(root=args.root, write_cache=False, trust_stamps=False))
+    # What a load reads: the warm cache's files when all are there (verified now), else the
+    # copies found. A member of an archive has no file of its own to time.
+    provenance = [found.files[i.name].provenance for i in ds.files if i.name in found.files]
+    paths = [p.path for p in provenance if not p.member]
+    where = ", ".join(sorted({f"{p.path.parent} ({p.source})" for p in provenance}))
     if len(paths) != len(ds.files):
         print(
-            f"{ds.name}: the full dataset is not on this machine (`fmnist info {ds.name}` says where it looked): "
-            "timing the bundled sample files",
+            f"{ds.name}: the full dataset is not on this machine as IDX files (`fmnist info {ds.name}` says "
+            "where it looked): timing the bundled sample files",
             file=sys.stderr,
         )
         sample_dir = Path(__file__).parent / "sample"
@@ -227,19 +209,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     ds = datasets.get(args.dataset)
     print(f"fmnist demo: {ds.title}")
     files = list(ds.files)
+    policy = Policy(root=args.root, download=not args.no_download, mirrors=args.mirror or None, timeout=args.timeout)
     try:
-        store = Store(ds, args.root)
         t0 = time.perf_counter()
         with _downloads_shown():
-            x_train, y_train, x_test, y_test = store.arrays(
-                files, download=not args.no_download, mirrors=args.mirror or None, timeout=args.timeout
-            )
+            found = resolve(ds, files, policy)
+            x_train, y_train, x_test, y_test = found.arrays()
         first = time.perf_counter() - t0
         for info in files:
-            f = store.found[info.name]
-            print(f"  {info.name}: {f.path} [{f.layout}; {f.verdict.rule}]")
+            print(f"  {info.name}: {found.files[info.name].provenance}")
         t0 = time.perf_counter()
-        Store(ds, args.root).arrays(files, download=False)
+        resolve(ds, files, Policy(root=args.root)).arrays()
         second = time.perf_counter() - t0
         print(
             f"first load {first * 1e3:.0f} ms; second load {second * 1e3:.1f} ms "
@@ -273,10 +253,10 @@ def _dataset(text: str) -> str:
 
 
 def _seconds(text: str) -> float:
-    """A timeout, by the rule downloads apply (``check_network_args``)."""
+    """A timeout, by the rule downloads apply (``Policy.check``)."""
     try:
         value = float(text)
-        check_network_args(value, 1)
+        Policy(timeout=value).check(datasets.FASHION_MNIST)
     except ValueError as e:
         raise argparse.ArgumentTypeError(f"must be a positive number of seconds, finite, not {text!r}") from e
     return value

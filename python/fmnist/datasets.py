@@ -1,32 +1,43 @@
 """The dataset registry: which files make up each dataset, where they are published, and the
 digests that prove a copy is the right one.
 
-Every digest says what it covers: ``gz_*`` digests are of the compressed file as published
-upstream (a .gz, or for QMNIST's nist split an .xz); ``content_*`` digests are of the
-decompressed IDX bytes, which stay the same when a mirror recompresses the archive (Debian
-does: its .gz bytes differ, its content does not).
+The registry is data. The built-in datasets ship as a registry file in the package
+(``fmnist/registry/builtin.json``), loaded by the same ``load_registry`` users call for their own
+files (TOML or JSON), and every description, built-in or not, passes the same checks before it
+is registered: a ``RegistryError`` names the file, the dataset and the field of each problem.
 
-Datasets users define are described the same way (``Dataset``, ``FileInfo``), in Python or in
-a TOML or JSON file (``load_registry``, ``$FMNIST_REGISTRY``), and registered with ``register``,
-as the built-in ones are.
+Every digest says what it covers: ``stored_*`` digests are of the file as published (a .gz, or
+for QMNIST's nist split an .xz); ``content_*`` digests are of the decompressed IDX bytes, which
+stay the same when a mirror recompresses the file (Debian does: its .gz bytes differ, its
+content does not). An archive (EMNIST's ``gzip.zip``) is its own kind of entry: datasets whose
+files are its members name it.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import stat
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from . import _core
 from .errors import Error
 
+log = logging.getLogger("fmnist")
+
 #: The splits of the MNIST layout (a dataset may have others: ``Dataset.splits``).
 SPLITS = ("train", "test")
+
+
+class RegistryError(Error, ValueError):
+    """A dataset description that cannot be used: the message names its source, the dataset and
+    the field of every problem."""
 
 
 @dataclass(frozen=True)
@@ -37,9 +48,9 @@ class FileInfo:
     split: str  #: "train", "test", or another of the dataset's splits
     kind: str  #: "images" or "labels"
     shape: tuple[int, ...]  #: the array it holds
-    gz_size: int | None = None  #: bytes of the published .gz
-    gz_md5: str | None = None  #: MD5 of the published .gz bytes
-    gz_sha256: str | None = None  #: SHA-256 of the published .gz bytes
+    stored_size: int | None = None  #: bytes of the file as published
+    stored_md5: str | None = None  #: MD5 of the file's bytes as published (compressed)
+    stored_sha256: str | None = None  #: SHA-256 of the file's bytes as published
     content_md5: str | None = None  #: MD5 of the decompressed IDX bytes
     content_sha256: str | None = None  #: SHA-256 of the decompressed IDX bytes
     dtype: str = "uint8"  #: numpy name of the element type (QMNIST's labels are int32)
@@ -61,21 +72,23 @@ class FileInfo:
 
 @dataclass(frozen=True)
 class Archive:
-    """A zip that holds a dataset's IDX files (EMNIST's ``gzip.zip``, all six of its datasets in
-    one): downloaded once, verified by its MD5, and read member by member, never extracted."""
+    """A zip whose members are datasets' IDX files (EMNIST's ``gzip.zip`` holds all six EMNIST
+    datasets): downloaded once into ``<root>/<name>/``, verified by its stored digest, and read
+    member by member from the bytes that were hashed, never extracted."""
 
-    name: str  #: file name as published, e.g. "gzip.zip"
-    md5: str  #: MD5 of the archive as published
-    folder: str  #: its folder under the data root, shared by the datasets in it, e.g. "emnist"
-    members: str  #: the folder of the IDX files inside the archive, e.g. "gzip/"
+    name: str  #: its folder under the data root, shared by the datasets in it, e.g. "emnist"
+    file: str  #: file name as published, e.g. "gzip.zip"
     max_size: int  #: the most bytes a mirror may send for it
-    #: where torchvision keeps it, relative to its root (torchvision extracts it there too)
-    torchvision_dir: str = ""
+    stored_md5: str | None = None  #: MD5 of the archive as published
+    stored_sha256: str | None = None  #: SHA-256 of the archive as published
+    members: str = ""  #: the folder of the IDX files inside the archive, e.g. "gzip/"
+    mirrors: tuple[str, ...] = ()  #: base URLs, tried in order
+    notes: str = ""  #: where its facts come from
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """A dataset in the MNIST layout: four IDX files, two splits."""
+    """A dataset in the MNIST layout: an images and a labels file per split."""
 
     name: str
     title: str
@@ -93,7 +106,7 @@ class Dataset:
     #: x_test, y_test) and the SHA-256 keras's source publishes for it
     keras_npz: str = ""
     keras_npz_sha256: str = ""
-    #: where the dataset's own repository keeps the files, relative to a clone
+    #: where the dataset's own repository keeps the files, relative to a clone ("data/fashion")
     repo_dir: str = ""
     aliases: tuple[str, ...] = field(default=())
     #: names of the label columns, when labels are rows (QMNIST); column 0 is the class
@@ -104,6 +117,7 @@ class Dataset:
     archive: Archive | None = None
     #: the images are stored transposed (EMNIST): ``load(..., upright=True)`` turns them
     transposed: bool = False
+    notes: str = ""  #: where its facts come from
 
     @property
     def splits(self) -> tuple[str, ...]:
@@ -117,525 +131,398 @@ class Dataset:
         raise KeyError((split, kind))
 
 
-def _files(
-    sizes: Mapping[str, tuple[int | None, str | None, str | None, str | None, str | None]],
-) -> tuple[FileInfo, ...]:
-    shapes = {"train": 60000, "t10k": 10000}
-    out = []
-    for name, (gz_size, gz_md5, gz_sha256, content_md5, content_sha256) in sizes.items():
-        prefix, kind = name.split("-")[:2]
-        n = shapes[prefix]
-        out.append(
-            FileInfo(
-                name=name,
-                split="train" if prefix == "train" else "test",
-                kind=kind,
-                shape=(n, 28, 28) if kind == "images" else (n,),
-                gz_size=gz_size,
-                gz_md5=gz_md5,
-                gz_sha256=gz_sha256,
-                content_md5=content_md5,
-                content_sha256=content_sha256,
-            )
-        )
-    return tuple(out)
-
-
-FASHION_MNIST = Dataset(
-    name="fashion-mnist",
-    title="Fashion-MNIST (Zalando Research)",
-    homepage="https://github.com/zalandoresearch/fashion-mnist",
-    license="MIT, Copyright (c) 2017 Zalando SE",
-    classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
-    mirrors=(
-        "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
-        "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
-    ),
-    # .gz MD5: the dataset README. .gz SHA-256: as torchvision-ruby, tfds-style checksum lists
-    # and others publish them beside that MD5. Content digests: shared/data/fashion-mnist/SOURCE.md.
-    files=_files(
-        {
-            "train-images-idx3-ubyte.gz": (
-                26421880,
-                "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
-                "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
-                "f4a8712d7a061bf5bd6d2ca38dc4d50a",
-                "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
-            ),
-            "train-labels-idx1-ubyte.gz": (
-                29515,
-                "25c81989df183df01b3e8a0aad5dffbe",
-                "a04f17134ac03560a47e3764e11b92fc97de4d1bfaf8ba1a3aa29af54cc90845",
-                "9018921c3c673c538a1fc5bad174d6f9",
-                "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
-            ),
-            "t10k-images-idx3-ubyte.gz": (
-                4422102,
-                "bef4ecab320f06d8554ea6380940ec79",
-                "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
-                "8181f5470baa50b63fa0f6fddb340f0a",
-                "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
-            ),
-            "t10k-labels-idx1-ubyte.gz": (
-                5148,
-                "bb300cfdad3c16e7a12a480ee83cd310",
-                "67da17c76eaffca5446c3361aaab5c3cd6d1c2608764d35dfb1850b086bf8dd5",
-                "15d484375f8d13e6eb1aabb0c3f46965",
-                "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
-            ),
-        }
-    ),
-    torchvision_name="FashionMNIST",
-    keras_name="fashion-mnist",
-    debian_name="fashion-mnist",
-    repo_dir="data/fashion",
-    aliases=("fashion_mnist", "fashionmnist", "fmnist", "fashion"),
-)
-
-MNIST = Dataset(
-    name="mnist",
-    title="MNIST (LeCun, Cortes, Burges)",
-    homepage="http://yann.lecun.com/exdb/mnist/",
-    license="CC BY-SA 3.0 (as distributed by its mirrors)",
-    classes=tuple(str(d) for d in range(10)),
-    mirrors=(
-        "https://ossci-datasets.s3.amazonaws.com/mnist/",
-        "https://storage.googleapis.com/cvdf-datasets/mnist/",
-        "http://yann.lecun.com/exdb/mnist/",
-    ),
-    # .gz MD5: torchvision; .gz SHA-256 and sizes: tensorflow-datasets' checksum list. Content
-    # MD5 (of the decompressed files): as several independent projects list them for the
-    # uncompressed IDX files (one list beside Fashion-MNIST's content MD5s, which match
-    # SOURCE.md): a decompressed or recompressed copy is verified by them.
-    files=_files(
-        {
-            "train-images-idx3-ubyte.gz": (
-                9912422,
-                "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-                "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
-                "6bbc9ace898e44ae57da46a324031adb",
-                None,
-            ),
-            "train-labels-idx1-ubyte.gz": (
-                28881,
-                "d53e105ee54ea40749a09fcbcd1e9432",
-                "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
-                "a25bea736e30d166cdddb491f175f624",
-                None,
-            ),
-            "t10k-images-idx3-ubyte.gz": (
-                1648877,
-                "9fb629c4189551a2d022fa330f9573f3",
-                "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
-                "2646ac647ad5339dbf082846283269ea",
-                None,
-            ),
-            "t10k-labels-idx1-ubyte.gz": (
-                4542,
-                "ec29112dd5afa0611ce80d1b7f02629c",
-                "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
-                "27ae3e4e09519cfbb04c329615203637",
-                None,
-            ),
-        }
-    ),
-    torchvision_name="MNIST",
-    # keras.datasets.mnist: one file, `<keras datasets folder>/mnist.npz`; SHA-256 from keras's source.
-    keras_npz="mnist.npz",
-    keras_npz_sha256="731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1",
-)
-
-KMNIST = Dataset(
-    name="kmnist",
-    title="Kuzushiji-MNIST (ROIS-DS Center for Open Data in the Humanities)",
-    homepage="https://github.com/rois-codh/kmnist",
-    license="CC BY-SA 4.0",
-    classes=("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"),
-    mirrors=(
-        "http://codh.rois.ac.jp/kmnist/dataset/kmnist/",
-        "https://codh.rois.ac.jp/kmnist/dataset/kmnist/",
-    ),
-    # .gz MD5: torchvision; .gz SHA-256: torchvision-ruby. No content digest is published: a
-    # decompressed copy is accepted when its content equals a verified .gz's (see loaders.Store).
-    files=_files(
-        {
-            "train-images-idx3-ubyte.gz": (
-                None,
-                "bdb82020997e1d708af4cf47b453dcf7",
-                "51467d22d8cc72929e2a028a0428f2086b092bb31cfb79c69cc0a90ce135fde4",
-                None,
-                None,
-            ),
-            "train-labels-idx1-ubyte.gz": (
-                None,
-                "e144d726b3acfaa3e44228e80efcd344",
-                "e38f9ebcd0f3ebcdec7fc8eabdcdaef93bb0df8ea12bee65224341c8183d8e17",
-                None,
-                None,
-            ),
-            "t10k-images-idx3-ubyte.gz": (
-                None,
-                "5c965bf0a639b31b8f53240b1b52f4d7",
-                "edd7a857845ad6bb1d0ba43fe7e794d164fe2dce499a1694695a792adfac43c5",
-                None,
-                None,
-            ),
-            "t10k-labels-idx1-ubyte.gz": (
-                None,
-                "7320c461ea6c1c855c0b718fb2a4b134",
-                "20bb9a0ef54c7db3efc55a92eef5582c109615df22683c380526788f98e42a1c",
-                None,
-                None,
-            ),
-        }
-    ),
-    torchvision_name="KMNIST",
-    aliases=("kuzushiji-mnist",),
-)
-
-_QMNIST_RAW = "https://raw.githubusercontent.com/facebookresearch/qmnist/master/"
-
-QMNIST = Dataset(
-    name="qmnist",
-    title="QMNIST (Yadav and Bottou, Facebook AI Research)",
-    homepage="https://github.com/facebookresearch/qmnist",
-    license="BSD-style (QMNIST repository LICENSE)",
-    classes=tuple(str(d) for d in range(10)),
-    mirrors=(_QMNIST_RAW,),
-    # Compressed-file MD5s: torchvision's QMNIST resources (0.29.2, read from its source); they
-    # verify shared/data/qmnist/'s label files, whose content SHA-256s are established from those.
-    files=(
-        FileInfo(
-            "qmnist-train-images-idx3-ubyte.gz",
-            "train",
-            "images",
-            (60000, 28, 28),
-            gz_md5="ed72d4157d28c017586c42bc6afe6370",
-        ),
-        FileInfo(
-            "qmnist-train-labels-idx2-int.gz",
-            "train",
-            "labels",
-            (60000, 8),
-            gz_size=463024,
-            gz_md5="0058f8dd561b90ffdd0f734c6a30e5e4",
-            content_sha256="bb1b6e1ec7b04fd5696f1ed50b5f58f8ef195118edd5c93c81783df9740b8ac5",
-            dtype="int32",
-        ),
-        FileInfo(
-            "qmnist-test-images-idx3-ubyte.gz",
-            "test",
-            "images",
-            (60000, 28, 28),
-            gz_md5="1394631089c404de565df7b7aeaf9412",
-        ),
-        FileInfo(
-            "qmnist-test-labels-idx2-int.gz",
-            "test",
-            "labels",
-            (60000, 8),
-            gz_size=526800,
-            gz_md5="5b5b05890a5e13444e108efe57b788aa",
-            content_sha256="92d0ccb8c25f9c6534270fb4be7e1d24a1c6d315edfc8a638bfbd31c70f362dd",
-            dtype="int32",
-        ),
-        FileInfo(
-            "xnist-images-idx3-ubyte.xz", "nist", "images", (402953, 28, 28), gz_md5="7f124b3b8ab81486c9d8c2749c17f834"
-        ),
-        FileInfo(
-            "xnist-labels-idx2-int.xz",
-            "nist",
-            "labels",
-            (402953, 8),
-            gz_md5="5ed0e788978e45d4a8bd4b7caec3d79d",
-            dtype="int32",
-        ),
-    ),
-    torchvision_name="QMNIST",
-    # The QMNIST README's eight columns.
-    label_columns=(
-        "class",
-        "nist_hsf_series",
-        "nist_writer_id",
-        "writer_digit_index",
-        "nist_class_code",
-        "nist_digit_index",
-        "duplicate",
-        "unused",
-    ),
-    # torchvision's `what`: test10k is MNIST's test set, test50k the rest of QMNIST's test split.
-    slices={"test10k": ("test", 0, 10000), "test50k": ("test", 10000, None)},
-)
-
-_EMNIST = Archive(
-    name="gzip.zip",
-    # torchvision's EMNIST.md5 (0.29.2 source); the archive is 535 MiB.
-    md5="58c8d27c78d21e728a6bc7b3cc06412e",
-    folder="emnist",
-    members="gzip/",
-    max_size=600 << 20,
-    torchvision_dir="EMNIST/raw",
-)
-_LETTERS = "abcdefghijklmnopqrstuvwxyz"
-_MERGED = set("cijklmopsuvwxyz")
-_ALL = sorted(set("0123456789" + _LETTERS + _LETTERS.upper()))
-#: split -> (training examples, test examples, class names as torchvision gives them)
-_EMNIST_SPLITS: dict[str, tuple[int, int, tuple[str, ...]]] = {
-    "byclass": (697932, 116323, tuple(_ALL)),
-    "bymerge": (697932, 116323, tuple(c for c in _ALL if c not in _MERGED)),
-    "balanced": (112800, 18800, tuple(c for c in _ALL if c not in _MERGED)),
-    "letters": (124800, 20800, ("N/A", *_LETTERS)),  # labels 1-26; 0 is never used
-    "digits": (240000, 40000, tuple("0123456789")),
-    "mnist": (60000, 10000, tuple("0123456789")),
-}
-
-
-def _emnist(split: str) -> Dataset:
-    n_train, n_test, classes = _EMNIST_SPLITS[split]
-    files = tuple(
-        FileInfo(f"emnist-{split}-{part}-{kind}-idx{3 if kind == 'images' else 1}-ubyte.gz", part, kind, shape)
-        for part, n in (("train", n_train), ("test", n_test))
-        for kind, shape in (("images", (n, 28, 28)), ("labels", (n,)))
-    )
-    return Dataset(
-        name=f"emnist-{split}",
-        title=f"EMNIST {split} (Cohen, Afshar, Tapson, van Schaik; NIST)",
-        homepage="https://www.nist.gov/itl/products-and-services/emnist-dataset",
-        license="NIST (public domain in the United States)",
-        classes=classes,
-        mirrors=("https://biometrics.nist.gov/cs_links/EMNIST/",),
-        files=files,
-        torchvision_name="EMNIST",
-        archive=_EMNIST,
-        transposed=True,
-    )
-
-
-#: name -> Dataset: the registry. Fashion-MNIST first: it is the default everywhere. The
-#: built-in datasets are registered below by ``register``, as datasets users define are.
+#: name -> Dataset: the registry, the built-in datasets first (Fashion-MNIST, the default).
 DATASETS: dict[str, Dataset] = {}
+#: name -> Archive: the archives datasets' files are members of.
+ARCHIVES: dict[str, Archive] = {}
 
 
 def get(name: str) -> Dataset:
-    """The dataset called ``name`` (or one of its aliases); ValueError naming the known ones.
-    The files of ``$FMNIST_REGISTRY`` are registered first (once)."""
-    load_env_registries()
-    key = name.lower()
+    """The dataset called ``name`` or one of its aliases, case-insensitively; ValueError naming
+    the known ones. The files of ``$FMNIST_REGISTRY`` are registered first (once each): one that
+    is refused is logged and named here, and does not stop the others or the built-in datasets."""
+    refused = load_env_registries()
+    if not isinstance(name, str):
+        raise TypeError(f"a dataset name is a str, not {type(name).__name__}")
+    key = name.casefold()
     for d in DATASETS.values():
-        if key == d.name or key in d.aliases:
+        if key == d.name.casefold() or key in (a.casefold() for a in d.aliases):
             return d
-    raise ValueError(f"unknown dataset {name!r}: known datasets are {', '.join(DATASETS)}")
+    note = "".join(f"\n  (refused from $FMNIST_REGISTRY: {e})" for e in refused)
+    raise ValueError(f"unknown dataset {name!r}: known datasets are {', '.join(DATASETS)}{note}")
 
 
-# --- datasets users define ------------------------------------------------------------------
+# --- checking descriptions -------------------------------------------------------------------
 
-#: What a dataset or file name may be: it becomes a folder or file name and part of a URL.
+#: A name that becomes one path component (a folder or file name) and part of a URL.
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+_HEX = {"md5": 32, "sha256": 64}
 #: The element types IDX holds, by numpy name: the engine's table.
 _DTYPES = tuple(name for code, name, _ in _core.ELEMENT_TYPES if code is not None)
-_HEX = {"md5": 32, "sha256": 64, "content_md5": 32, "content_sha256": 64}
-#: file-description keys (as in a registry file) -> FileInfo fields
-_FILE_KEYS = {
-    "name": "name",
-    "split": "split",
-    "kind": "kind",
-    "shape": "shape",
-    "dtype": "dtype",
-    "size": "gz_size",
-    "md5": "gz_md5",
-    "sha256": "gz_sha256",
-    "content_md5": "content_md5",
-    "content_sha256": "content_sha256",
-}
-_DATASET_KEYS = (
-    "name",
-    "title",
-    "homepage",
-    "license",
-    "classes",
-    "mirrors",
-    "files",
-    "torchvision_name",
-    "keras_name",
-    "debian_name",
-    "keras_npz",
-    "keras_npz_sha256",
-    "repo_dir",
-    "aliases",
-    "label_columns",
-    "slices",
-    "archive",
-    "transposed",
-)
 
 
-class RegistryError(Error, ValueError):
-    """A dataset description that cannot be used: the message names its source and the problem."""
+class _Problems:
+    """The problems found in one description, each prefixed with the field it is in."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, where: str, problem: str) -> None:
+        self.items.append(f"{where}: {problem}")
+
+    def text(self, where: str, value: Any, *, empty: bool = True) -> None:
+        if not isinstance(value, str):
+            self.add(where, f"must be a string, not {_kind(value)}")
+        elif not empty and not value:
+            self.add(where, "must not be empty")
+
+    def component(self, where: str, value: Any, *, empty: bool = False) -> None:
+        """One path component: a folder or file name that cannot climb out of its folder."""
+        if not isinstance(value, str):
+            self.add(where, f"must be a string, not {_kind(value)}")
+        elif value == "" and empty:
+            return
+        elif not _SAFE_NAME.fullmatch(value) or ".." in value:
+            self.add(where, f"{value!r} must be one folder or file name: letters, digits, '.', '_', '+', '-'")
+
+    def relative(self, where: str, value: Any, *, trailing: bool = False) -> None:
+        """A relative path of plain components ("data/fashion"; "gzip/" when ``trailing``)."""
+        if not isinstance(value, str):
+            self.add(where, f"must be a string, not {_kind(value)}")
+            return
+        if value == "":
+            return
+        body = value[:-1] if trailing and value.endswith("/") else value
+        if (trailing and not value.endswith("/")) or not all(
+            _SAFE_NAME.fullmatch(c) and ".." not in c for c in body.split("/")
+        ):
+            end = ", ending in '/'" if trailing else ""
+            self.add(where, f"{value!r} must be a relative path of plain folder names{end}")
+
+    def digest(self, where: str, value: Any, algorithm: str) -> None:
+        if value is None:
+            return
+        n = _HEX[algorithm]
+        if not isinstance(value, str) or not re.fullmatch(f"[0-9a-f]{{{n}}}", value):
+            self.add(where, f"must be {n} lowercase hex digits, not {value!r}")
+
+    def count(self, where: str, value: Any, *, optional: bool = False) -> None:
+        if value is None and optional:
+            return
+        if not _is_int(value) or value < 1:
+            self.add(where, f"must be a positive whole number, not {value!r}")
+
+    def strings(self, where: str, value: Any, check: Any = None) -> None:
+        if not isinstance(value, tuple):
+            self.add(where, f"must be a list of strings, not {_kind(value)}")
+            return
+        for k, item in enumerate(value):
+            (check or self.text)(f"{where}[{k}]", item)
+
+    def mirrors(self, where: str, value: Any) -> None:
+        if not isinstance(value, tuple):
+            self.add(where, f"must be a list of base URLs, not {_kind(value)}")
+            return
+        for k, url in enumerate(value):
+            if not (isinstance(url, str) and url.startswith(("http://", "https://", "file://")) and url.endswith("/")):
+                self.add(f"{where}[{k}]", f"{url!r} must be an http://, https:// or file:// base URL ending in '/'")
 
 
-def _problems(ds: Dataset) -> list[str]:
-    """Everything wrong with a dataset description (empty when it can be registered)."""
-    out = []
-    for what, value in [("name", ds.name), *(("alias", a) for a in ds.aliases)]:
-        if not _SAFE_NAME.fullmatch(value) or ".." in value:
-            out.append(f"{what} {value!r} must be letters, digits, '.', '_', '+' or '-' (it names a folder)")
+def _kind(value: Any) -> str:
+    return f"{type(value).__name__} {value!r}"[:80]
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _file_problems(p: _Problems, f: Any, where: str, archived: bool) -> None:
+    if not isinstance(f, FileInfo):
+        p.add(where, f"must be a file description, not {_kind(f)}")
+        return
+    p.component(f"{where}.name", f.name)
+    p.component(f"{where}.split", f.split)
+    if f.kind not in ("images", "labels"):
+        p.add(f"{where}.kind", f"must be 'images' or 'labels', not {f.kind!r}")
+    if f.dtype not in _DTYPES:
+        p.add(f"{where}.dtype", f"must be one of {', '.join(_DTYPES)}, not {f.dtype!r}")
+    shape_ok = isinstance(f.shape, tuple) and 0 < len(f.shape) <= _core.MAX_NDIM
+    if not shape_ok or not all(_is_int(d) and d > 0 for d in f.shape):
+        p.add(f"{where}.shape", f"must be a list of 1 to {_core.MAX_NDIM} positive sizes, not {f.shape!r}")
+    p.count(f"{where}.stored_size", f.stored_size, optional=True)
+    for key in ("stored_md5", "stored_sha256", "content_md5", "content_sha256"):
+        p.digest(f"{where}.{key}", getattr(f, key), key.rsplit("_", 1)[1])
+    if not archived and not (f.stored_md5 or f.stored_sha256 or f.content_md5 or f.content_sha256):
+        p.add(where, "no digest (stored_md5, stored_sha256, content_md5 or content_sha256): nothing could verify it")
+
+
+def archive_problems(a: Any, where: str = "archive") -> list[str]:
+    """Everything wrong with an archive description (empty when it can be registered)."""
+    p = _Problems()
+    if not isinstance(a, Archive):
+        return [f"{where}: must be an archive description, not {_kind(a)}"]
+    p.component(f"{where}.name", a.name)
+    p.component(f"{where}.file", a.file)
+    p.count(f"{where}.max_size", a.max_size)
+    p.digest(f"{where}.stored_md5", a.stored_md5, "md5")
+    p.digest(f"{where}.stored_sha256", a.stored_sha256, "sha256")
+    if not (a.stored_md5 or a.stored_sha256):
+        p.add(where, "no stored_md5 or stored_sha256: nothing could verify it")
+    p.relative(f"{where}.members", a.members, trailing=True)
+    p.mirrors(f"{where}.mirrors", a.mirrors)
+    p.text(f"{where}.notes", a.notes)
+    return p.items
+
+
+def problems(ds: Dataset) -> list[str]:
+    """Everything wrong with a dataset description (empty when it can be registered), each
+    naming its field."""
+    p = _Problems()
+    p.component("name", ds.name)
+    for key in ("title", "homepage", "license", "notes"):
+        p.text(key, getattr(ds, key))
+    p.strings("aliases", ds.aliases, p.component)
+    p.strings("classes", ds.classes, lambda w, v: p.text(w, v, empty=False))
+    if ds.classes == ():
+        p.add("classes", "must be a non-empty list of names")
+    p.strings("label_columns", ds.label_columns)
+    p.mirrors("mirrors", ds.mirrors)
+    for key in ("torchvision_name", "keras_name", "debian_name", "keras_npz"):
+        p.component(key, getattr(ds, key), empty=True)
+    p.relative("repo_dir", ds.repo_dir)
+    if ds.keras_npz or ds.keras_npz_sha256:
+        p.digest("keras_npz_sha256", ds.keras_npz_sha256 or "", "sha256")
+    if not isinstance(ds.transposed, bool):
+        p.add("transposed", f"must be true or false, not {_kind(ds.transposed)}")
     if ds.archive is not None:
-        a = ds.archive
-        if (
-            not _SAFE_NAME.fullmatch(a.name)
-            or not _SAFE_NAME.fullmatch(a.folder)
-            or not re.fullmatch("[0-9a-f]{32}", a.md5)
-        ):
-            out.append(f"archive: name and folder must be plain names and md5 32 lowercase hex digits ({a!r})")
-    for what, value in (("torchvision_name", ds.torchvision_name), ("keras_name", ds.keras_name)):
-        if value and not _SAFE_NAME.fullmatch(value):
-            out.append(f"{what} {value!r} must be a plain folder name")
-    if not ds.classes or not all(isinstance(c, str) and c for c in ds.classes):
-        out.append("classes must be a non-empty list of names")
-    for url in ds.mirrors:
-        if not (isinstance(url, str) and url.startswith(("http://", "https://", "file://")) and url.endswith("/")):
-            out.append(f"mirror {url!r} must be an http://, https:// or file:// base URL ending in '/'")
-    if not ds.files:
-        out.append("no files")
-    for f in ds.files:
-        where = f"file {f.name!r}"
-        if not _SAFE_NAME.fullmatch(f.name) or ".." in f.name:
-            out.append(f"{where}: the name must be a plain file name")
-        if f.kind not in ("images", "labels"):
-            out.append(f"{where}: kind must be 'images' or 'labels', not {f.kind!r}")
-        if f.dtype not in _DTYPES:
-            out.append(f"{where}: dtype must be one of {', '.join(_DTYPES)}, not {f.dtype!r}")
-        if not f.shape or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in f.shape):
-            out.append(f"{where}: shape must be a list of positive sizes, not {list(f.shape)!r}")
-        if not (f.gz_md5 or f.gz_sha256 or f.content_md5 or f.content_sha256 or ds.archive):
-            out.append(f"{where}: no digest (md5, sha256, content_md5 or content_sha256): nothing could verify it")
-        for key, field_name in (
-            ("md5", "gz_md5"),
-            ("sha256", "gz_sha256"),
-            ("content_md5", "content_md5"),
-            ("content_sha256", "content_sha256"),
-        ):
-            value = getattr(f, field_name)
-            if value is not None and not re.fullmatch(f"[0-9a-f]{{{_HEX[key]}}}", value):
-                out.append(f"{where}: {key} must be {_HEX[key]} lowercase hex digits, not {value!r}")
-        if f.gz_size is not None and (isinstance(f.gz_size, bool) or not isinstance(f.gz_size, int) or f.gz_size < 1):
-            out.append(f"{where}: size must be a positive number of bytes, not {f.gz_size!r}")
-    for split in dict.fromkeys(f.split for f in ds.files):
+        p.items += archive_problems(ds.archive)
+    if not isinstance(ds.files, tuple) or not ds.files:
+        p.add("files", f"must be a non-empty list of file descriptions, not {_kind(ds.files)}")
+        return p.items
+    for k, f in enumerate(ds.files):
+        _file_problems(p, f, f"files[{k}] ({getattr(f, 'name', '?')!r})", ds.archive is not None)
+    if p.items:
+        return p.items  # the checks below assume well-formed files
+    for what, values in (("file name", [f.name for f in ds.files]), ("cache name", [f.stem for f in ds.files])):
+        twice = sorted({v for v in values if values.count(v) > 1})
+        if twice:  # the cache name: the decompressed file's, <root>/<name>/<stem>
+            holders = [f.name for f in ds.files if twice[0] in (f.name, f.stem)]
+            p.add("files", f"{' and '.join(map(repr, holders))} have the same {what} {twice[0]!r}")
+    for split in ds.splits:
         kinds = sorted(f.kind for f in ds.files if f.split == split)
         if kinds != ["images", "labels"]:
-            out.append(f"split {split!r} must have one images file and one labels file, has {kinds}")
+            p.add("files", f"split {split!r} must have one images file and one labels file, has {kinds}")
             continue
         images, labels = ds.file(split, "images"), ds.file(split, "labels")
-        if images.shape[:1] != labels.shape[:1]:
-            out.append(f"split {split!r}: {images.shape[0]} images but {labels.shape[0]} labels")
-    for name, (split, _, _) in ds.slices.items():
-        if split not in ds.splits or name in ds.splits:
-            out.append(f"slice {name!r} must cut one of the splits {list(ds.splits)}, not {split!r}")
-    return out
+        if images.shape[0] != labels.shape[0]:
+            p.add("files", f"split {split!r}: {images.shape[0]} images but {labels.shape[0]} labels")
+    if not isinstance(ds.slices, Mapping):
+        p.add("slices", f"must be a table of name -> [split, start, stop], not {_kind(ds.slices)}")
+        return p.items
+    for name, cut in ds.slices.items():
+        where = f"slices.{name}"
+        if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name) or name in ds.splits:
+            p.add(where, "a slice needs a plain name that is not one of the splits")
+            continue
+        if not (isinstance(cut, tuple) and len(cut) == 3 and cut[0] in ds.splits):
+            p.add(where, f"must be [split, start, stop] of one of the splits {list(ds.splits)}, not {cut!r}")
+            continue
+        rows = ds.file(cut[0], "labels").shape[0]
+        start, stop = cut[1], cut[2]
+        if not (_is_int(start) and 0 <= start < rows) or not (stop is None or (_is_int(stop) and start < stop <= rows)):
+            p.add(where, f"start and stop must cut rows 0 to {rows} of {cut[0]!r} (stop may be null), not {cut[1:]}")
+    return p.items
+
+
+def _taken(name: str, exclude: str | None) -> str | None:
+    """What registered dataset or archive already uses ``name`` (case-insensitively) as its name,
+    an alias or its folder under the data root; None when nothing does."""
+    key = name.casefold()
+    for d in DATASETS.values():
+        if d.name != exclude and key in (n.casefold() for n in (d.name, *d.aliases)):
+            return f"the registered dataset {d.name!r}"
+    for a in ARCHIVES.values():
+        if a.name.casefold() == key:
+            return f"the folder of the registered archive {a.name!r}"
+    return None
+
+
+def register_archive(archive: Archive) -> Archive:
+    """Adds an archive to the registry (``Dataset.archive`` of a registered dataset is registered
+    with it). The same description again does nothing; another under a taken name is refused."""
+    found = archive_problems(archive)
+    if found:
+        raise RegistryError(f"archive {getattr(archive, 'name', '?')!r}: " + "; ".join(found))
+    known = ARCHIVES.get(archive.name)
+    if known == archive:
+        return known
+    if known is not None:
+        raise RegistryError(f"archive {archive.name!r}: another archive is registered under that name")
+    clash = _taken(archive.name, None)
+    if clash:
+        raise RegistryError(f"archive {archive.name!r}: its folder name is taken by {clash}")
+    ARCHIVES[archive.name] = archive
+    return archive
 
 
 def register(dataset: Dataset, *, replace: bool = False) -> Dataset:
     """Adds ``dataset`` to the registry, after which ``load``, ``load_data``, ``download``,
     discovery, the warm cache, the command line and ``fmnist.torch`` serve it as they serve the
     built-in datasets (which are registered the same way). Registering an equal description
-    again does nothing; a different one under a taken name (or alias) is refused unless
-    ``replace``. Raises ``RegistryError`` naming every problem of a bad description."""
-    problems = _problems(dataset)
-    if problems:
-        raise RegistryError(f"dataset {dataset.name!r}: " + "; ".join(problems))
+    again does nothing; a different one under a taken name or alias (compared
+    case-insensitively, and with archives' folder names) is refused unless ``replace``. Raises
+    ``RegistryError`` naming every problem of a bad description and its field."""
+    if not isinstance(dataset, Dataset):
+        raise RegistryError(f"register() takes an fmnist.Dataset, not {_kind(dataset)}")
+    found = problems(dataset)
+    if found:
+        raise RegistryError(f"dataset {dataset.name!r}: " + "; ".join(found))
     if DATASETS.get(dataset.name) == dataset:
         return dataset
-    taken = {
-        n: d.name for d in DATASETS.values() for n in (d.name, *d.aliases) if d.name != dataset.name or not replace
-    }
-    clash = [n for n in (dataset.name, *dataset.aliases) if n in taken]
-    if clash:
-        raise RegistryError(
-            f"dataset {dataset.name!r}: {clash[0]!r} already names the registered dataset {taken[clash[0]]!r} "
-            "(pass replace=True to redefine it)"
-        )
+    mine = dataset.name if replace else None
+    for n in (dataset.name, *dataset.aliases):
+        clash = _taken(n, mine)
+        if clash:
+            raise RegistryError(
+                f"dataset {dataset.name!r}: {n!r} already names {clash}"
+                + (" (pass replace=True to redefine it)" if "dataset" in clash else "")
+            )
+    if dataset.archive is not None:
+        try:
+            register_archive(dataset.archive)
+        except RegistryError as e:
+            raise RegistryError(f"dataset {dataset.name!r}: {e}") from None
     DATASETS[dataset.name] = dataset
     return dataset
 
 
-def from_dict(description: Mapping[str, Any], source: str = "<dict>") -> Dataset:
-    """A ``Dataset`` from its description as a registry file holds it (see ``load_registry``)."""
-    where = f"{source}: dataset {description.get('name', '?')!r}"
-    unknown = sorted(set(description) - set(_DATASET_KEYS))
-    if unknown:
-        raise RegistryError(f"{where}: unknown key(s) {unknown}; known: {', '.join(_DATASET_KEYS)}")
-    missing = [k for k in ("name", "classes", "files") if k not in description]
-    if missing:
-        raise RegistryError(f"{where}: missing {', '.join(missing)}")
-    files = []
-    for f in description["files"]:
-        if not isinstance(f, Mapping):
-            raise RegistryError(f"{where}: each file must be a table/object, not {f!r}")
-        bad = sorted(set(f) - set(_FILE_KEYS))
-        if bad or not {"name", "split", "kind", "shape"} <= set(f):
-            raise RegistryError(
-                f"{where}: file {f.get('name', '?')!r} needs name, split, kind and shape"
-                + (f"; unknown key(s) {bad}, known: {', '.join(_FILE_KEYS)}" if bad else "")
+# --- registry files ----------------------------------------------------------------------------
+
+#: Registry-file keys of a file -> FileInfo fields; ``size``, ``md5`` and ``sha256`` are the
+#: spellings of earlier versions, still read.
+_FILE_KEYS = {f.name: f.name for f in fields(FileInfo)} | {
+    "size": "stored_size",
+    "md5": "stored_md5",
+    "sha256": "stored_sha256",
+}
+_FIELDS = {f.name for f in fields(FileInfo)}
+_ARCHIVE_KEYS = tuple(f.name for f in fields(Archive))
+_DATASET_KEYS = tuple(f.name for f in fields(Dataset))
+_LISTS = ("classes", "mirrors", "aliases", "label_columns", "shape")
+
+
+def _gentle(key: str, value: Any) -> Any:
+    """A value as a registry file holds it, made the field's type where that is unambiguous
+    (a list becomes a tuple); anything else is kept as it is, for the checks to name."""
+    if key in _LISTS and isinstance(value, list):
+        return tuple(value)
+    if key == "slices" and isinstance(value, dict):
+        return {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
+    return value
+
+
+def _table(
+    value: Any, where: str, known: tuple[str, ...] | dict[str, str], required: tuple[str, ...]
+) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise RegistryError(f"{where}: must be a table/object, not {_kind(value)}")
+    unknown = sorted(str(k) for k in value if k not in known)
+    missing = [k for k in required if k not in value]
+    if unknown or missing:
+        raise RegistryError(
+            f"{where}: "
+            + "; ".join(
+                ([f"unknown key(s) {unknown}; known: {', '.join(known)}"] if unknown else [])
+                + ([f"missing {', '.join(missing)}"] if missing else [])
             )
-        values = {_FILE_KEYS[k]: v for k, v in f.items()}
-        values["shape"] = tuple(values["shape"]) if isinstance(values["shape"], (list, tuple)) else values["shape"]
-        files.append(FileInfo(**values))
-    text = {k: str(description.get(k, "")) for k in ("title", "homepage", "license")}
-    slices = {
-        k: (v[0], int(v[1]), None if len(v) < 3 or v[2] is None else int(v[2]))
-        for k, v in description.get("slices", {}).items()
-    }
-    try:
-        return Dataset(
-            name=str(description["name"]),
-            title=text["title"] or str(description["name"]),
-            homepage=text["homepage"],
-            license=text["license"],
-            classes=tuple(description["classes"]),
-            mirrors=tuple(description.get("mirrors", ())),
-            files=tuple(files),
-            torchvision_name=str(description.get("torchvision_name", "")),
-            keras_name=str(description.get("keras_name", "")),
-            debian_name=str(description.get("debian_name", "")),
-            keras_npz=str(description.get("keras_npz", "")),
-            keras_npz_sha256=str(description.get("keras_npz_sha256", "")),
-            repo_dir=str(description.get("repo_dir", "")),
-            aliases=tuple(description.get("aliases", ())),
-            label_columns=tuple(description.get("label_columns", ())),
-            slices=slices,
-            archive=Archive(**description["archive"]) if "archive" in description else None,
-            transposed=bool(description.get("transposed", False)),
         )
-    except TypeError as e:
-        raise RegistryError(f"{where}: {e}") from None
+    return dict(value)
+
+
+def archive_from_dict(description: Mapping[str, Any], source: str = "<dict>") -> Archive:
+    """An ``Archive`` from its description as a registry file holds it (``[[archive]]``)."""
+    where = f"{source}: archive {description.get('name', '?') if isinstance(description, Mapping) else '?'!r}"
+    values = _table(description, where, _ARCHIVE_KEYS, ("name", "file", "max_size"))
+    archive = Archive(**{k: _gentle(k, v) for k, v in values.items()})
+    found = archive_problems(archive, "")
+    if found:
+        raise RegistryError(f"{where}: " + "; ".join(s.lstrip(".: ") for s in found))
+    return archive
+
+
+def from_dict(
+    description: Mapping[str, Any], source: str = "<dict>", archives: Mapping[str, Archive] | None = None
+) -> Dataset:
+    """A ``Dataset`` from its description as a registry file holds it (see ``load_registry``),
+    checked whole: ``RegistryError`` names the source, the dataset and each field at fault.
+    ``archive`` names an archive of ``archives`` or of the registry."""
+    name = description.get("name", "?") if isinstance(description, Mapping) else "?"
+    where = f"{source}: dataset {name!r}"
+    values = _table(description, where, _DATASET_KEYS, ("name", "classes", "files"))
+    files = values["files"]
+    if not isinstance(files, list) or not files:
+        raise RegistryError(f"{where}: files: must be a non-empty list of file tables, not {_kind(files)}")
+    infos = []
+    for k, f in enumerate(files):
+        fwhere = f"{where}: files[{k}]"
+        entry = _table(f, fwhere, _FILE_KEYS, ("name", "split", "kind", "shape"))
+        kwargs: dict[str, Any] = {}
+        for key, v in entry.items():
+            target = _FILE_KEYS[key]
+            if target in kwargs:
+                raise RegistryError(f"{fwhere}: {key!r} and {target!r} give the same field twice")
+            kwargs[target] = _gentle(target, v)
+        infos.append(FileInfo(**kwargs))
+    values["files"] = tuple(infos)
+    ref = values.get("archive")
+    if ref is not None:
+        pool = {**ARCHIVES, **(archives or {})}
+        if not isinstance(ref, str) or ref not in pool:
+            raise RegistryError(f"{where}: archive: must name an archive ([[archive]]) of {sorted(pool)}, not {ref!r}")
+        values["archive"] = pool[ref]
+    for key in ("title",):
+        values.setdefault(key, values["name"])
+    for key in ("homepage", "license"):
+        values.setdefault(key, "")
+    values.setdefault("mirrors", [])
+    ds = Dataset(**{k: _gentle(k, v) for k, v in values.items()})
+    found = problems(ds)
+    if found:
+        raise RegistryError(f"{where}: " + "; ".join(found))
+    return ds
 
 
 def to_dict(dataset: Dataset) -> dict[str, Any]:
-    """``dataset`` as a registry file describes it (``from_dict`` gives it back)."""
-    out: dict[str, Any] = {k: getattr(dataset, k) for k in ("name", "title", "homepage", "license")}
-    out["classes"] = list(dataset.classes)
-    out["mirrors"] = list(dataset.mirrors)
-    for k in ("torchvision_name", "keras_name", "debian_name", "keras_npz", "keras_npz_sha256", "repo_dir"):
-        if getattr(dataset, k):
-            out[k] = getattr(dataset, k)
-    for k in ("aliases", "label_columns"):
-        if getattr(dataset, k):
-            out[k] = list(getattr(dataset, k))
-    if dataset.slices:
-        out["slices"] = {k: list(v) for k, v in dataset.slices.items()}
-    if dataset.archive is not None:
-        out["archive"] = {k: getattr(dataset.archive, k) for k in dataset.archive.__dataclass_fields__}
-    if dataset.transposed:
-        out["transposed"] = True
-    out["files"] = []
-    for f in dataset.files:
-        entry = {key: getattr(f, field_name) for key, field_name in _FILE_KEYS.items()}
-        entry["shape"] = list(f.shape)
-        out["files"].append({k: v for k, v in entry.items() if v is not None})
+    """``dataset`` as a registry file describes it (``from_dict`` gives it back; its archive is
+    named, and described by ``archive_to_dict``)."""
+    out: dict[str, Any] = {}
+    for f in fields(Dataset):
+        value = getattr(dataset, f.name)
+        if f.name == "files":
+            continue
+        if f.name == "archive":
+            value = value.name if value is not None else None
+        elif f.name == "slices":
+            value = {k: list(v) for k, v in value.items()}
+        elif isinstance(value, tuple):
+            value = list(value)
+        if value or f.name in ("name", "classes", "mirrors"):
+            out[f.name] = value
+    out["files"] = [
+        {k: list(v) if k == "shape" else v for k in _FILE_KEYS if k in _FIELDS and (v := getattr(info, k)) is not None}
+        for info in dataset.files
+    ]
     return out
 
 
-#: The largest registry file read: the built-in registry of ten datasets is a few KiB.
+def archive_to_dict(archive: Archive) -> dict[str, Any]:
+    """``archive`` as a registry file's ``[[archive]]`` table describes it."""
+    out = {f.name: getattr(archive, f.name) for f in fields(Archive)}
+    out["mirrors"] = list(archive.mirrors)
+    return {k: v for k, v in out.items() if v not in (None, "")}
+
+
+#: The largest registry file read: the built-in registry of ten datasets is about 15 KiB.
 REGISTRY_MAX_BYTES = 1 << 20
 
 
@@ -654,11 +541,10 @@ def _read_registry_file(path: str) -> bytes:
     return raw
 
 
-def load_registry(path: str | os.PathLike[str], *, replace: bool = False) -> list[Dataset]:
-    """Registers the datasets a TOML (``.toml``) or JSON file describes: a list ``dataset`` of
-    tables, each as ``to_dict`` writes one (name, title, homepage, license, classes, mirrors,
-    files: name, split, kind, shape, dtype, size, md5, sha256, content_md5, content_sha256).
-    Returns them; ``RegistryError`` names the file and the problem."""
+def parse_registry(path: str | os.PathLike[str]) -> tuple[list[Archive], list[Dataset]]:
+    """The archives and datasets a registry file describes, every one checked, none registered.
+    A TOML (``.toml``) or JSON file of a list ``dataset`` of tables (each as ``to_dict`` writes
+    one) and, optionally, a list ``archive`` (each as ``archive_to_dict`` writes one)."""
     path = os.fspath(path)
     try:
         raw = _read_registry_file(path)
@@ -672,33 +558,70 @@ def load_registry(path: str | os.PathLike[str], *, replace: bool = False) -> lis
             data = json.loads(raw)
     except OSError:
         raise
-    except ValueError as e:  # tomllib.TOMLDecodeError and json.JSONDecodeError are ValueErrors
+    except ValueError as e:  # TOMLDecodeError, JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise RegistryError(f"{path}: not valid {'TOML' if path.endswith('.toml') else 'JSON'}: {e}") from None
-    entries = data.get("dataset") if isinstance(data, dict) else None
+    if not isinstance(data, dict) or set(data) - {"dataset", "archive"}:
+        raise RegistryError(f"{path}: a registry holds the lists 'dataset' and (optionally) 'archive', nothing else")
+    entries, archive_entries = data.get("dataset"), data.get("archive", [])
     if not isinstance(entries, list) or not entries:
         raise RegistryError(f"{path}: expected a non-empty list 'dataset' of dataset descriptions")
-    out = []
-    for entry in entries:
-        if not isinstance(entry, dict):
-            raise RegistryError(f"{path}: each dataset must be a table/object")
-        ds = from_dict(entry, path)
-        try:
-            out.append(register(ds, replace=replace))
-        except RegistryError as e:
-            raise RegistryError(f"{path}: {e}") from None
-    return out
+    if not isinstance(archive_entries, list):
+        raise RegistryError(f"{path}: 'archive' must be a list of archive descriptions")
+    archives = [archive_from_dict(a, path) for a in archive_entries]
+    by_name = {a.name: a for a in archives}
+    if len(by_name) != len(archives):
+        raise RegistryError(f"{path}: two archives have the same name")
+    found = [from_dict(e, path, by_name) for e in entries]
+    taken = {a.name.casefold(): f"its archive {a.name!r}" for a in archives}
+    for d in found:
+        for field_name, n in (("name", d.name), *(("aliases", a) for a in d.aliases)):
+            other = taken.setdefault(n.casefold(), f"its dataset {d.name!r}")
+            if other != f"its dataset {d.name!r}" or (field_name == "aliases" and n.casefold() == d.name.casefold()):
+                raise RegistryError(f"{path}: dataset {d.name!r}: {field_name}: {n!r} also names {other}")
+    return archives, found
 
 
-_loaded_from_env: set[str] = set()
+def load_registry(path: str | os.PathLike[str], *, replace: bool = False) -> list[Dataset]:
+    """Registers the datasets (and archives) a TOML or JSON registry file describes (see
+    ``parse_registry``) and returns the datasets. The file is checked whole first: if any of it
+    is refused, ``RegistryError`` names the file and the problem and nothing of it is
+    registered."""
+    archives, found = parse_registry(path)
+    before = (dict(DATASETS), dict(ARCHIVES))
+    try:
+        for a in archives:
+            register_archive(a)
+        return [register(ds, replace=replace) for ds in found]
+    except RegistryError as e:
+        DATASETS.clear()
+        DATASETS.update(before[0])
+        ARCHIVES.clear()
+        ARCHIVES.update(before[1])
+        raise RegistryError(f"{os.fspath(path)}: {e}") from None
 
 
-def load_env_registries() -> None:
-    """Registers the files of ``$FMNIST_REGISTRY`` (os.pathsep-separated), once each."""
+_loaded_from_env: dict[str, RegistryError | OSError | None] = {}
+
+
+def load_env_registries() -> list[Exception]:
+    """Registers the files of ``$FMNIST_REGISTRY`` (os.pathsep-separated), once each. A file
+    that is refused is logged (a warning) and returned with the others refused, so that one bad
+    file does not stop the datasets of the rest."""
     for path in os.environ.get("FMNIST_REGISTRY", "").split(os.pathsep):
         if path and path not in _loaded_from_env:
-            load_registry(path)
-            _loaded_from_env.add(path)
+            try:
+                load_registry(path)
+                _loaded_from_env[path] = None
+            except (RegistryError, OSError) as e:
+                log.warning("$FMNIST_REGISTRY: %s", e)
+                _loaded_from_env[path] = e
+    return [e for e in _loaded_from_env.values() if e is not None]
 
 
-for _builtin in (FASHION_MNIST, MNIST, KMNIST, QMNIST, *(_emnist(s) for s in _EMNIST_SPLITS)):
-    register(_builtin)
+#: The built-in registry file, loaded as users' registry files are.
+BUILTIN = Path(__file__).parent / "registry" / "builtin.json"
+load_registry(BUILTIN)
+FASHION_MNIST = DATASETS["fashion-mnist"]
+MNIST = DATASETS["mnist"]
+KMNIST = DATASETS["kmnist"]
+QMNIST = DATASETS["qmnist"]

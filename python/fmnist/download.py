@@ -22,24 +22,25 @@ from . import _core
 from ._core import __version__
 from .datasets import FileInfo
 from .errors import Error
-from .verify import Verdict, read_verified
+from .verify import Judged
 
 #: The download's own logger, a child of fmnist's: which mirror and attempt is under way, and
 #: why one failed. The command line shows it on stderr while it downloads.
 log = logging.getLogger("fmnist.download")
 
 CHUNK = 1 << 16
-#: The slowest average rate an attempt may keep: its total deadline is `timeout` plus the
-#: file's size limit at this rate, so a server that drips bytes cannot hold a download open.
-MIN_RATE = 32 << 10
+#: curl's low-speed rule (``--speed-limit``/``--speed-time``): an attempt that receives fewer
+#: than this many bytes in any ``timeout`` seconds is abandoned, so a server that drips bytes
+#: holds a download for about twice the timeout, not for the file's size at a trickle.
+LOW_SPEED_BYTES = 4 << 10
 
 
 def size_limit(info: FileInfo) -> int:
-    """The most bytes a mirror may send for ``info``: its published .gz size when the registry
+    """The most bytes a mirror may send for ``info``: its published size when the registry
     knows it, with room for a mirror that recompressed it (1/8 more, and 64 KiB), else what any
     gzip or xz of its content could need (the engine's bound)."""
-    if info.gz_size:
-        return info.gz_size + info.gz_size // 8 + (1 << 16)
+    if info.stored_size:
+        return info.stored_size + info.stored_size // 8 + (1 << 16)
     return int(_core.max_compressed_size(info.dtype, list(info.shape)))
 
 
@@ -105,9 +106,9 @@ def _progress(total: int | None, initial: int, name: str) -> Any:
 
 def _get(url: str, partial: Path, timeout: float, limit: int) -> None:
     """Downloads ``url`` into ``partial``, resuming from its current length when the server
-    supports Range. At most ``limit`` bytes in all, within ``timeout`` plus ``limit`` bytes at
-    MIN_RATE. Raises _Skip or _Retry; an OSError from writing here is raised as it is, with the
-    path (a full disk is not a network fault)."""
+    supports Range. At most ``limit`` bytes in all; abandoned when fewer than LOW_SPEED_BYTES
+    arrive in any ``timeout`` seconds. Raises _Skip or _Retry; an OSError from writing here is
+    raised as it is, with the path (a full disk is not a network fault)."""
     # Imported here, not at the top: http.client and urllib cost ~37 ms of `import fmnist`, and
     # most loads never download.
     import http.client
@@ -115,8 +116,6 @@ def _get(url: str, partial: Path, timeout: float, limit: int) -> None:
     import urllib.error
     import urllib.request
 
-    budget = timeout + limit / MIN_RATE
-    deadline = time.monotonic() + budget
     have = _resumable_size(partial)
     if url.startswith("file://"):
         # urllib opens a file:// URL with open(), which blocks on a FIFO until a writer comes.
@@ -163,15 +162,15 @@ def _get(url: str, partial: Path, timeout: float, limit: int) -> None:
         copied = [0]
         try:
             with _open_partial(partial, append) as out:
-                _copy(response, out, bar, sniff=not append, room=limit - have, deadline=deadline, copied=copied)
+                _copy(response, out, bar, sniff=not append, room=limit - have, window=timeout, copied=copied)
                 out.flush()
                 os.fsync(out.fileno())
         except _LocalWrite as e:
             raise OSError(e.error.errno, f"cannot write the download: {e.error.strerror}", str(partial)) from None
-        except _Deadline:
+        except _TooSlow as e:
             raise _Retry(
-                f"still downloading after {budget:.0f} s ({copied[0]} bytes): each attempt may take "
-                f"the timeout ({timeout} s) plus 1 s per {MIN_RATE} bytes of the file's {limit}"
+                f"too slow: {e.got} bytes in {timeout:g} s after {copied[0]} bytes (an attempt is abandoned "
+                f"when fewer than {LOW_SPEED_BYTES} bytes arrive in the timeout)"
             ) from None
         except (socket.timeout, TimeoutError) as e:
             raise _Retry(f"timed out after {copied[0]} bytes: {e}") from None
@@ -201,20 +200,27 @@ def _redirect_handler() -> Any:
     return HttpRedirectsOnly
 
 
-class _Deadline(Exception):
-    """The attempt's total deadline passed."""
+class _TooSlow(Exception):
+    """Fewer than LOW_SPEED_BYTES arrived in one window of ``timeout`` seconds."""
+
+    def __init__(self, got: int) -> None:
+        self.got = got
 
 
-def _copy(
-    response: Any, out: IO[bytes], bar: Any, *, sniff: bool, room: int, deadline: float, copied: list[int]
-) -> None:
+def _copy(response: Any, out: IO[bytes], bar: Any, *, sniff: bool, room: int, window: float, copied: list[int]) -> None:
     """Copies the body to ``out`` as it arrives (``read1``: a drip is seen byte by byte), at
-    most ``room`` bytes and until ``deadline``; ``copied[0]`` counts what was written."""
+    most ``room`` bytes; raises _TooSlow when fewer than LOW_SPEED_BYTES arrive in ``window``
+    seconds. ``copied[0]`` counts what was written."""
     first = True
+    started, got = time.monotonic(), 0
     while True:
-        if time.monotonic() > deadline:
-            raise _Deadline
+        now = time.monotonic()
+        if now - started >= window:
+            if got < LOW_SPEED_BYTES:
+                raise _TooSlow(got)
+            started, got = now, 0
         chunk = response.read1(CHUNK)
+        got += len(chunk)
         if not chunk:
             return
         if first and sniff and chunk.lstrip()[:1] == b"<":
@@ -232,62 +238,59 @@ def _copy(
 
 
 def fetch(
-    info: FileInfo,
+    name: str,
     folder: Path,
     mirrors: Sequence[str],
+    check: Callable[[Path], Judged],
+    limit: int,
     *,
     timeout: float = 30.0,
     retries: int = 3,
     backoff: float = 0.5,
-    check: Callable[[Path], tuple[Any, Verdict]] | None = None,
-    limit: int | None = None,
-) -> tuple[Any, Verdict, Path]:
-    """Downloads ``info`` into ``folder`` from the first mirror that gives a verified copy.
-    Returns (array, verdict, final path). The caller holds the dataset lock. ``check`` judges
-    the downloaded file (default: read and verify it as ``info``), ``limit`` caps its size
-    (default: ``size_limit(info)``)."""
+) -> tuple[Judged, Path]:
+    """Downloads the published file ``name`` into ``folder`` from the first mirror that gives a
+    copy ``check`` accepts, at most ``limit`` bytes. Returns (its judgment, the final path). The
+    caller holds the folder's lock and has made sure the final path is free or fmnist's."""
     folder.mkdir(parents=True, exist_ok=True)
-    final = folder / info.name
-    partial = folder / (info.name + ".partial")
+    final = folder / name
+    partial = folder / (name + ".partial")
     attempts: list[tuple[str, str]] = []
     for base in mirrors:
-        url = base if base.endswith(info.name) else base.rstrip("/") + "/" + info.name
+        url = base if base.endswith(name) else base.rstrip("/") + "/" + name
         fresh_tries = 1  # one restart from scratch if a resumed file fails verification
         attempt = 0
         while attempt < retries:
             try:
                 resumed = _resumable_size(partial) > 0
-                log.info(
-                    "%s: waiting on %s (attempt %d of %d, %g s timeout)", info.name, url, attempt + 1, retries, timeout
-                )
-                _get(url, partial, timeout, limit or size_limit(info))
+                log.info("%s: waiting on %s (attempt %d of %d, %g s timeout)", name, url, attempt + 1, retries, timeout)
+                _get(url, partial, timeout, limit)
             except _Skip as e:
-                log.info("%s: %s: %s; next mirror", info.name, url, e)
+                log.info("%s: %s: %s; next mirror", name, url, e)
                 attempts.append((url, str(e)))
                 partial.unlink(missing_ok=True)
                 break
             except _Retry as e:
-                log.info("%s: %s: %s", info.name, url, e)
+                log.info("%s: %s: %s", name, url, e)
                 attempts.append((url, str(e)))
                 attempt += 1
                 if attempt < retries:
                     time.sleep(backoff * 2 ** (attempt - 1))
                 continue
-            ((array, verdict),) = [check(partial)] if check else read_verified([partial], [info])
-            if verdict.ok:
+            judged = check(partial)
+            if judged.ok:
                 os.replace(partial, final)
                 _fsync_dir(folder)
-                return array, verdict, final
+                return judged, final
             partial.unlink(missing_ok=True)
             if resumed and fresh_tries:
                 fresh_tries -= 1
                 attempts.append((url, "resumed file failed verification; downloading again from the start"))
                 continue
-            attempts.append((url, "served bytes that failed verification: " + "; ".join(verdict.problems)))
+            attempts.append((url, "served bytes that failed verification: " + judged.message))
             break
         else:
             partial.unlink(missing_ok=True)  # this mirror is done with; do not resume its bytes elsewhere
-    raise DownloadError(info.name, attempts)
+    raise DownloadError(name, attempts)
 
 
 def _fsync_dir(folder: Path) -> None:

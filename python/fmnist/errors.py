@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import lzma
+import zipfile
 
 
 class Error(Exception):
@@ -51,6 +52,12 @@ def _checksum_error(message: str, fields: dict[str, str | None]) -> ChecksumErro
 
 class BadGzipFile(Error, gzip.BadGzipFile):
     """Corrupt or truncated gzip: a bad member header, deflate stream, CRC32 or ISIZE."""
+
+
+class BadZipFile(Error, zipfile.BadZipFile):
+    """A zip archive (EMNIST's ``gzip.zip``) that cannot be read, or one of its members that is
+    corrupt (a bad CRC or deflate stream), encrypted, compressed in a way fmnist does not read,
+    or larger than the registry's shape allows: the message names the archive and the member."""
 
 
 class XzError(Error, lzma.LZMAError):

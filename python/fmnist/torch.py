@@ -7,9 +7,10 @@ training loops (``pip install fmnist[torch]``; ``import fmnist`` never imports t
 The classes take torchvision's arguments and have its attributes (``data``: uint8 tensor
 ``(N, 28, 28)``; ``targets``: int64 tensor; ``classes``; ``class_to_idx``; ``raw_folder``;
 ``__getitem__`` -> ``(PIL image "L", int)`` through ``transform``/``target_transform``), but are
-built on ``fmnist.load``: verified, discovered (torchvision's ``<root>/<Name>/raw/`` first) and
-mapped, not parsed in Python. What they download goes to ``<root>/<Name>/raw/`` as torchvision
-lays it out (the .gz files and the decompressed ones), so torchvision finds it too.
+built on fmnist's resolve pipeline: verified, discovered (torchvision's ``<root>/<Name>/raw/``
+first), read by the engine, not parsed in Python. What they download goes to ``<root>/<Name>/raw/``
+as torchvision lays it out (the .gz files and the decompressed ones, mode from the umask), so
+torchvision finds it too; fmnist's warm cache, stamps and locks stay under fmnist's data root.
 
 ``loader`` serves ``(x, y)`` tensor batches made by ``fmnist.batches`` (gathered, converted and
 normalised in Rust one batch ahead), handed to torch without a copy.
@@ -38,8 +39,10 @@ import torch.distributed as dist
 from torch.utils.data import Dataset
 
 from . import datasets
-from .loaders import DatasetNotFoundError, Store, _split_files
+from .loaders import split_files
 from .pipeline import Stat, batches, epoch_indices
+from .resolve import DatasetNotFoundError, Policy, resolve
+from .sources import data_root
 
 __all__ = ["FashionMNIST", "KMNIST", "MNIST", "DatasetNotFound", "IDXDataset", "Loader", "loader"]
 
@@ -77,14 +80,18 @@ class _VisionIDX(Dataset[tuple[Any, Any]]):
         self.transform = transform
         self.target_transform = target_transform
         ds = datasets.get(self.dataset)
-        store = Store(ds, root, folder=Path(self.raw_folder_of(ds, root)), layout="torchvision")
-        files = _split_files(ds, "train" if train else "test")
+        files = split_files(ds, "train" if train else "test")
         if download:
-            # As torchvision does: every file, so that torchvision (which wants all four in
+            # As torchvision does: every file, so that torchvision (which wants all of them in
             # raw/) finds what was downloaded, whichever split it asks for.
             files += [f for f in ds.files if f not in files]
+        # torchvision's raw folder is searched first and, with download=True, given torchvision's
+        # decompressed files; fmnist's own cache, stamps and locks stay under fmnist's data root.
+        policy = Policy(
+            download=download, mirrors=self.mirrors, torchvision_root=Path(self.base_of(root)), place=download
+        )
         try:
-            images, labels = store.arrays(files, download=download, mirrors=self.mirrors)[:2]
+            images, labels = resolve(ds, files, policy).arrays()[:2]
         except DatasetNotFoundError as e:
             raise DatasetNotFound(f"Dataset not found. You can use download=True to download it\n{e}") from None
         #: the arrays as fmnist returns them (uint8; mapped, not copied, when warm)
@@ -94,14 +101,15 @@ class _VisionIDX(Dataset[tuple[Any, Any]]):
         self.targets = torch.from_numpy(labels.astype(np.int64))
 
     @staticmethod
-    def raw_folder_of(ds: datasets.Dataset, root: Root) -> str:
-        base = os.fspath(root) if root is not None else str(Store(ds).root)
-        return os.path.join(base, ds.torchvision_name or ds.name, "raw")
+    def base_of(root: Root) -> str:
+        """torchvision's root: ``root``, else fmnist's data root."""
+        return os.fspath(root) if root is not None else str(data_root(None))
 
     @property
     def raw_folder(self) -> str:
         """torchvision's ``<root>/<Name>/raw``: where downloads go and torchvision looks."""
-        return self.raw_folder_of(datasets.get(self.dataset), self.root)
+        ds = datasets.get(self.dataset)
+        return os.path.join(self.base_of(self.root), ds.torchvision_name or ds.name, "raw")
 
     @property
     def class_to_idx(self) -> dict[str, int]:

@@ -1,42 +1,71 @@
-"""The verification policy: when is a file the right one?
+"""The verification policy over the engine's proofs: when is a file the right one?
 
-A file is accepted if its stored bytes match a published digest of the .gz (the file as the
-dataset's authors published it), or if its decompressed content matches the known content
-digest (a mirror that recompressed the archive, as Debian does, or a decompressed copy).
-Anything else is rejected, with the file, what was hashed, expected and actual.
+A file is accepted if its stored bytes match a published digest of the file as published (a
+.gz or .xz), or if its decompressed content matches a known content digest (published, or
+proven on this machine from a verified published form). For a decompressed copy only content
+digests count. Each file is hashed and parsed from the same bytes in one engine call; the engine
+compares every digest and words every verdict, and this module only reads them.
 """
 
 from __future__ import annotations
 
+import lzma
 import os
 import zipfile
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from io import BytesIO
-from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
 import numpy.typing as npt
 
 from . import _core
-from .cache import map_idx
 from .datasets import Archive, FileInfo
-from .errors import IdxFormatError
+from .errors import BadZipFile
 
-PathLike = Union[str, "os.PathLike[str]"]
 #: What the engine is told a file must have: (digest kind, hex, whose value).
 Expected = list[tuple[str, str, Union[str, None]]]
 
 
 @dataclass(frozen=True)
-class Verdict:
-    """Why a file was accepted (``rule``) or what did not match (``problems``)."""
+class Judged:
+    """One copy of a file, read and judged: the array when it was accepted, why (``message``: the
+    rule that accepted it, or every problem), and its content SHA-256 when it was computed."""
 
-    ok: bool
-    rule: str
-    problems: tuple[str, ...] = ()
+    array: npt.NDArray[Any] | None
+    message: str
     content_sha256: str = ""
+    error: BaseException | None = None
+    #: the kind of the digest that accepted it ("md5", "sha256": the stored form's; "content_...")
+    kind: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.array is not None
+
+
+def refused(message: str, error: BaseException | None = None) -> Judged:
+    return Judged(None, message, error=error)
+
+
+def accepted(message: str) -> Judged:
+    """A verdict of acceptance for something that is not itself an array (an archive, an .npz)."""
+    return Judged(np.empty(0, np.uint8), message)
+
+
+def published(info: FileInfo) -> str:
+    """The published digest of the stored form that proofs made from it are keyed by."""
+    if info.stored_md5:
+        return f"stored_md5:{info.stored_md5}"
+    return f"stored_sha256:{info.stored_sha256}" if info.stored_sha256 else ""
+
+
+def by_stored_digest(judged: Judged) -> bool:
+    """Whether ``judged`` was accepted by a published digest of the stored form (then its content
+    digest is proven by it, for copies in other forms)."""
+    return judged.ok and judged.kind in ("md5", "sha256")
 
 
 def has_content_digest(info: FileInfo) -> bool:
@@ -44,197 +73,210 @@ def has_content_digest(info: FileInfo) -> bool:
     return bool(info.content_sha256 or info.content_md5)
 
 
-def expected(info: FileInfo, proven: Mapping[str, str] | None = None) -> Expected:
-    """What the registry (and ``proven``: content SHA-256s established on this machine, of a
-    verified .gz of the same file, with where they were) says the file's digests are. The engine
-    judges each; the file is accepted when one matches."""
-    # One digest of each form, the cheapest that is known: a second one would prove the same
-    # bytes again at the cost of hashing them again (MD5 and SHA-256 run on two cores).
+def expected(info: FileInfo, proofs: Mapping[str, str] = {}, *, stored: bool = True) -> Expected:
+    """What the registry (and ``proofs``: content SHA-256s proven on this machine, with what
+    proved each) says the file's digests are; ``stored=False`` leaves out the stored form's (a
+    member of an archive has none of its own). The file is accepted when one matches."""
+    # One digest of each form, the cheapest known: a second would prove the same bytes again.
     out: Expected = []
-    if info.gz_md5:
-        out.append(("md5", info.gz_md5, "the published .gz MD5"))
-    elif info.gz_sha256:
-        out.append(("sha256", info.gz_sha256, "the published .gz SHA-256"))
+    if stored and info.stored_md5:
+        out.append(("md5", info.stored_md5, "the published stored MD5"))
+    elif stored and info.stored_sha256:
+        out.append(("sha256", info.stored_sha256, "the published stored SHA-256"))
     if info.content_sha256:
         out.append(("content_sha256", info.content_sha256, "the known content SHA-256"))
     elif info.content_md5:
         out.append(("content_md5", info.content_md5, "the known content MD5"))
-    for sha, where in (proven or {}).items():
-        out.append(("content_sha256", sha, f"that of {where}"))
+    out += [("content_sha256", sha, f"that of {where}") for sha, where in proofs.items() if sha != info.content_sha256]
     return out
 
 
-def judge(outcome: Any) -> Verdict:
+def _judge(outcome: Any, info: FileInfo) -> Judged:
     """The policy over the engine's verdicts on one file: accepted if any expected digest
-    matched. A published digest of the .gz says nothing of a decompressed copy (whose stored
-    bytes are its content), so for one of those only content digests count."""
+    matched (for a decompressed copy, any content digest) and the array is the registry's."""
     relevant = [v for v in outcome.verdicts if outcome.codec != "raw" or v.kind.startswith("content_")]
     sha = outcome.digests.get("content_sha256", "")
     for v in relevant:
         if v.matched:
-            return Verdict(True, v.message, content_sha256=sha)
-    problems = tuple(v.message for v in relevant)
-    if not problems:
-        form = "decompressed" if outcome.codec == "raw" else "compressed"
-        problems = (
-            f"no published digest covers this form of the file ({form})"
-            + (", and no verified .gz of it was found to compare its content with" if form == "decompressed" else ""),
-        )
-    return Verdict(False, "", problems, sha)
-
-
-def _read(sources: Sequence[Any], expect: Sequence[Expected], **options: Any) -> list[Any]:
-    """The engine's read call, judging (not raising) digests, one outcome or exception a source."""
-    return _core.read(
-        list(sources),
-        expected=list(expect),
-        report=[["content_sha256"] for _ in sources],
-        strict=False,
-        errors="return",
-        **options,
+            array = outcome.array
+            if array is not None and (array.shape != info.shape or array.dtype != np.dtype(info.dtype)):
+                return Judged(None, f"expected {info.shape} {info.dtype}, found {array.shape} {array.dtype}")
+            return Judged(array, v.message, sha, kind=v.kind)
+    if relevant:
+        return Judged(None, "; ".join(v.message for v in relevant), sha)
+    form = "decompressed" if outcome.codec == "raw" else "compressed"
+    return Judged(
+        None,
+        f"no published digest covers this form of the file ({form})"
+        + (", and no verified published form of it proves its content" if form == "decompressed" else ""),
+        sha,
     )
 
 
-def read_verified(paths: Sequence[PathLike], infos: Sequence[FileInfo]) -> list[tuple[Any, Verdict]]:
-    """Reads each file (in parallel) and judges it. Returns (array or None, verdict) per file; the
-    array is None when the file was rejected. Malformed or unreadable files are rejected, not
-    raised, and do not hold the others back (the engine gives one outcome per file)."""
-    # max_bytes from the registry's shapes: a file whose header claims more is refused before
-    # anything is inflated or allocated for it (a gzip bomb, a corrupt or hostile header).
-    limit = max((i.content_size for i in infos), default=0)
-    outcomes = _read([os.fspath(p) for p in paths], [expected(i) for i in infos], max_bytes=limit)
+def read_files(
+    paths: Sequence[str | os.PathLike[str]],
+    infos: Sequence[FileInfo],
+    proofs: Sequence[Mapping[str, str]],
+    decompressed: Sequence[bool],
+) -> list[Judged]:
+    """Reads each file into memory and judges it, all in one engine call (spread over the cores):
+    hashed while it is read, parsed from the same bytes. A file named as decompressed must hold
+    decompressed data. Malformed or unreadable files are refused, not raised, and do not hold
+    the others back. ``max_bytes`` comes from the registry's shapes, so a header claiming more
+    is refused before anything is inflated or allocated."""
+    if not paths:
+        return []
+    outcomes = _core.read(
+        [os.fspath(p) for p in paths],
+        expected=[expected(i, p) for i, p in zip(infos, proofs)],
+        report=[["content_sha256"] for _ in paths],
+        strict=False,
+        errors="return",
+        max_bytes=max(i.content_size for i in infos),
+    )
     out = []
-    for path, info, outcome in zip(paths, infos, outcomes):
-        if isinstance(outcome, BaseException):  # IdxFormatError, BadGzipFile, an OSError
-            out.append((None, Verdict(False, "", (f"unreadable: {outcome}",))))
+    for info, outcome, raw in zip(infos, outcomes, decompressed):
+        if isinstance(outcome, BaseException):  # IdxFormatError, BadGzipFile, XzError, OSError
+            out.append(refused(f"unreadable: {outcome}", outcome))
+        elif raw and outcome.codec != "raw":
+            out.append(refused(f"{outcome.codec} data under a decompressed file's name"))
         else:
-            out.append(_finish(path, info, outcome))
+            out.append(_judge(outcome, info))
     return out
 
 
-def judge_in_place(
-    paths: Sequence[PathLike], infos: Sequence[FileInfo], proofs: Sequence[Mapping[str, str]]
-) -> list[tuple[Any, Verdict]]:
-    """Judges decompressed copies without reading them into memory: the length first, then the
-    content hashed as it streams past (in parallel), and a copy that passes is mapped where it
-    lies (copy-on-write, as the warm cache is) after checking it did not change meanwhile.
-    ``proofs[i]``: content SHA-256s proven for ``infos[i]`` (see ``expected``)."""
-    out: list[tuple[Any, Verdict] | None] = [None] * len(paths)
-    todo: list[tuple[int, os.stat_result]] = []
-    for k, (path, info) in enumerate(zip(paths, infos)):
-        try:
-            st = os.stat(path)
-        except OSError as e:
-            out[k] = (None, Verdict(False, "", (f"unreadable: {e}",)))
-            continue
-        if st.st_size != info.content_size:
-            problem = f"{st.st_size:,} bytes, not the {info.content_size:,} of a decompressed {info.shape} IDX"
-            out[k] = (None, Verdict(False, "", (problem,)))
-        else:
-            todo.append((k, st))
-    outcomes = _read(
-        [os.fspath(paths[k]) for k, _ in todo], [expected(infos[k], proofs[k]) for k, _ in todo], mode="digests"
-    )
-    for (k, before), outcome in zip(todo, outcomes):
-        info = infos[k]
-        if isinstance(outcome, BaseException):
-            out[k] = (None, Verdict(False, "", (f"unreadable: {outcome}",)))
-            continue
-        verdict = judge(outcome)
-        if not verdict.ok:
-            out[k] = (None, verdict)
-            continue
-        array = map_idx(Path(os.fspath(paths[k])), info)
-        try:
-            after = os.stat(paths[k])
-            same = all(getattr(after, a) == getattr(before, a) for a in ("st_ino", "st_size", "st_mtime_ns"))
-        except OSError:
-            same = False
-        compressed = outcome.codec != "raw"
-        if array is None or not same or compressed:
-            problem = (
-                "compressed data under a decompressed file's name" if compressed else "changed while it was verified"
-            )
-            out[k] = (None, Verdict(False, "", (problem,), verdict.content_sha256))
-            continue
-        out[k] = (array, verdict)
-    return [r for r in out if r is not None]
-
-
-def check_archive(path: PathLike, archive: Archive) -> Verdict:
-    """Whether ``path`` is the published archive: its MD5 (hashed in Rust, as it streams past)."""
+def hash_file(path: str | os.PathLike[str], info: FileInfo, proofs: Mapping[str, str]) -> Judged:
+    """Hashes a decompressed file as it streams past, without keeping it (fmnist's own cache file,
+    checked before it is mapped): accepted (with no array: ``Judged.ok`` is False, read
+    ``message``/``content_sha256``) when a content digest matches."""
     (outcome,) = _core.read(
         [os.fspath(path)],
         mode="digests",
-        expected=[[("md5", archive.md5, "the published archive MD5")]],
+        expected=[expected(info, proofs, stored=False)],
         strict=False,
         errors="return",
     )
     if isinstance(outcome, BaseException):
-        return Verdict(False, "", (f"unreadable: {outcome}",))
-    (verdict,) = outcome.verdicts
-    return Verdict(True, verdict.message) if verdict.matched else Verdict(False, "", (verdict.message,))
+        return refused(f"unreadable: {outcome}", outcome)
+    matched = [v for v in outcome.verdicts if v.matched]
+    if matched and outcome.codec == "raw":
+        return Judged(None, matched[0].message, matched[0].actual, kind=matched[0].kind)
+    return refused("; ".join(v.message for v in outcome.verdicts) or "no content digest to check it by")
 
 
-def read_members(path: PathLike, archive: Archive, infos: Sequence[FileInfo]) -> list[tuple[Any, Verdict]]:
-    """The IDX files ``infos`` read out of the zip ``path`` (members under ``archive.members``):
-    the archive is read once; its members are taken from those bytes (never extracted to disk,
-    never read from the file again), and one engine call hashes the archive on one core while
-    it decodes the members on the others. No member is returned unless the archive's MD5 is the
-    published one."""
-    (stored,) = _core.read([os.fspath(path)], mode="stored", errors="return")
-    if isinstance(stored, BaseException):
-        return [(None, Verdict(False, "", (f"unreadable: {stored}",))) for _ in infos]
-    data = stored.stored
-    blobs: list[tuple[bytes, str] | None] = []
-    out: list[tuple[Any, Verdict] | None] = []
+def hash_matched(judged: Judged) -> bool:
+    """Whether ``hash_file`` accepted the file."""
+    return judged.array is None and judged.error is None and bool(judged.content_sha256)
+
+
+#: Exceptions zipfile raises for a corrupt, encrypted or unusual member (beyond BadZipFile).
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    EOFError,
+    OSError,
+    RuntimeError,
+    NotImplementedError,
+    ValueError,
+)
+
+
+def read_archive(
+    path: str | os.PathLike[str], archive: Archive, infos: Sequence[FileInfo], proofs: Sequence[Mapping[str, str]]
+) -> tuple[Judged, list[Judged]]:
+    """The archive judged by its stored digest, and the files ``infos`` read out of it (members
+    under ``archive.members``). The archive is read once: hashed while it is read, and its members
+    taken from those very bytes, never extracted, never read from the file again. Each member's
+    size is checked against the zip's directory and the engine's bound for the registry's shape
+    before it is inflated, and read with that bound; a bad member (corrupt, encrypted, too big,
+    an unusual compression) refuses only its own file, as a ``BadZipFile`` naming the member. No
+    member is accepted unless the archive is the published one; ``proofs`` (content digests
+    recorded when it was verified before) check each member too."""
+    where = os.fspath(path)
+    digest = [("md5", archive.stored_md5, "the published archive MD5")] if archive.stored_md5 else []
+    if not digest:
+        digest = [("sha256", archive.stored_sha256 or "", "the published archive SHA-256")]
+    (whole,) = _core.read([where], mode="stored", expected=[digest], strict=False, errors="return")
+    if isinstance(whole, BaseException):
+        bad = refused(f"unreadable: {whole}", whole)
+        return bad, [bad] * len(infos)
+    (verdict,) = whole.verdicts
+    if not verdict.matched:
+        bad = refused(verdict.message)
+        return bad, [bad] * len(infos)
+    proven = accepted(verdict.message)
+    members: list[Judged | bytes] = []
     try:
-        with zipfile.ZipFile(BytesIO(data)) as z:
+        with zipfile.ZipFile(BytesIO(whole.stored)) as z:
             for info in infos:
-                member = archive.members + info.name
-                try:
-                    blobs.append((z.read(member), f"{os.fspath(path)}:{member}"))
-                    out.append(None)
-                except KeyError:
-                    blobs.append(None)
-                    out.append((None, Verdict(False, "", (f"no member {member} in the archive",))))
-    except (OSError, zipfile.BadZipFile) as e:
-        blobs = [None] * len(infos)
-        out = [(None, Verdict(False, "", (f"unreadable archive: {e}",))) for _ in infos]
-    todo = [k for k, b in enumerate(blobs) if b is not None]
-    members = [b for b in blobs if b is not None]
-    proof, *outcomes = _core.read(
-        [data, *members],
-        mode=["digests", *("array" for _ in todo)],
-        expected=[[("md5", archive.md5, "the published archive MD5")], *([] for _ in todo)],
-        report=[[], *(["content_sha256"] for _ in todo)],
+                members.append(_member(z, where, archive.members + info.name, info))
+    except _ZIP_ERRORS as e:
+        error = BadZipFile(f"{where}: not a readable zip archive: {e}")
+        return refused(str(error), error), [refused(str(error), error)] * len(infos)
+    todo = [k for k, m in enumerate(members) if isinstance(m, bytes)]
+    outcomes = _core.read(
+        [(members[k], f"{where}:{archive.members}{infos[k].name}") for k in todo],  # type: ignore[misc]
+        expected=[expected(infos[k], proofs[k], stored=False) for k in todo],
+        report=[["content_sha256"] for _ in todo],
         strict=False,
         errors="return",
         max_bytes=max((infos[k].content_size for k in todo), default=0),
     )
-    if isinstance(proof, BaseException):
-        return [(None, Verdict(False, "", (f"unreadable: {proof}",))) for _ in infos]
-    (matched,) = proof.verdicts
-    if not matched.matched:
-        return [(None, Verdict(False, "", (matched.message,))) for _ in infos]
+    out: list[Judged] = [m if isinstance(m, Judged) else refused("") for m in members]
     for k, outcome in zip(todo, outcomes):
         info = infos[k]
         if isinstance(outcome, BaseException):
-            out[k] = (None, Verdict(False, "", (f"unreadable: {outcome}",)))
+            out[k] = refused(f"unreadable: {outcome}", outcome)
             continue
-        mismatch = _mismatch(info, outcome.array)
-        if mismatch:
-            out[k] = (None, Verdict(False, "", (mismatch,)))
+        if outcome.verdicts:  # the registry's content digest, or one recorded when it was verified
+            out[k] = _judge(outcome, info)
             continue
-        rule = f"a member of the verified archive ({matched.message})"
-        out[k] = (outcome.array, Verdict(True, rule, content_sha256=outcome.digests["content_sha256"]))
-    return [r for r in out if r is not None]
+        array = outcome.array  # no digest of its own: the verified archive proves it
+        if array.shape != info.shape or array.dtype != np.dtype(info.dtype):
+            out[k] = refused(f"expected {info.shape} {info.dtype}, found {array.shape} {array.dtype}")
+        else:
+            out[k] = Judged(
+                array, f"a member of the verified archive ({verdict.message})", outcome.digests["content_sha256"]
+            )
+    return proven, out
 
 
-def read_keras_npz(path: PathLike, sha256: str) -> tuple[str, dict[str, npt.NDArray[Any]] | None]:
-    """keras's single-file form of a dataset (``mnist.npz``): ("", its arrays) when its SHA-256 is
-    the one keras publishes, else (the problem, None). Read once, without pickles: the arrays come
-    from the very bytes that were hashed."""
+def _member(z: zipfile.ZipFile, where: str, name: str, info: FileInfo) -> Judged | bytes:
+    """The bytes of one member, read with a bound, or why it was refused (a ``BadZipFile``)."""
+
+    def bad(problem: str) -> Judged:
+        error = BadZipFile(f"{where}: member {name}: {problem}")
+        return refused(str(error), error)
+
+    try:
+        item = z.getinfo(name)
+    except KeyError:
+        return refused(f"no member {name} in the archive")
+    bound = int(_core.max_compressed_size(info.dtype, list(info.shape)))
+    if item.flag_bits & 0x1:
+        return bad("encrypted; fmnist reads no encrypted members")
+    if item.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        return bad(f"compressed with zip method {item.compress_type}; fmnist reads stored and deflated members")
+    if item.file_size > bound:
+        return bad(
+            f"the zip's directory gives it {item.file_size:,} bytes, more than the {bound:,} any gzip of a "
+            f"{info.shape} {info.dtype} IDX file can need"
+        )
+    try:
+        with z.open(item) as f:  # stops at the directory's size; the CRC is checked at the end
+            data = f.read(bound + 1)
+    except _ZIP_ERRORS as e:
+        return bad(f"{type(e).__name__}: {e}")
+    if len(data) != item.file_size:
+        return bad(f"{len(data):,} bytes, not the {item.file_size:,} the zip's directory gives")
+    return data
+
+
+def read_npz(path: str | os.PathLike[str], sha256: str) -> tuple[Judged, dict[str, npt.NDArray[Any]]]:
+    """keras's single-file form of a dataset (``mnist.npz``): judged by the SHA-256 keras publishes
+    for it and, when that matches, its arrays, read from the very bytes that were hashed (and
+    without pickles)."""
     (outcome,) = _core.read(
         [os.fspath(path)],
         mode="stored",
@@ -243,38 +285,19 @@ def read_keras_npz(path: PathLike, sha256: str) -> tuple[str, dict[str, npt.NDAr
         errors="return",
     )
     if isinstance(outcome, BaseException):
-        return f"unreadable: {outcome}", None
+        return refused(f"unreadable: {outcome}", outcome), {}
     (verdict,) = outcome.verdicts
     if not verdict.matched:
-        return verdict.message, None
+        return refused(verdict.message), {}
     try:
         with np.load(BytesIO(outcome.stored), allow_pickle=False) as npz:
-            return "", {k: npz[k] for k in npz.files}
+            return accepted(verdict.message), {k: np.ascontiguousarray(npz[k]) for k in npz.files}
     except (OSError, ValueError, zipfile.BadZipFile) as e:
-        return f"unreadable: {e}", None
+        return refused(f"unreadable: {e}", e), {}
 
 
-def content_sha256(info: FileInfo, array: npt.NDArray[Any]) -> str:
-    """The content SHA-256 of ``array`` as the IDX file ``info`` names (encoded and hashed by the
-    engine): what stamps a copy that came in another form (keras's .npz)."""
+def content_sha256(array: npt.NDArray[Any]) -> str:
+    """The content SHA-256 of ``array`` as an IDX file (encoded and hashed by the engine): what
+    proves a copy that came in another form (keras's .npz)."""
     (outcome,) = _core.read([_core.encode_idx(array)], mode="digests", report=[["content_sha256"]])
     return str(outcome.digests["content_sha256"])
-
-
-def _finish(path: PathLike, info: FileInfo, outcome: Any) -> tuple[Any, Verdict]:
-    verdict = judge(outcome)
-    if not verdict.ok:
-        return None, verdict
-    mismatch = _mismatch(info, outcome.array)
-    if mismatch:
-        # Cannot happen for a file whose digest matched; kept as a guard on the registry.
-        raise IdxFormatError(f"{os.fspath(path)}: {mismatch}")
-    return outcome.array, verdict
-
-
-def _mismatch(info: FileInfo, array: npt.NDArray[Any] | None) -> str:
-    """What is wrong with a decoded ``array`` as the file ``info`` describes it ("" if nothing)."""
-    if array is not None and array.shape == info.shape and array.dtype == np.dtype(info.dtype):
-        return ""
-    found = "no array" if array is None else f"{array.shape} {array.dtype}"
-    return f"expected {info.shape} {info.dtype}, found {found}"

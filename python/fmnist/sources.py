@@ -1,0 +1,574 @@
+"""The sources ``resolve`` walks, in order: fmnist's warm cache, IDX folders of each known layout,
+keras's .npz, zip archives, the mirrors. Each is a small class that lists the candidates for a
+file (``candidates``: stats only) and reads and judges a batch of them (``read``: one engine call
+for the batch); adding a layout is adding a folder to ``folders`` or one class here.
+
+Ownership: only fmnist's own cache files are mapped (after their stamp or their digest proves
+them); every other copy is read into memory and hashed as it is read, and nothing here deletes,
+truncates, renames, rewrites or chmods a file fmnist did not create.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
+
+import numpy.typing as npt
+
+from .cache import Home, cacheable, identity
+from .datasets import Dataset, FileInfo
+from .download import fetch, size_limit
+from .verify import (
+    Judged,
+    by_stored_digest,
+    content_sha256,
+    hash_file,
+    hash_matched,
+    published,
+    read_archive,
+    read_files,
+    read_npz,
+)
+
+if TYPE_CHECKING:
+    from .resolve import Policy
+
+PathArg = Union[str, "os.PathLike[str]", None]
+Array = npt.NDArray[Any]
+
+#: Debian's packages put datasets here (``dataset-fashion-mnist``: ``fashion-mnist/``).
+DEBIAN = Path("/usr/share/datasets")
+
+
+# --- where things are ------------------------------------------------------------------------
+
+
+def data_root(root: PathArg = None) -> Path:
+    """``root``, else ``$FMNIST_HOME``, else the platform's cache folder (``default_root``)."""
+    if root is not None:
+        return Path(root).expanduser()
+    env = os.environ.get("FMNIST_HOME")
+    return Path(env).expanduser() if env else default_root()
+
+
+def default_root() -> Path:
+    """The platform's user cache folder for fmnist, by platformdirs' rules:
+    ``$XDG_CACHE_HOME/fmnist`` (``~/.cache/fmnist``) on Linux, ``~/Library/Caches/fmnist`` on
+    macOS, ``%LOCALAPPDATA%\\fmnist\\Cache`` on Windows. A ``~/.cache/fmnist`` that an earlier
+    fmnist filled keeps being used while the platform folder does not exist."""
+    from platformdirs import user_cache_path
+
+    platform = user_cache_path("fmnist", appauthor=False)
+    legacy = Path.home() / ".cache" / "fmnist"
+    if legacy != platform and legacy.is_dir() and not platform.exists():
+        return legacy
+    return platform
+
+
+def search_roots() -> list[Path] | None:
+    """The folders of ``$FMNIST_SEARCH_PATH`` (os.pathsep-separated), or None when it is not set
+    (then the folders other loaders use by default are searched: see ``folders``)."""
+    env = os.environ.get("FMNIST_SEARCH_PATH")
+    if env is None:
+        return None
+    return [Path(p).expanduser() for p in env.split(os.pathsep) if p]
+
+
+def keras_datasets_dirs() -> list[Path]:
+    """Where keras keeps downloaded datasets, by keras's own rules (``keras.utils.get_file``):
+    ``$KERAS_HOME/datasets``, else ``~/.keras/datasets``; ``/tmp/.keras/datasets`` too when that
+    home exists but cannot be written (keras then falls back to it)."""
+    env = os.environ.get("KERAS_HOME")
+    home = Path(env).expanduser() if env else Path.home() / ".keras"
+    out = [home / "datasets"]
+    if home.exists() and not os.access(home, os.W_OK):
+        out.append(Path("/tmp") / ".keras" / "datasets")
+    return out
+
+
+def folders(ds: Dataset, root: Path, torchvision_root: Path | None = None) -> list[tuple[Path, str]]:
+    """IDX folders to look in, in order, with the name of the layout each one is: torchvision's
+    under ``torchvision_root`` (fmnist.torch's), fmnist's own ``<root>/<name>`` and torchvision's
+    under the data root, then each folder of ``$FMNIST_SEARCH_PATH`` (fmnist's, torchvision's and
+    a repository clone's layout in it), or when that is not set the folders other loaders use by
+    default: keras's datasets folder, Debian's, and torchvision's, fmnist's and a clone's under
+    the working folder."""
+    out: list[tuple[Path, str]] = []
+    if torchvision_root is not None and ds.torchvision_name:
+        out.append((torchvision_root / ds.torchvision_name / "raw", "torchvision"))
+    out.append((root / ds.name, "fmnist"))
+    if ds.torchvision_name:
+        out.append((root / ds.torchvision_name / "raw", "torchvision"))
+    bases = search_roots()
+    if bases is None:
+        out += [(d / ds.keras_name, "keras") for d in keras_datasets_dirs() if ds.keras_name]
+        if ds.debian_name:
+            out.append((DEBIAN / ds.debian_name, "Debian"))
+        bases = [Path("data"), Path(".")]  # torchvision's tutorials use root="data"
+        if ds.repo_dir:
+            out.append((Path(ds.repo_dir), "dataset repository"))  # the working folder is a clone
+    for base in bases:
+        out.append((base / ds.name, "fmnist"))
+        if ds.torchvision_name:
+            out.append((base / ds.torchvision_name / "raw", "torchvision"))
+        if ds.repo_dir and base != Path("data"):
+            out.append((base / ds.repo_dir, "dataset repository"))
+    seen: set[Path] = set()
+    unique = []
+    for folder, layout in out:
+        key = folder.resolve() if folder.exists() else folder
+        if key not in seen:
+            seen.add(key)
+            unique.append((folder, layout))
+    return unique
+
+
+def proof_key(ds: Dataset, info: FileInfo) -> str:
+    """The published digest a content digest proven for ``info`` is keyed by: its stored form's,
+    or for a member of an archive the archive's. A proof counts only while the registry still
+    publishes that digest."""
+    a = ds.archive
+    if a is not None:
+        return f"archive {a.name} " + (
+            f"stored_md5:{a.stored_md5}" if a.stored_md5 else f"stored_sha256:{a.stored_sha256}"
+        )
+    return published(info)
+
+
+def _regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return False
+
+
+# --- what the sources give -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A file that may hold a copy of one registry file."""
+
+    path: Path
+    source: str  #: the layout or source it was found by ("torchvision", "fmnist warm cache", ...)
+    decompressed: bool = False  #: named as the decompressed IDX file (only content digests count)
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a returned array came from and what proved it."""
+
+    path: Path  #: the file read (an archive, for its members)
+    source: str  #: the layout or source: "fmnist warm cache", "torchvision", "keras .npz", ...
+    rule: str  #: what proved it, in the engine's words
+    member: str = ""  #: the member of the archive
+    mapped: bool = False  #: mapped copy-on-write (fmnist's own cache file), not read into memory
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.member}" if self.member else str(self.path)
+        return f"{where} [{self.source}; {self.rule}]"
+
+
+@dataclass(frozen=True)
+class Judgment:
+    """One candidate, judged (``ok``), with the rule that accepted it or every problem."""
+
+    info: FileInfo
+    path: Path
+    source: str
+    ok: bool
+    message: str
+    member: str = ""
+    error: BaseException | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.member}" if self.member else str(self.path)
+        return f"{where} ({self.source}): {self.message}"
+
+
+@dataclass
+class Context:
+    """What one ``resolve`` call's sources share: the dataset, the policy, fmnist's folder of the
+    dataset, the proofs known so far and the ones established now."""
+
+    dataset: Dataset
+    policy: Policy
+    root: Path
+    home: Home
+    cache: bool
+    #: file name -> {content SHA-256: what proved it}: recorded earlier or established now
+    proofs: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: file name -> (content SHA-256, the published digest that proved it, where): to record
+    new_proofs: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    #: cache files of fmnist's, verified now although their stamp had changed: to stamp again
+    restamp: dict[str, str] = field(default_factory=dict)
+    #: cache files of fmnist's that failed their check: to be replaced
+    failed_cache: list[FileInfo] = field(default_factory=list)
+
+    def prove(self, info: FileInfo, judged: Judged, by: str, where: str) -> None:
+        """Records that ``judged``'s content is ``info``'s, proven by the published digest ``by``."""
+        if judged.content_sha256 and by and not info.content_sha256:
+            self.proofs.setdefault(info.name, {})[judged.content_sha256] = f"the verified {where}"
+            self.new_proofs[info.name] = (judged.content_sha256, by, where)
+
+
+Read = list[tuple[Judgment, "tuple[Array, Provenance, str] | None"]]
+
+
+class Source:
+    """One place copies may be: lists candidates for a file and reads and judges a batch."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def looked_in(self) -> list[str]:
+        return []
+
+    def candidates(self, info: FileInfo) -> list[Candidate]:
+        raise NotImplementedError
+
+    def read(self, heads: Sequence[tuple[FileInfo, Candidate]]) -> Read:
+        raise NotImplementedError
+
+
+def _item(info: FileInfo, c: Candidate, j: Judged, member: str = "", rule: str = "") -> tuple[Judgment, Any]:
+    """A source's result for one candidate: its judgment, and when accepted (array, provenance,
+    content SHA-256)."""
+    if j.array is None:
+        return Judgment(info, c.path, c.source, False, j.message, member, j.error), None
+    rule = rule or j.message
+    return Judgment(info, c.path, c.source, True, rule, member), (
+        j.array,
+        Provenance(c.path, c.source, rule, member),
+        j.content_sha256,
+    )
+
+
+class WarmCache(Source):
+    """fmnist's own decompressed copies under its data root: mapped, the only files that are.
+    A stamp that matches in full (device, inode, size, mtime, ctime) proves a file unless the
+    policy trusts no stamp; otherwise it is hashed against the content it was stamped with (and
+    the registry's), unchanged while it was hashed and mapped."""
+
+    def looked_in(self) -> list[str]:
+        return [f"{self.ctx.home.folder} (fmnist warm cache)"]
+
+    def candidates(self, info: FileInfo) -> list[Candidate]:
+        home = self.ctx.home
+        if not cacheable(info) or home.stamp(info) is None:
+            return []
+        if not home.owns(home.path(info), "files", info.stem):
+            return []
+        return [Candidate(home.path(info), "fmnist warm cache", True)]
+
+    def read(self, heads: Sequence[tuple[FileInfo, Candidate]]) -> Read:
+        out: Read = []
+        home = self.ctx.home
+        for info, c in heads:
+            fresh, stamped = home.fresh(info)
+            array: Array | None = None
+            if fresh and self.ctx.policy.trust_stamps:
+                rule = "fmnist's own cache file, unchanged since it was verified (stamp: inode, size, mtime, ctime)"
+                try:
+                    array = home.map(info)
+                except (OSError, ValueError) as e:
+                    out.append((Judgment(info, c.path, c.source, False, f"unreadable: {e}", error=e), None))
+                    self.ctx.failed_cache.append(info)
+                    continue
+                out.append(
+                    (
+                        Judgment(info, c.path, c.source, True, rule),
+                        (array, Provenance(c.path, c.source, rule, mapped=True), stamped or ""),
+                    )
+                )
+                continue
+            proofs = dict(self.ctx.proofs.get(info.name, {}))
+            if stamped:
+                proofs[stamped] = "the content fmnist verified when it cached it"
+            try:
+                before = identity(c.path.lstat())
+                judged = hash_file(c.path, info, proofs)
+                array = home.map(info) if hash_matched(judged) else None
+                same = identity(c.path.lstat()) == before
+            except (OSError, ValueError) as e:
+                judged, array, same = Judged(None, f"unreadable: {e}", error=e), None, False
+            if array is None or not same:
+                why = judged.message if array is None else "changed while it was checked"
+                out.append((Judgment(info, c.path, c.source, False, why, error=judged.error), None))
+                self.ctx.failed_cache.append(info)
+                continue
+            rule = f"fmnist's own cache file, hashed now: {judged.message}"
+            if not fresh:
+                self.ctx.restamp[info.name] = judged.content_sha256
+            out.append(
+                (
+                    Judgment(info, c.path, c.source, True, rule),
+                    (array, Provenance(c.path, c.source, rule, mapped=True), judged.content_sha256),
+                )
+            )
+        return out
+
+
+class Folders(Source):
+    """IDX folders of the known layouts (``folders``): each file as published (.gz, .xz) and
+    decompressed, read into memory and hashed as it is read. The published forms come first: a
+    decompressed copy the registry has no content digest for is then proven by one of them."""
+
+    def __init__(self, ctx: Context, *, stored_only: bool = False) -> None:
+        super().__init__(ctx)
+        self.stored_only = stored_only
+        policy = ctx.policy
+        if stored_only:
+            self.places = [(ctx.home.folder, "fmnist")]
+        else:
+            self.places = folders(ctx.dataset, ctx.root, policy.torchvision_root)
+
+    def looked_in(self) -> list[str]:
+        return [f"{folder} ({layout})" for folder, layout in self.places]
+
+    def candidates(self, info: FileInfo) -> list[Candidate]:
+        stored, raw = [], []
+        mine = self.ctx.home.path(info)
+        for folder, layout in self.places:
+            if _regular(folder / info.name):
+                stored.append(Candidate(folder / info.name, layout))
+            at = folder / info.stem
+            if self.stored_only or info.stem == info.name or not _regular(at):
+                continue
+            if at == mine and self.ctx.home.owns(at, "files", info.stem):
+                continue  # fmnist's own cache file: the warm cache's (and not at all when it is off)
+            raw.append(Candidate(at, layout, decompressed=True))
+        return stored + raw
+
+    def read(self, heads: Sequence[tuple[FileInfo, Candidate]]) -> Read:
+        judged = read_files(
+            [c.path for _, c in heads],
+            [i for i, _ in heads],
+            [self.ctx.proofs.get(i.name, {}) for i, _ in heads],
+            [c.decompressed for _, c in heads],
+        )
+        out: Read = []
+        for (info, c), j in zip(heads, judged):
+            if by_stored_digest(j):
+                self.ctx.prove(info, j, proof_key(self.ctx.dataset, info), str(c.path))
+            out.append(_item(info, c, j))
+        return out
+
+
+class KerasNpz(Source):
+    """keras's single-file form (``mnist.npz``), verified by the SHA-256 keras publishes."""
+
+    def paths(self) -> list[Path]:
+        name = self.ctx.dataset.keras_npz
+        if not name:
+            return []
+        bases = search_roots()
+        return [b / name for b in (keras_datasets_dirs() if bases is None else bases)]
+
+    def looked_in(self) -> list[str]:
+        return [f"{p} (keras .npz)" for p in self.paths()]
+
+    def candidates(self, info: FileInfo) -> list[Candidate]:
+        return [Candidate(p, "keras .npz") for p in self.paths() if _regular(p)]
+
+    def read(self, heads: Sequence[tuple[FileInfo, Candidate]]) -> Read:
+        bundles: dict[Path, tuple[Judged, dict[str, Array]]] = {}
+        out: Read = []
+        for info, c in heads:
+            if c.path not in bundles:
+                bundles[c.path] = read_npz(c.path, self.ctx.dataset.keras_npz_sha256)
+            whole, arrays = bundles[c.path]
+            key = ("x_" if info.kind == "images" else "y_") + info.split
+            array = arrays.get(key)
+            if not whole.ok:
+                out.append(_item(info, c, whole))
+            elif array is None or array.shape != info.shape or array.dtype != info.dtype:
+                out.append(
+                    (
+                        Judgment(info, c.path, c.source, False, f"no {info.dtype} {key} of shape {info.shape} in it"),
+                        None,
+                    )
+                )
+            else:
+                sha = content_sha256(array)
+                self.ctx.prove(
+                    info,
+                    Judged(array, whole.message, sha),
+                    f"keras_npz_sha256:{self.ctx.dataset.keras_npz_sha256}",
+                    str(c.path),
+                )
+                out.append(_item(info, c, Judged(array, whole.message, sha), key))
+        return out
+
+
+class Archives(Source):
+    """The dataset's zip archive (EMNIST's ``gzip.zip``): fmnist's ``<root>/<archive name>/``
+    (shared by the datasets in it), torchvision's raw folder, and the same under the searched
+    folders. The archive is hashed and its members read from the same bytes, once a batch."""
+
+    def __init__(self, ctx: Context, *, home_only: bool = False) -> None:
+        super().__init__(ctx)
+        self.home_only = home_only
+
+    def paths(self) -> list[tuple[Path, str]]:
+        ds = self.ctx.dataset
+        a = ds.archive
+        if a is None:
+            return []
+        out = [(self.ctx.root / a.name / a.file, "fmnist archive")]
+        if self.home_only:
+            return out
+        bases = [*([self.ctx.policy.torchvision_root] if self.ctx.policy.torchvision_root else []), self.ctx.root]
+        bases += search_roots() or [Path("data"), Path(".")]
+        for base in bases:
+            out.append((base / a.name / a.file, "fmnist archive"))
+            if ds.torchvision_name:
+                out.append((base / ds.torchvision_name / "raw" / a.file, "torchvision archive"))
+        return list(dict.fromkeys(out))
+
+    def looked_in(self) -> list[str]:
+        return [f"{p} ({layout})" for p, layout in self.paths()]
+
+    def candidates(self, info: FileInfo) -> list[Candidate]:
+        return [Candidate(p, layout) for p, layout in self.paths() if _regular(p)]
+
+    def read(self, heads: Sequence[tuple[FileInfo, Candidate]]) -> Read:
+        groups: dict[Candidate, list[FileInfo]] = {}
+        for info, c in heads:
+            groups.setdefault(c, []).append(info)
+        results: dict[tuple[str, Candidate], Any] = {}
+        for c, infos in groups.items():
+            for info, item in zip(infos, self.judge(c, infos)):
+                results[(info.name, c)] = item
+        return [results[(info.name, c)] for info, c in heads]
+
+    def judge(self, c: Candidate, infos: list[FileInfo], done: tuple[Judged, list[Judged]] | None = None) -> Read:
+        a = self.ctx.dataset.archive
+        assert a is not None
+        whole, members = done or read_archive(c.path, a, infos, [self.ctx.proofs.get(i.name, {}) for i in infos])
+        by = proof_key(self.ctx.dataset, infos[0])
+        out: Read = []
+        for info, j in zip(infos, members):
+            member = a.members + info.name
+            if j.ok:
+                self.ctx.prove(info, j, by, f"{c.path}:{member}")
+            out.append(_item(info, c, j, member))
+        return out
+
+
+def _checker(info: FileInfo, proofs: dict[str, str]) -> Any:
+    """What judges a download of ``info``: read and verified as any copy is."""
+    return lambda path: read_files([path], [info], [proofs], [False])[0]
+
+
+class Mirrors(Source):
+    """The published files from the mirrors (the policy's, else the registry's), downloaded into
+    fmnist's folder of the dataset (or of its archive), or for ``fmnist.torch`` into torchvision's
+    raw folder, under the folder's lock; a final path holding a file fmnist did not write is
+    never replaced."""
+
+    def __init__(self, ctx: Context, urls: Sequence[str]) -> None:
+        super().__init__(ctx)
+        self.urls = list(urls)
+
+    def looked_in(self) -> list[str]:
+        return [f"{u} (mirror)" for u in self.urls]
+
+    def candidates(self, info: FileInfo) -> list[Candidate]:
+        ds = self.ctx.dataset
+        if ds.archive is not None:
+            return [Candidate(self.ctx.root / ds.archive.name / ds.archive.file, "download")]
+        p = self.ctx.policy
+        folder = self.ctx.home.folder
+        if p.place and p.torchvision_root is not None:  # fmnist.torch: torchvision's raw folder
+            folder = p.torchvision_root / (ds.torchvision_name or ds.name) / "raw"
+        return [Candidate(folder / info.name, "download")]
+
+    def read(self, heads: Sequence[tuple[FileInfo, Candidate]]) -> Read:
+        policy = self.ctx.policy
+        ds = self.ctx.dataset
+        if ds.archive is not None:
+            return self._archive([i for i, _ in heads], heads[0][1])
+        out: Read = []
+        with self.ctx.home.lock():
+            for info, c in heads:
+                proofs = self.ctx.proofs.get(info.name, {})
+                final, owner = c.path, self.ctx.home if c.path.parent == self.ctx.home.folder else None
+                if final.exists() or final.is_symlink():
+                    # Another process may have finished it while we waited for the lock.
+                    (j,) = read_files([final], [info], [proofs], [False])
+                    if j.ok:
+                        out.append(self._done(info, c, j, "found after waiting for the lock: "))
+                        continue
+                    if owner is None or not owner.owns(final, "downloads", info.name):
+                        why = f"a file fmnist did not write is at {final} and fails verification ({j.message})"
+                        why += ": not replaced"
+                        out.append((Judgment(info, final, c.source, False, why), None))
+                        continue
+                try:
+                    j, final = fetch(
+                        info.name,
+                        final.parent,
+                        self.urls,
+                        _checker(info, proofs),
+                        size_limit(info),
+                        timeout=policy.timeout,
+                        retries=policy.retries,
+                    )
+                except OSError as e:  # DownloadError, or an OSError writing here: the rest wait
+                    out.append((Judgment(info, final, c.source, False, str(e), error=e), None))
+                    out += [
+                        (Judgment(i, d.path, d.source, False, f"not tried after {info.name} failed"), None)
+                        for i, d in heads[len(out) :]
+                    ]
+                    break
+                if owner is not None:
+                    owner.record_download(final)
+                out.append(self._done(info, Candidate(final, c.source), j, "downloaded, "))
+        return out
+
+    def _done(self, info: FileInfo, c: Candidate, j: Judged, how: str) -> tuple[Judgment, Any]:
+        if by_stored_digest(j):
+            self.ctx.prove(info, j, proof_key(self.ctx.dataset, info), str(c.path))
+        return _item(info, c, j, rule=how + j.message)
+
+    def _archive(self, infos: list[FileInfo], c: Candidate) -> Read:
+        a = self.ctx.dataset.archive
+        assert a is not None
+        home = Home(c.path.parent)
+        done: list[tuple[Judged, list[Judged]]] = []
+        proofs = [self.ctx.proofs.get(i.name, {}) for i in infos]
+
+        def check(path: Path) -> Judged:
+            done.clear()
+            done.append(read_archive(path, a, infos, proofs))
+            return done[0][0]
+
+        archives = Archives(self.ctx, home_only=True)
+        with home.lock():  # one download for all the datasets in it
+            if _regular(c.path):
+                check(c.path)
+                if done[0][0].ok:
+                    return archives.judge(c, infos, done[0])
+                if not home.owns(c.path, "downloads", a.file):
+                    why = f"a file fmnist did not write is at {c.path} and fails verification"
+                    why += f" ({done[0][0].message}): not replaced"
+                    return [(Judgment(i, c.path, c.source, False, why), None) for i in infos]
+            try:
+                _, final = fetch(
+                    a.file,
+                    c.path.parent,
+                    self.urls,
+                    check,
+                    a.max_size,
+                    timeout=self.ctx.policy.timeout,
+                    retries=self.ctx.policy.retries,
+                )
+            except OSError as e:  # DownloadError, or an OSError writing here
+                return [(Judgment(i, c.path, c.source, False, str(e), error=e), None) for i in infos]
+            home.record_download(final)
+        return archives.judge(Candidate(final, "download"), infos, done[0])
