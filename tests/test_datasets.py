@@ -984,7 +984,10 @@ REGISTRY_FAULTS: dict[str, tuple[Any, str]] = {
     "torchvision_name path": (lambda d, ds, f: ds.update(torchvision_name="a/b"), "torchvision_name: 'a/b'"),
     "max_size=big": (lambda d, ds, f: d["archive"][0].update(max_size="big"), "max_size: must be a positive whole"),
     "transposed=no": (lambda d, ds, f: ds.update(transposed="no"), "transposed: must be true or false"),
-    "named like an archive": (lambda d, ds, f: ds.update(name="my-zip"), "name: 'my-zip' also names its archive 'my-zip'"),
+    "named like an archive": (
+        lambda d, ds, f: ds.update(name="my-zip"),
+        "name: 'my-zip' also names its archive 'my-zip'",
+    ),
     "named like the built-ins' archive": (
         lambda d, ds, f: ds.update(name="EMNIST"),
         "folder of the registered archive",
