@@ -7,10 +7,13 @@ import importlib.util
 import os
 import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+from fmnist import datasets
 
 # Every property runs at least 200 examples (the issue's floor), with no per-example deadline:
 # CI machines are noisy and a deadline would make timing, not behaviour, fail a test.
@@ -32,6 +35,26 @@ def pytest_report_header() -> str | None:
     if TORCH:
         return None
     return "tests/test_torch.py NOT COLLECTED: torch/torchvision are not installed (pip install -e '.[test,torch]')"
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty data root, and discovery limited to folders the test makes."""
+    root = tmp_path / "root"
+    monkeypatch.setenv("FMNIST_HOME", str(root))
+    monkeypatch.setenv("FMNIST_SEARCH_PATH", str(tmp_path / "search"))
+    monkeypatch.delenv("FMNIST_CACHE", raising=False)
+    return root
+
+
+@pytest.fixture
+def registered() -> Iterator[None]:
+    dataset_entries, archive_entries = dict(datasets.DATASETS), dict(datasets.ARCHIVES)
+    yield
+    datasets.DATASETS.clear()
+    datasets.DATASETS.update(dataset_entries)
+    datasets.ARCHIVES.clear()
+    datasets.ARCHIVES.update(archive_entries)
 
 
 #: Tests that read Linux's /proc (thread counts, peak RSS, the overcommit policy).

@@ -11,8 +11,8 @@ import sys
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -39,7 +39,8 @@ def environment(env: dict[str, str], cwd: Path) -> Iterator[None]:
     it, both are put back, and so is the registry (``--registry`` and ``$FMNIST_REGISTRY`` add
     to it)."""
     saved_env, saved_cwd = dict(os.environ), os.getcwd()
-    saved_registry, saved_loaded = dict(datasets.DATASETS), set(datasets._loaded_from_env)
+    saved_registry, saved_loaded = dict(datasets.DATASETS), dict(datasets._loaded_from_env)
+    saved_archives = dict(datasets.ARCHIVES)
     os.environ.clear()
     os.environ.update(env)
     os.chdir(cwd)
@@ -51,6 +52,8 @@ def environment(env: dict[str, str], cwd: Path) -> Iterator[None]:
         os.environ.update(saved_env)
         datasets.DATASETS.clear()
         datasets.DATASETS.update(saved_registry)
+        datasets.ARCHIVES.clear()
+        datasets.ARCHIVES.update(saved_archives)
         datasets._loaded_from_env.clear()
         datasets._loaded_from_env.update(saved_loaded)
 
@@ -328,7 +331,11 @@ def test_a_dataset_from_a_registry_file_in_every_command(tmp_path: Path) -> None
     bad = tmp_path / "bad.toml"
     bad.write_text(path.read_text().replace('kind = "images"', 'kind = "pictures"', 1))
     out = run("info", "--registry", str(bad), env=env, cwd=tmp_path)
-    assert out.returncode == 1 and out.stderr.startswith("fmnist: ") and "kind must be" in out.stderr
+    assert (
+        out.returncode == 1
+        and out.stderr.startswith("fmnist: ")
+        and ".kind: must be 'images' or 'labels'" in out.stderr
+    )
     assert len(out.stderr.strip().splitlines()) == 1
 
 

@@ -27,23 +27,13 @@ import pytest
 
 import fmnist
 from fmnist import reference
-from fmnist.datasets import DATASETS, FASHION_MNIST, Dataset, FileInfo
 from fmnist.cache import identity
+from fmnist.datasets import DATASETS, FASHION_MNIST, Dataset, FileInfo
 from fmnist.resolve import Policy, Resolution, resolve
 
 from .conftest import FILES, link, stored_md5
 from .httpserver import Server
 from .test_real_data import REAL
-
-
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty data root, and discovery limited to folders the test makes."""
-    root = tmp_path / "root"
-    monkeypatch.setenv("FMNIST_HOME", str(root))
-    monkeypatch.setenv("FMNIST_SEARCH_PATH", str(tmp_path / "search"))
-    monkeypatch.delenv("FMNIST_CACHE", raising=False)
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -722,7 +712,7 @@ def test_a_decompressed_copy_elsewhere_is_read_not_mapped_and_checked_on_every_l
     raw = tv_root / "FashionMNIST" / "raw"
     _decompressed(data_dir, raw)
     before = {p.name: p.stat().st_mode for p in raw.iterdir()}
-    for attempt in ("first", "again"):
+    for _ in ("first", "again"):
         arrays, result = found(FASHION_MNIST, root=tv_root, cache=False)
         for f, a in zip(FILES, arrays):
             p = result.files[f].provenance
@@ -926,15 +916,6 @@ def _my_digits(tmp_path: Path, server: Server | None = None) -> tuple[Path, dict
     return path, blobs, arrays
 
 
-@pytest.fixture
-def registered() -> Iterator[None]:
-    before = dict(DATASETS), dict(fmnist.datasets.ARCHIVES)
-    yield
-    for registry, was in zip((DATASETS, fmnist.datasets.ARCHIVES), before):
-        registry.clear()
-        registry.update(was)  # type: ignore[arg-type]
-
-
 def test_a_dataset_users_define_loads_downloads_and_caches_like_the_built_ins(
     env: Path, tmp_path: Path, registered: None
 ) -> None:
@@ -1080,6 +1061,11 @@ def test_every_built_in_dataset_is_expressible_as_a_registry_file(tmp_path: Path
         assert fmnist.load_registry(path) == [ds]  # the same description: registering it is a no-op
 
 
+def _archive_of(ds: Dataset) -> fmnist.datasets.Archive:
+    assert ds.archive is not None
+    return ds.archive
+
+
 def _archive(tmp_path: Path) -> tuple[bytes, dict[str, Any], list[fmnist.Dataset]]:
     """An EMNIST-like archive of the tests' own: two datasets' IDX .gz files as members of one
     zip (under gzip/), images stored transposed, and the two registry entries that share it."""
@@ -1129,7 +1115,7 @@ def test_an_archive_downloads_once_resumes_and_serves_every_dataset_in_it(
 ) -> None:
     blob, arrays, entries = _archive(tmp_path)
     with Server({"tiny.zip": blob}) as server:
-        archive = replace(entries[0].archive, mirrors=(server.mirror("drop"),))
+        archive = replace(_archive_of(entries[0]), mirrors=(server.mirror("drop"),))
         for ds in entries:
             fmnist.register(replace(ds, archive=archive))
         x, y = fmnist.load("tiny-a", "train")  # the connection drops mid-body: resumed
@@ -1174,7 +1160,7 @@ def test_a_wrong_archive_is_rejected_and_torchvisions_copy_is_found(
 def test_an_archive_dataset_in_download_info_and_verify(env: Path, tmp_path: Path, registered: None) -> None:
     blob, arrays, entries = _archive(tmp_path)
     with Server({"tiny.zip": blob}) as server:
-        archive = replace(entries[0].archive, mirrors=(server.mirror("ok"),))
+        archive = replace(_archive_of(entries[0]), mirrors=(server.mirror("ok"),))
         for ds in entries:
             fmnist.register(replace(ds, archive=archive))
         assert fmnist.download("tiny-b") == env / "tiny-emnist"  # the archive, not its members

@@ -27,8 +27,8 @@ import fmnist
 from fmnist.datasets import FASHION_MNIST, Dataset, archive_to_dict, to_dict
 from fmnist.resolve import Policy, resolve
 
-from .conftest import FILES, REPO, linux_only
-from .test_datasets import _archive, _decompressed, env, found, registered  # noqa: F401
+from .conftest import FILES, linux_only
+from .test_datasets import _archive, _archive_of, _decompressed, found
 
 #: A command run as root without the override of file permissions (as an ordinary user would
 #: meet them): the capabilities dropped from the bounding set, so the exec'd program lacks them.
@@ -59,7 +59,8 @@ def _swapping(path: Path, good: bytes, bad: bytes, seconds: float) -> subprocess
     ``seconds``."""
     code = """
     import os, sys, time
-    path, good, bad, seconds = sys.argv[1], open(sys.argv[2], "rb").read(), open(sys.argv[3], "rb").read(), float(sys.argv[4])
+    path, seconds = sys.argv[1], float(sys.argv[4])
+    good, bad = (open(p, "rb").read() for p in sys.argv[2:4])
     end, n = time.monotonic() + seconds, 0
     while time.monotonic() < end:
         tmp = f"{path}.{n % 2}.tmp"
@@ -201,7 +202,7 @@ def test_an_archives_members_get_content_digests_checked_on_every_later_read(
     fmnist.load("tiny-a", "test")  # verified: each member's content SHA-256 recorded
     records = (env / "tiny-a" / ".fmnist-cache.json").read_text()
     sha = hashlib.sha256(fmnist.reference.write_idx(arrays["tiny-a-test-labels-idx1-ubyte.gz"])).hexdigest()
-    assert sha in records and f"archive tiny-emnist stored_md5:{ds.archive.stored_md5}" in records
+    assert sha in records and f"archive tiny-emnist stored_md5:{_archive_of(ds).stored_md5}" in records
     # torchvision extracts the archive and keeps the decompressed members in raw/: those are
     # accepted by the digests recorded, the archive gone; a changed one is turned down.
     raw = tmp_path / "search" / "TinyEMNIST" / "raw"
@@ -422,7 +423,7 @@ def test_a_bad_member_rejects_only_its_own_files_naming_it(
     blob, arrays, entries = _archive(tmp_path)
     member = "gzip/tiny-a-test-labels-idx1-ubyte.gz"
     bad = _craft(blob, member, how)
-    archive = replace(entries[0].archive, stored_md5=hashlib.md5(bad).hexdigest())
+    archive = replace(_archive_of(entries[0]), stored_md5=hashlib.md5(bad).hexdigest())
     ds = fmnist.register(replace(entries[0], archive=archive))
     (env / "tiny-emnist").mkdir(parents=True)
     (env / "tiny-emnist" / "tiny.zip").write_bytes(bad)

@@ -192,3 +192,73 @@ def test_a_dataset_users_define_through_fmnist_torch(tmp_path: Path, isolated: N
     finally:
         fmnist.DATASETS.clear()
         fmnist.DATASETS.update(before)
+
+
+WITHOUT_OVERRIDE = ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner", "--"]
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv is util-linux's (Linux)")
+@pytest.mark.parametrize("cache", ["0", "1"])
+def test_torchvision_downloads_and_re_extracts_after_fmnist_and_a_holder_survives(
+    tmp_path: Path, server: Server, isolated: None, cache: str
+) -> None:
+    # All of it as a user without root's override of file permissions: fmnist.torch downloads
+    # into torchvision's root; a process holds its arrays while torchvision itself downloads and
+    # extracts every file into the same raw/ folder (open(path, "wb") over what fmnist wrote).
+    root = tmp_path / "shared"
+    env = {**os.environ, "FMNIST_CACHE": cache}
+    holder = """
+import sys, fmnist.torch as ft
+class Mirrored(ft.FashionMNIST):
+    mirrors = [sys.argv[2]]
+ds = Mirrored(sys.argv[1], train=False, download=True)
+before = ds.data.clone(), ds.targets.clone()
+print("ready", flush=True)
+sys.stdin.readline()  # torchvision re-extracts meanwhile
+assert bool((ds.data == before[0]).all()) and bool((ds.targets == before[1]).all())
+print("intact", int(ds.data.sum()), flush=True)
+"""
+    extract = """
+import sys, torchvision
+from torchvision.datasets.utils import download_and_extract_archive
+raw = sys.argv[1]
+for url, md5 in torchvision.datasets.FashionMNIST.resources:
+    name = url.rsplit("/", 1)[-1]  # (torchvision's resources are file names, its mirrors the bases)
+    download_and_extract_archive(sys.argv[2] + name, download_root=raw, filename=name, md5=None)
+ds = torchvision.datasets.FashionMNIST(sys.argv[3], train=False, download=True)
+print(len(ds))
+"""
+    a = subprocess.Popen(
+        [*WITHOUT_OVERRIDE, sys.executable, "-c", holder, str(root), server.mirror("ok")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert a.stdout is not None and a.stdin is not None
+        assert a.stdout.readline().strip() == "ready", a.stderr.read() if a.stderr else ""
+        raw = root / "FashionMNIST" / "raw"
+        assert set(os.listdir(raw)) == {*FILES, *(f[:-3] for f in FILES)}  # torchvision's form, nothing else
+        assert all((raw / f).stat().st_mode & 0o777 == 0o666 & ~_umask() for f in os.listdir(raw))
+        b = subprocess.run(
+            [*WITHOUT_OVERRIDE, sys.executable, "-c", extract, str(raw), server.mirror("ok"), str(root)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        assert b.returncode == 0 and b.stdout.strip() == "10000", b.stderr
+        out, err = a.communicate("go\n", timeout=120)
+        assert a.returncode == 0 and out.startswith("intact"), (a.returncode, err)
+    finally:
+        if a.poll() is None:
+            a.kill()
+            a.communicate()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

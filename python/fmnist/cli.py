@@ -73,10 +73,8 @@ def cmd_info(args: argparse.Namespace) -> int:
             print(f"  {info.name}: NOT FOUND" + "".join(f"\n      rejected {j}" for j in found.rejected(info)))
             continue
         p = got.provenance
-        size = os.path.getsize(p.path)
-        print(
-            f"  {info.name}: {p.path}{':' + p.member if p.member else ''} ({size:,} bytes) [{p.source}; verified: {p.rule}]"
-        )
+        where = f"{p.path}:{p.member}" if p.member else str(p.path)
+        print(f"  {info.name}: {where} ({os.path.getsize(p.path):,} bytes) [{p.source}; verified: {p.rule}]")
         array = got.array
         counts = ""
         if info.kind == "labels":

@@ -49,7 +49,7 @@ def _open_partial(partial: Path, append: bool) -> IO[bytes]:
     but a regular file) planted at the name is removed, never written through."""
     flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0)
     flags |= os.O_APPEND if append else os.O_TRUNC
-    return os.fdopen(os.open(partial, flags, 0o644), "ab" if append else "wb")
+    return os.fdopen(os.open(partial, flags, 0o666), "ab" if append else "wb")  # the umask decides
 
 
 def _resumable_size(partial: Path) -> int:

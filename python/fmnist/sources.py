@@ -26,6 +26,7 @@ from .verify import (
     Judged,
     by_stored_digest,
     content_sha256,
+    has_content_digest,
     hash_file,
     hash_matched,
     published,
@@ -331,6 +332,10 @@ class Folders(Source):
         return [f"{folder} ({layout})" for folder, layout in self.places]
 
     def candidates(self, info: FileInfo) -> list[Candidate]:
+        """Each folder's copies of ``info``. Decompressed copies come first when a content digest
+        can judge them (the registry's, or one proven before): reading and hashing one is about
+        3x faster than inflating the published form; else the published forms come first, and
+        one that verifies proves the decompressed copies."""
         stored, raw = [], []
         mine = self.ctx.home.path(info)
         for folder, layout in self.places:
@@ -342,7 +347,8 @@ class Folders(Source):
             if at == mine and self.ctx.home.owns(at, "files", info.stem):
                 continue  # fmnist's own cache file: the warm cache's (and not at all when it is off)
             raw.append(Candidate(at, layout, decompressed=True))
-        return stored + raw
+        provable = has_content_digest(info) or bool(self.ctx.proofs.get(info.name))
+        return raw + stored if provable else stored + raw
 
     def read(self, heads: Sequence[tuple[FileInfo, Candidate]]) -> Read:
         judged = read_files(
