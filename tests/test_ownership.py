@@ -28,7 +28,7 @@ from fmnist.datasets import FASHION_MNIST, Dataset, archive_to_dict, to_dict
 from fmnist.resolve import Policy, resolve
 
 from .conftest import FILES, linux_only
-from .test_datasets import _archive, _archive_of, _decompressed, found
+from .test_datasets import _archive, _archive_of, _decompressed, _searchable, found
 
 #: A command run as root without the override of file permissions (as an ordinary user would
 #: meet them): the capabilities dropped from the bounding set, so the exec'd program lacks them.
@@ -90,6 +90,14 @@ def _swapping(path: Path, good: bytes, bad: bytes, seconds: float) -> subprocess
     )
 
 
+def _registered_archive(tmp_path: Path) -> tuple[bytes, dict[str, Any], list[Dataset]]:
+    """The tests' EMNIST-like archive (``test_datasets._archive``), its two datasets registered."""
+    blob, arrays, entries = _archive(tmp_path)
+    for ds in entries:
+        fmnist.register(ds)
+    return blob, arrays, entries
+
+
 def _bad_archive(blob: bytes) -> bytes:
     """The archive with other labels in one member: a zip as readable as the good one, whose
     MD5 is not the published one."""
@@ -109,9 +117,7 @@ def _bad_archive(blob: bytes) -> bytes:
 def test_an_archive_swapped_under_its_name_never_yields_the_bad_arrays(
     env: Path, tmp_path: Path, registered: None, cache: bool
 ) -> None:
-    blob, arrays, entries = _archive(tmp_path)
-    for ds in entries:
-        fmnist.register(ds)
+    blob, arrays, entries = _registered_archive(tmp_path)
     folder = env / "tiny-emnist"
     folder.mkdir(parents=True)
     path = folder / "tiny.zip"
@@ -192,9 +198,7 @@ def test_a_keras_npz_swapped_under_its_name_never_yields_the_bad_arrays(
 def test_an_archives_members_get_content_digests_checked_on_every_later_read(
     env: Path, tmp_path: Path, registered: None
 ) -> None:
-    blob, arrays, entries = _archive(tmp_path)
-    for ds in entries:
-        fmnist.register(ds)
+    blob, arrays, entries = _registered_archive(tmp_path)
     ds = entries[0]
     folder = env / "tiny-emnist"
     folder.mkdir(parents=True)
@@ -321,10 +325,7 @@ def test_a_file_at_fmnists_own_paths_that_fmnist_did_not_write_is_never_replaced
 
 @needs_setpriv
 def test_a_read_only_root_with_stale_stamps_still_loads_and_warns(env: Path, data_dir: Path, tmp_path: Path) -> None:
-    search = tmp_path / "search" / "fashion-mnist"
-    search.mkdir(parents=True)
-    for f in FILES:
-        (search / f).symlink_to(data_dir / f)
+    _searchable(data_dir, tmp_path)
     fmnist.load_data()  # the cache written
     folder = env / "fashion-mnist"
     for p in folder.iterdir():
@@ -347,10 +348,7 @@ def test_a_read_only_root_with_stale_stamps_still_loads_and_warns(env: Path, dat
 
 @linux_only
 def test_a_full_disk_still_loads_and_warns(env: Path, data_dir: Path, tmp_path: Path) -> None:
-    search = tmp_path / "search" / "fashion-mnist"
-    search.mkdir(parents=True)
-    for f in FILES:
-        (search / f).symlink_to(data_dir / f)
+    _searchable(data_dir, tmp_path)
     code = """
     import resource, signal, fmnist
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)

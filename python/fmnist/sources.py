@@ -33,6 +33,7 @@ from .verify import (
     read_archive,
     read_files,
     read_npz,
+    refused,
 )
 
 if TYPE_CHECKING:
@@ -236,7 +237,9 @@ class Source:
         raise NotImplementedError
 
 
-def _item(info: FileInfo, c: Candidate, j: Judged, member: str = "", rule: str = "") -> tuple[Judgment, Any]:
+def _item(
+    info: FileInfo, c: Candidate, j: Judged, member: str = "", rule: str = "", mapped: bool = False
+) -> tuple[Judgment, Any]:
     """A source's result for one candidate: its judgment, and when accepted (array, provenance,
     content SHA-256)."""
     if j.array is None:
@@ -244,7 +247,7 @@ def _item(info: FileInfo, c: Candidate, j: Judged, member: str = "", rule: str =
     rule = rule or j.message
     return Judgment(info, c.path, c.source, True, rule, member), (
         j.array,
-        Provenance(c.path, c.source, rule, member),
+        Provenance(c.path, c.source, rule, member, mapped),
         j.content_sha256,
     )
 
@@ -268,65 +271,49 @@ class WarmCache(Source):
 
     def read(self, heads: Sequence[tuple[FileInfo, Candidate]]) -> Read:
         out: Read = []
-        home = self.ctx.home
         for info, c in heads:
-            fresh, stamped = home.fresh(info)
-            array: Array | None = None
+            j = self._judge(info, c)
+            if not j.ok:
+                self.ctx.failed_cache.append(info)  # fmnist's own: replaced after this load
+            out.append(_item(info, c, j, mapped=True))
+        return out
+
+    def _judge(self, info: FileInfo, c: Candidate) -> Judged:
+        home = self.ctx.home
+        fresh, stamped = home.fresh(info)
+        try:
             if fresh and self.ctx.policy.trust_stamps:
                 rule = "fmnist's own cache file, unchanged since it was verified (stamp: inode, size, mtime, ctime)"
-                try:
-                    array = home.map(info)
-                except (OSError, ValueError) as e:
-                    out.append((Judgment(info, c.path, c.source, False, f"unreadable: {e}", error=e), None))
-                    self.ctx.failed_cache.append(info)
-                    continue
-                out.append(
-                    (
-                        Judgment(info, c.path, c.source, True, rule),
-                        (array, Provenance(c.path, c.source, rule, mapped=True), stamped or ""),
-                    )
-                )
-                continue
+                return Judged(home.map(info), rule, stamped or "")
             proofs = dict(self.ctx.proofs.get(info.name, {}))
             if stamped:
                 proofs[stamped] = "the content fmnist verified when it cached it"
-            try:
-                before = identity(c.path.lstat())
-                judged = hash_file(c.path, info, proofs)
-                array = home.map(info) if hash_matched(judged) else None
-                same = identity(c.path.lstat()) == before
-            except (OSError, ValueError) as e:
-                judged, array, same = Judged(None, f"unreadable: {e}", error=e), None, False
-            if array is None or not same:
-                why = judged.message if array is None else "changed while it was checked"
-                out.append((Judgment(info, c.path, c.source, False, why, error=judged.error), None))
-                self.ctx.failed_cache.append(info)
-                continue
-            rule = f"fmnist's own cache file, hashed now: {judged.message}"
-            if not fresh:
-                self.ctx.restamp[info.name] = judged.content_sha256
-            out.append(
-                (
-                    Judgment(info, c.path, c.source, True, rule),
-                    (array, Provenance(c.path, c.source, rule, mapped=True), judged.content_sha256),
-                )
-            )
-        return out
+            before = identity(c.path.lstat())
+            hashed = hash_file(c.path, info, proofs)
+            if not hash_matched(hashed):
+                return hashed
+            array = home.map(info)
+            if identity(c.path.lstat()) != before:
+                return refused("changed while it was checked")
+        except (OSError, ValueError) as e:
+            return refused(f"unreadable: {e}", e)
+        if not fresh:
+            self.ctx.restamp[info.name] = hashed.content_sha256
+        return Judged(array, f"fmnist's own cache file, hashed now: {hashed.message}", hashed.content_sha256)
 
 
 class Folders(Source):
     """IDX folders of the known layouts (``folders``): each file as published (.gz, .xz) and
-    decompressed, read into memory and hashed as it is read. The published forms come first: a
-    decompressed copy the registry has no content digest for is then proven by one of them."""
+    decompressed, read into memory and hashed as it is read (``stored_only``: fmnist's own folder
+    and the published forms only, as ``download`` checks them)."""
 
     def __init__(self, ctx: Context, *, stored_only: bool = False) -> None:
         super().__init__(ctx)
         self.stored_only = stored_only
-        policy = ctx.policy
         if stored_only:
             self.places = [(ctx.home.folder, "fmnist")]
         else:
-            self.places = folders(ctx.dataset, ctx.root, policy.torchvision_root)
+            self.places = folders(ctx.dataset, ctx.root, ctx.policy.torchvision_root)
 
     def looked_in(self) -> list[str]:
         return [f"{folder} ({layout})" for folder, layout in self.places]
