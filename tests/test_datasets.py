@@ -124,7 +124,7 @@ def test_recompressed_copy_is_accepted_by_its_content_digest(env: Path, data_dir
     for f in FILES:
         p = result.files[f].provenance
         # The published .gz MD5 does not match these bytes; the content SHA-256 does, and says so.
-        assert p.rule == "SHA-256 of the decompressed IDX content matches the known content SHA-256"
+        assert p.proof == "content_sha256"
         assert p.path == debian / f and p.source == "fmnist" and not p.mapped
 
 
@@ -647,7 +647,9 @@ def test_what_happens_is_logged_to_the_fmnist_logger(
         fmnist.load(split="test", mirrors=[server.mirror("404"), server.mirror("ok")])
     messages = [r.getMessage() for r in caplog.records if r.name.split(".")[0] == "fmnist"]
     assert any("t10k-images-idx3-ubyte.gz" in m and "404" in m and "next mirror" in m for m in messages)
-    assert any(m.startswith("t10k-images-idx3-ubyte.gz: ") and "[download; downloaded, " in m for m in messages)
+    assert any(
+        m.startswith("t10k-images-idx3-ubyte.gz: ") and "[download; " in m and ": downloaded, " in m for m in messages
+    )
     assert any(m.startswith("t10k-labels-idx1-ubyte.gz: cached as") for m in messages)
     caplog.clear()
     with caplog.at_level(logging.DEBUG, logger="fmnist"):
@@ -765,17 +767,17 @@ def test_a_decompressed_copy_is_proven_by_a_verified_gz(
         assert np.array_equal(a, expected[f])
         judged = {j.path.name: j for j in result.judgments if j.info.name == f}
         assert judged[f].ok and judged[f[:-3]].ok
-        assert judged[f[:-3]].message == (
-            f"SHA-256 of the file's bytes (uncompressed: stored = content) matches that of the verified {raw / f}"
-        )
+        # Proven by the verified .gz beside it: the judgment names it.
+        assert judged[f[:-3]].proof == "proven" and str(raw / f) in judged[f[:-3]].message
     # With the cache on, the proof is recorded (under fmnist's root): the decompressed copy alone
     # is then accepted, by the content the verified .gz had.
     found(no_content)
     for f in FILES:
         (raw / f).unlink()
     _, result = found(no_content, cache=True, every_copy=True)
-    rules = {j.path.name: j.message for j in result.judgments if j.ok and j.source == "torchvision"}
-    assert all(f"recorded in {env / 'no-content' / '.fmnist-cache.json'}" in rules[f[:-3]] for f in FILES), rules
+    judged = {j.path.name: j for j in result.judgments if j.ok and j.source == "torchvision"}
+    records = str(env / "no-content" / ".fmnist-cache.json")
+    assert all(judged[f[:-3]].proof == "proven" and records in judged[f[:-3]].message for f in FILES), judged
 
 
 def test_keras_files_are_found_by_kerass_own_rules(
@@ -809,7 +811,7 @@ def test_kerass_npz_form_is_verified_by_its_published_sha256(
     (x, y), result = found(ds, [ds.file("test", "images"), ds.file("test", "labels")])
     assert np.array_equal(x, x_test) and np.array_equal(y, y_test)
     p = result.files["t10k-images-idx3-ubyte.gz"].provenance
-    assert p.source == "keras .npz" and p.path == npz and "keras's published SHA-256" in p.rule and p.member == "x_test"
+    assert p.source == "keras .npz" and p.path == npz and p.proof == "keras_npz_sha256" and p.member == "x_test"
     # Cached like any verified file: the next load is warm, and proves the same content.
     assert found(ds, [ds.file("test", "labels")])[0][0].flags.owndata is False
     with pytest.raises(
@@ -848,10 +850,7 @@ def test_qmnist_in_the_registry_verifies_the_real_label_files(env: Path, tmp_pat
     (train, test), result = found(qm, labels)
     assert train.shape == test.shape == (60000, 8) and train.dtype == np.int32
     assert train[0].tolist() == [5, 4, 2154, 59, 35, 229421, 0, 0]
-    assert (
-        result.files[labels[0].name].provenance.rule
-        == "MD5 of the stored (gzip-compressed) bytes matches the published stored MD5"
-    )
+    assert result.files[labels[0].name].provenance.proof == "stored_md5"
     assert not (env / "qmnist").exists() or final_files(env / "qmnist") == []  # int32: not cached
     # The same content as .xz (how the nist split is published): verified by its content digest.
     (raw / labels[0].name).unlink()
@@ -1153,7 +1152,7 @@ def test_a_wrong_archive_is_rejected_and_torchvisions_copy_is_found(
     (x, _), result = found(entries[1], [entries[1].file("test", "images"), entries[1].file("test", "labels")])
     assert np.array_equal(x, arrays["tiny-b-test-images-idx3-ubyte.gz"])
     p = result.files["tiny-b-test-images-idx3-ubyte.gz"].provenance
-    assert p.source == "torchvision archive" and "member of the verified archive" in p.rule
+    assert p.source == "torchvision archive" and p.proof == "archive"
     assert p.path == tv / "tiny.zip" and p.member == "gzip/tiny-b-test-images-idx3-ubyte.gz"
 
 

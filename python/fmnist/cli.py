@@ -74,7 +74,9 @@ def cmd_info(args: argparse.Namespace) -> int:
             continue
         p = got.provenance
         where = f"{p.path}:{p.member}" if p.member else str(p.path)
-        print(f"  {info.name}: {where} ({os.path.getsize(p.path):,} bytes) [{p.source}; verified: {p.rule}]")
+        print(
+            f"  {info.name}: {where} ({os.path.getsize(p.path):,} bytes) [{p.source}; verified by {p.proof}: {p.rule}]"
+        )
         array = got.array
         counts = ""
         if info.kind == "labels":
@@ -115,7 +117,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
         for j in judged:
             failures += not j.ok
             where = f"{j.path}:{j.member}" if j.member else str(j.path)
-            print(f"{info.name}: {where} [{j.source}]: " + (f"OK ({j.message})" if j.ok else f"FAILED: {j.message}"))
+            print(
+                f"{info.name}: {where} [{j.source}]: "
+                + (f"OK ({j.proof}: {j.message})" if j.ok else f"FAILED: {j.message}")
+            )
     return 1 if failures else 0
 
 

@@ -169,10 +169,11 @@ class Provenance:
     rule: str  #: what proved it, in the engine's words
     member: str = ""  #: the member of the archive
     mapped: bool = False  #: mapped copy-on-write (fmnist's own cache file), not read into memory
+    proof: str = ""  #: what proved it, by name (``verify.Judged.proof``): "stored_md5", "content_sha256", ...
 
     def __str__(self) -> str:
         where = f"{self.path}:{self.member}" if self.member else str(self.path)
-        return f"{where} [{self.source}; {self.rule}]"
+        return f"{where} [{self.source}; {self.proof}: {self.rule}]"
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,7 @@ class Judgment:
     message: str
     member: str = ""
     error: BaseException | None = None
+    proof: str = ""  #: what accepted it, by name (``verify.Judged.proof``); "" when refused
 
     def __str__(self) -> str:
         where = f"{self.path}:{self.member}" if self.member else str(self.path)
@@ -245,9 +247,9 @@ def _item(
     if j.array is None:
         return Judgment(info, c.path, c.source, False, j.message, member, j.error), None
     rule = rule or j.message
-    return Judgment(info, c.path, c.source, True, rule, member), (
+    return Judgment(info, c.path, c.source, True, rule, member, proof=j.proof), (
         j.array,
-        Provenance(c.path, c.source, rule, member, mapped),
+        Provenance(c.path, c.source, rule, member, mapped, j.proof),
         j.content_sha256,
     )
 
@@ -284,7 +286,7 @@ class WarmCache(Source):
         try:
             if fresh and self.ctx.policy.trust_stamps:
                 rule = "fmnist's own cache file, unchanged since it was verified (stamp: inode, size, mtime, ctime)"
-                return Judged(home.map(info), rule, stamped or "")
+                return Judged(home.map(info), rule, stamped or "", proof="stamp")
             proofs = dict(self.ctx.proofs.get(info.name, {}))
             if stamped:
                 proofs[stamped] = "the content fmnist verified when it cached it"
@@ -299,7 +301,8 @@ class WarmCache(Source):
             return refused(f"unreadable: {e}", e)
         if not fresh:
             self.ctx.restamp[info.name] = hashed.content_sha256
-        return Judged(array, f"fmnist's own cache file, hashed now: {hashed.message}", hashed.content_sha256)
+        rule = f"fmnist's own cache file, hashed now: {hashed.message}"
+        return Judged(array, rule, hashed.content_sha256, proof=hashed.proof)
 
 
 class Folders(Source):
@@ -390,11 +393,11 @@ class KerasNpz(Source):
                 sha = content_sha256(array)
                 self.ctx.prove(
                     info,
-                    Judged(array, whole.message, sha),
+                    Judged(array, whole.message, sha, proof="keras_npz_sha256"),
                     f"keras_npz_sha256:{self.ctx.dataset.keras_npz_sha256}",
                     str(c.path),
                 )
-                out.append(_item(info, c, Judged(array, whole.message, sha), key))
+                out.append(_item(info, c, Judged(array, whole.message, sha, proof="keras_npz_sha256"), key))
         return out
 
 

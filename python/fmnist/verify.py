@@ -38,8 +38,10 @@ class Judged:
     message: str
     content_sha256: str = ""
     error: BaseException | None = None
-    #: the kind of the digest that accepted it ("md5", "sha256": the stored form's; "content_...")
-    kind: str = ""
+    #: what proved it, named as the registry names digests: "stored_md5", "stored_sha256",
+    #: "content_md5", "content_sha256" (the registry's), "proven" (a content digest proven on this
+    #: machine by a verified published form), "stamp", "archive", "keras_npz_sha256"
+    proof: str = ""
 
     @property
     def ok(self) -> bool:
@@ -50,9 +52,16 @@ def refused(message: str, error: BaseException | None = None) -> Judged:
     return Judged(None, message, error=error)
 
 
-def accepted(message: str) -> Judged:
+def accepted(message: str, proof: str) -> Judged:
     """A verdict of acceptance for something that is not itself an array (an archive, an .npz)."""
-    return Judged(np.empty(0, np.uint8), message)
+    return Judged(np.empty(0, np.uint8), message, proof=proof)
+
+
+def _proof(verdict: Any, info: FileInfo) -> str:
+    """What a matched verdict proves the file by (see ``Judged.proof``)."""
+    if verdict.kind in ("md5", "sha256"):
+        return f"stored_{verdict.kind}"
+    return verdict.kind if verdict.expected in (info.content_sha256, info.content_md5) else "proven"
 
 
 def published(info: FileInfo) -> str:
@@ -65,7 +74,7 @@ def published(info: FileInfo) -> str:
 def by_stored_digest(judged: Judged) -> bool:
     """Whether ``judged`` was accepted by a published digest of the stored form (then its content
     digest is proven by it, for copies in other forms)."""
-    return judged.ok and judged.kind in ("md5", "sha256")
+    return judged.ok and judged.proof in ("stored_md5", "stored_sha256")
 
 
 def has_content_digest(info: FileInfo) -> bool:
@@ -101,7 +110,7 @@ def _judge(outcome: Any, info: FileInfo) -> Judged:
             array = outcome.array
             if array is not None and (array.shape != info.shape or array.dtype != np.dtype(info.dtype)):
                 return Judged(None, f"expected {info.shape} {info.dtype}, found {array.shape} {array.dtype}")
-            return Judged(array, v.message, sha, kind=v.kind)
+            return Judged(array, v.message, sha, proof=_proof(v, info))
     if relevant:
         return Judged(None, "; ".join(v.message for v in relevant), sha)
     form = "decompressed" if outcome.codec == "raw" else "compressed"
@@ -161,7 +170,7 @@ def hash_file(path: str | os.PathLike[str], info: FileInfo, proofs: Mapping[str,
         return refused(f"unreadable: {outcome}", outcome)
     matched = [v for v in outcome.verdicts if v.matched]
     if matched and outcome.codec == "raw":
-        return Judged(None, matched[0].message, matched[0].actual, kind=matched[0].kind)
+        return Judged(None, matched[0].message, matched[0].actual, proof=_proof(matched[0], info))
     return refused("; ".join(v.message for v in outcome.verdicts) or "no content digest to check it by")
 
 
@@ -244,8 +253,8 @@ def read_archive(
             out[k] = refused(f"expected {info.shape} {info.dtype}, found {array.shape} {array.dtype}")
         else:
             rule = f"a member of the verified archive ({verdict.message})"
-            out[k] = Judged(array, rule, outcome.digests["content_sha256"])
-    return accepted(verdict.message), out
+            out[k] = Judged(array, rule, outcome.digests["content_sha256"], proof="archive")
+    return accepted(verdict.message, "archive"), out
 
 
 def _member(z: zipfile.ZipFile, where: str, name: str, info: FileInfo) -> Judged | bytes:
@@ -297,7 +306,7 @@ def read_npz(path: str | os.PathLike[str], sha256: str) -> tuple[Judged, dict[st
         return refused(verdict.message), {}
     try:
         with np.load(BytesIO(outcome.stored), allow_pickle=False) as npz:
-            return accepted(verdict.message), {k: np.ascontiguousarray(npz[k]) for k in npz.files}
+            return accepted(verdict.message, "keras_npz_sha256"), {k: np.ascontiguousarray(npz[k]) for k in npz.files}
     except (OSError, ValueError, zipfile.BadZipFile) as e:
         return refused(f"unreadable: {e}", e), {}
 
