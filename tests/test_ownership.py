@@ -451,3 +451,30 @@ def test_a_bad_member_rejects_only_its_own_files_naming_it(
         in out.stdout
     )
     assert "tiny-a-train-labels-idx1-ubyte.gz: " in out.stdout and "[fmnist archive]: OK" in out.stdout
+
+
+@needs_setpriv
+def test_fmnist_torch_style_download_with_fmnists_root_read_only(env: Path, data_dir: Path, tmp_path: Path) -> None:
+    from .httpserver import Server
+
+    env.mkdir(parents=True)
+    env.chmod(0o555)
+    code = """
+    import sys
+    from pathlib import Path
+    import fmnist
+    from fmnist.resolve import Policy, resolve
+    ds = fmnist.datasets.FASHION_MNIST
+    policy = Policy(download=True, mirrors=[sys.argv[1]], torchvision_root=Path(sys.argv[2]), place=True)
+    print(resolve(ds, [ds.file("test", "labels")], policy).arrays()[0].sum())
+    """
+    try:
+        with Server({f: (data_dir / f).read_bytes() for f in FILES}) as server:
+            out = run(code, server.mirror("ok"), str(tmp_path / "tv"), user=True)
+    finally:
+        env.chmod(0o755)
+    assert out.returncode == 0 and out.stdout.strip() == "45000", out.stderr
+    assert "downloading without fmnist's lock" in out.stderr and "the warm cache was not written" in out.stderr
+    raw = tmp_path / "tv" / "FashionMNIST" / "raw"
+    assert sorted(os.listdir(raw)) == ["t10k-labels-idx1-ubyte", "t10k-labels-idx1-ubyte.gz"]
+    assert not any(env.iterdir())

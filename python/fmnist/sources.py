@@ -10,6 +10,8 @@ truncates, renames, rewrites or chmods a file fmnist did not create.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import stat
 from collections.abc import Sequence
@@ -41,6 +43,8 @@ if TYPE_CHECKING:
 
 PathArg = Union[str, "os.PathLike[str]", None]
 Array = npt.NDArray[Any]
+
+log = logging.getLogger("fmnist")
 
 #: Debian's packages put datasets here (``dataset-fashion-mnist``: ``fashion-mnist/``).
 DEBIAN = Path("/usr/share/datasets")
@@ -490,7 +494,15 @@ class Mirrors(Source):
         if ds.archive is not None:
             return self._archive([i for i, _ in heads], heads[0][1])
         out: Read = []
-        with self.ctx.home.lock():
+        with contextlib.ExitStack() as held:
+            try:
+                held.enter_context(self.ctx.home.lock())
+            except OSError as e:  # fmnist's root cannot be written
+                if heads[0][1].path.parent == self.ctx.home.folder:
+                    raise
+                # fmnist.torch downloading into torchvision's folder: no lock of fmnist's can be
+                # made, and none may go there. Downloads still land whole, by rename.
+                log.warning("%s: downloading without fmnist's lock (%s)", self.ctx.dataset.name, e)
             for info, c in heads:
                 proofs = self.ctx.proofs.get(info.name, {})
                 final, owner = c.path, self.ctx.home if c.path.parent == self.ctx.home.folder else None
