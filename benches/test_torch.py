@@ -59,7 +59,7 @@ def test_fmnist_batches_alone(measure: Callable[..., Any], root: Path) -> None:
     ds = ft.FashionMNIST(str(root), train=True)
 
     def run() -> int:
-        return epoch(fmnist.batches(ds.images, ds.labels, BATCH, dtype="float32", mean=MEAN, std=STD))
+        return epoch(fmnist.batches(ds.data.numpy(), ds.targets.numpy(), BATCH, dtype="float32", mean=MEAN, std=STD))
 
     assert measure(EPOCH, "fmnist.batches (numpy arrays, no tensors)", run, NBYTES, rounds=100) == 60000
 
@@ -79,7 +79,7 @@ def test_construct_fmnist(measure: Callable[..., Any], root: Path) -> None:
     ds = measure(
         CONSTRUCT, "fmnist.torch.FashionMNIST (verified, warm cache)", lambda: ft.FashionMNIST(str(root)), NBYTES
     )
-    assert len(ds) == 60000 and not ds.images.flags.owndata
+    assert len(ds) == 60000 and not ds.data.numpy().flags.owndata
 
 
 def test_construct_fmnist_cache_off(measure: Callable[..., Any], root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -88,7 +88,7 @@ def test_construct_fmnist_cache_off(measure: Callable[..., Any], root: Path, mon
     monkeypatch.setenv("FMNIST_CACHE", "0")
     name = "fmnist.torch.FashionMNIST (cache off: raw/ read and hashed)"
     ds = measure(CONSTRUCT, name, lambda: ft.FashionMNIST(str(root)), NBYTES)
-    assert len(ds) == 60000 and ds.images.flags.owndata
+    assert len(ds) == 60000 and ds.data.numpy().flags.owndata
 
 
 # Last: the DataLoader rows take seconds each, and their worker processes must not overlap the

@@ -280,7 +280,7 @@ def test_a_foreign_folder_is_never_written_and_its_files_never_changed(
         fmnist.load_data(root=tv, download=False)
     policies: list[dict[str, Any]] = [{"cache": True}, {"cache": False}, {"every_copy": True, "trust_stamps": False}]
     for policy in policies:
-        for where in ({"root": tv}, {"torchvision_root": tv}):  # fmnist.load(root=...), fmnist.torch
+        for where in ({"root": tv}, {"torchvision_raw": tv / "FashionMNIST" / "raw"}):  # load(root=), fmnist.torch
             try:
                 found(FASHION_MNIST, **where, **policy)
             except fmnist.DatasetNotFoundError:
@@ -465,7 +465,8 @@ def test_fmnist_torch_style_download_with_fmnists_root_read_only(env: Path, data
     import fmnist
     from fmnist.resolve import Policy, resolve
     ds = fmnist.datasets.FASHION_MNIST
-    policy = Policy(download=True, mirrors=[sys.argv[1]], torchvision_root=Path(sys.argv[2]), place=True)
+    raw = Path(sys.argv[2]) / "FashionMNIST" / "raw"
+    policy = Policy(download=True, mirrors=[sys.argv[1]], torchvision_raw=raw, place=True)
     print(resolve(ds, [ds.file("test", "labels")], policy).arrays()[0].sum())
     """
     try:

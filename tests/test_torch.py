@@ -93,18 +93,18 @@ def server(data_dir: Path) -> Iterator[Server]:
 
 
 def test_what_fmnist_downloads_torchvision_finds(tmp_path: Path, server: Server, isolated: None) -> None:
-    class Mirrored(ft.FashionMNIST):
+    class FashionMNIST(ft.FashionMNIST):  # (its name is its folder: torchvision's rule)
         mirrors = [server.mirror("ok")]
 
     root = tmp_path / "fresh"
-    ours = Mirrored(str(root), train=False, download=True)
+    ours = FashionMNIST(str(root), train=False, download=True)
     raw = root / "FashionMNIST" / "raw"
     assert {"t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"} <= set(os.listdir(raw))
     theirs = torchvision.datasets.FashionMNIST(str(root), train=False, download=False)
     assert torch.equal(ours.data, theirs.data) and torch.equal(ours.targets, theirs.targets)
     # Found again, warm, with no network at all.
     again = ft.FashionMNIST(str(root), train=False)
-    assert torch.equal(again.data, ours.data) and not again.images.flags.owndata
+    assert torch.equal(again.data, ours.data) and not again.data.numpy().flags.owndata  # fmnist's own cache, mapped
 
 
 def test_dataloader_workers_and_pickling(tv_root: Path) -> None:
@@ -126,22 +126,23 @@ def test_loader_serves_fmnist_batches_as_tensors(tv_root: Path) -> None:
     for epoch in (0, 1):
         it.set_epoch(epoch)
         reference = fmnist.batches(
-            ds.images, ds.labels, 256, seed=3, epoch=epoch, dtype="float32", mean=0.2860, std=0.3530
+            ds.data.numpy(), ds.targets.numpy(), 256, seed=3, epoch=epoch, dtype="float32", mean=0.2860, std=0.3530
         )
         served = list(it)
         assert len(served) == 40
         for (x, y), (rx, ry) in zip(served, reference):
             assert x.dtype == torch.float32 and y.dtype == torch.int64
-            assert np.array_equal(x.numpy(), rx) and np.array_equal(y.numpy(), ry.astype(np.int64))
+            assert np.array_equal(x.numpy(), rx) and np.array_equal(y.numpy(), ry)
     # Other forms: uint8 bytes, flattened, the labels' own dtype, a shard, drop_last.
-    x, y = next(iter(ft.loader(ds.images, ds.labels, 100, dtype="uint8", flatten=True, int64_targets=False)))
+    images, labels = ds.data.numpy(), ds.targets.numpy().astype(np.uint8)
+    x, y = next(iter(ft.loader(images, labels, 100, dtype="uint8", flatten=True, int64_targets=False)))
     assert x.dtype == torch.uint8 and x.shape == (100, 784) and y.dtype == torch.uint8
     shard = ft.loader(ds, batch_size=256, drop_last=True, rank=1, world_size=3)
     assert len(shard) == len(list(shard)) == 3333 // 256
     with pytest.raises(ValueError, match="rank must be"):
         ft.loader(ds, batch_size=8, rank=2, world_size=2)
     with pytest.raises(TypeError, match="labels come from the dataset"):
-        ft.loader(ds, ds.labels)
+        ft.loader(ds, ds.targets)
     with pytest.warns(UserWarning, match="pin_memory"):
         ft.loader(ds, batch_size=8, pin_memory=True)
 
@@ -209,9 +210,9 @@ def test_torchvision_downloads_and_re_extracts_after_fmnist_and_a_holder_survive
     env = {**os.environ, "FMNIST_CACHE": cache}
     holder = """
 import sys, fmnist.torch as ft
-class Mirrored(ft.FashionMNIST):
+class FashionMNIST(ft.FashionMNIST):
     mirrors = [sys.argv[2]]
-ds = Mirrored(sys.argv[1], train=False, download=True)
+ds = FashionMNIST(sys.argv[1], train=False, download=True)
 before = ds.data.clone(), ds.targets.clone()
 print("ready", flush=True)
 sys.stdin.readline()  # torchvision re-extracts meanwhile
@@ -262,3 +263,134 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+# --- issue 18: subclasses of torchvision's classes, torchvision's rules in its folders ----------
+
+FAMILY = ("MNIST", "FashionMNIST", "KMNIST", "EMNIST", "QMNIST")
+
+
+def test_the_classes_are_torchvisions_with_its_attributes(tv_root: Path) -> None:
+    for name in FAMILY:
+        ours, theirs = getattr(ft, name), getattr(torchvision.datasets, name)
+        assert issubclass(ours, theirs) and ours.__name__ == theirs.__name__
+        assert ours.resources == theirs.resources and ours.mirrors == theirs.mirrors and ours.classes == theirs.classes
+    ds = ft.FashionMNIST(str(tv_root), train=False, transform=TO_TENSOR)
+    theirs = torchvision.datasets.FashionMNIST(str(tv_root), train=False, transform=TO_TENSOR)
+    assert isinstance(ds, torchvision.datasets.VisionDataset) and ds.verified
+    assert repr(ds) == repr(theirs)  # the transform's lines too
+    assert (ds.raw_folder, ds.processed_folder) == (theirs.raw_folder, theirs.processed_folder)
+    assert (ds.training_file, ds.test_file) == (theirs.training_file, theirs.test_file)
+    with pytest.warns(UserWarning, match="test_labels has been renamed targets"):
+        assert ds.test_labels is ds.targets
+    with pytest.warns(UserWarning, match="train_data has been renamed data"):
+        assert ds.train_data is ds.data
+    assert repr(ds.transforms) == repr(theirs.transforms)
+    for bad in (1.0, "3"):  # index types: as torchvision's (tensor indexing refuses them)
+        with pytest.raises(Exception) as e_theirs:
+            theirs[bad]
+        with pytest.raises(type(e_theirs.value)):
+            ds[bad]
+    # torchvision's transforms v2 wrapper takes it as torchvision's own.
+    from torchvision.datasets import wrap_dataset_for_transforms_v2  # type: ignore[import-untyped]
+
+    wrapped = wrap_dataset_for_transforms_v2(ft.FashionMNIST(str(tv_root), train=False))
+    assert isinstance(wrapped, ft.FashionMNIST) and len(wrapped) == 10000
+
+    # A subclass keeps torchvision's rule for its folder: its own name.
+    class Mine(ft.FashionMNIST):
+        pass
+
+    with pytest.raises(RuntimeError, match="^Dataset not found. You can use download=True to download it"):
+        Mine(str(tv_root))
+    assert Mine.__mro__[1] is ft.FashionMNIST
+
+
+def test_filtering_by_reassigning_data_and_targets_is_what_items_and_the_loader_serve(tv_root: Path) -> None:
+    ours = ft.FashionMNIST(str(tv_root), train=False)
+    theirs = torchvision.datasets.FashionMNIST(str(tv_root), train=False)
+    for ds in (ours, theirs):
+        keep = (ds.targets == 0) | (ds.targets == 9)
+        ds.data, ds.targets = ds.data[keep], ds.targets[keep]
+        ds.targets[0] = 5  # edited in place: items follow
+    assert len(ours) == len(theirs) == 2000
+    for i in range(len(ours)):
+        (x, y), (tx, ty) = ours[i], theirs[i]
+        assert y == ty and np.array_equal(np.asarray(x), np.asarray(tx)), i
+    assert ours[0][1] == 5
+    served = list(ft.loader(ours, batch_size=500, shuffle=False, dtype="uint8"))
+    assert sum(len(x) for x, _ in served) == 2000
+    assert torch.equal(torch.cat([y for _, y in served]), ours.targets)
+
+
+def _subset(raw: Path, data_dir: Path, n: int) -> None:
+    """torchvision's folder holding a subset of its own (the first ``n`` examples of each split;
+    torchvision wants all four files there, whichever split it loads)."""
+    raw.mkdir(parents=True, exist_ok=True)
+    for name in FILES:
+        fmnist.write_idx(raw / name[:-3], fmnist.read_idx(data_dir / name)[:n])
+
+
+def test_torchvisions_files_load_by_its_rules_warned_when_nothing_proves_them(
+    tmp_path: Path, data_dir: Path, isolated: None
+) -> None:
+    root = tmp_path / "tv"
+    raw = root / "FashionMNIST" / "raw"
+    _subset(raw, data_dir, 100)
+    before = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes()) for p in raw.iterdir()}
+    with pytest.warns(fmnist.UnverifiedDataWarning, match=r"t10k-images-idx3-ubyte: not verified \("):
+        ours = ft.FashionMNIST(str(root), train=False)
+    theirs = torchvision.datasets.FashionMNIST(str(root), train=False)
+    assert not ours.verified and len(ours) == len(theirs) == 100
+    assert torch.equal(ours.data, theirs.data) and torch.equal(ours.targets, theirs.targets)
+    assert all(p.proof == "unverified" for p in ours.provenance.values())
+    with pytest.raises(RuntimeError, match="^Dataset not found") as e:
+        ft.FashionMNIST(str(root), train=False, verify=True)
+    assert "t10k-images-idx3-ubyte" in str(e.value)
+    after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns, p.read_bytes()) for p in raw.iterdir()}
+    assert after == before  # nothing there deleted or changed
+    # Unproven data is never cached.
+    assert not list((tmp_path / "fmnist-root").rglob("t10k-*"))
+
+
+def test_emnist_and_qmnist_as_torchvisions_on_the_same_files(tmp_path: Path, qmnist_dir: Path, isolated: None) -> None:
+    root = tmp_path / "tv"
+    rng = np.random.default_rng(2)
+    raw = root / "EMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for part, n in (("train", 30), ("test", 10)):
+        fmnist.write_idx(raw / f"emnist-letters-{part}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28), np.uint8))
+        fmnist.write_idx(raw / f"emnist-letters-{part}-labels-idx1-ubyte", rng.integers(1, 27, n).astype(np.uint8))
+    with pytest.warns(fmnist.UnverifiedDataWarning):
+        ours = ft.EMNIST(str(root), split="letters", train=False)
+    theirs = torchvision.datasets.EMNIST(str(root), split="letters", train=False)
+    assert ours.classes == theirs.classes and ours.classes[:2] == ["N/A", "a"] and len(ours) == 10
+    assert torch.equal(ours.data, theirs.data) and torch.equal(ours.targets, theirs.targets)
+    assert [ours[i][1] for i in range(10)] == [theirs[i][1] for i in range(10)]
+    with pytest.raises(ValueError, match="split"):
+        ft.EMNIST(str(root), split="nope")
+    # QMNIST: its real test labels (verified by their content digest) beside images of our own.
+    raw = root / "QMNIST" / "raw"
+    raw.mkdir(parents=True)
+    labels = fmnist.read_idx(qmnist_dir / "qmnist-test-labels-idx2-int.gz")
+    fmnist.write_idx(raw / "qmnist-test-labels-idx2-int", labels)
+    fmnist.write_idx(raw / "qmnist-test-images-idx3-ubyte", rng.integers(0, 256, (60000, 28, 28), np.uint8))
+    for what, compat in (("test10k", True), ("test50k", False), ("test", True)):
+        with pytest.warns(fmnist.UnverifiedDataWarning, match="qmnist-test-images-idx3-ubyte"):
+            q = ft.QMNIST(str(root), what=what, compat=compat)
+        tq = torchvision.datasets.QMNIST(str(root), what=what, compat=compat)
+        assert torch.equal(q.data, tq.data) and torch.equal(q.targets, tq.targets) and q.targets.dtype == torch.int64
+        assert q.provenance["qmnist-test-labels-idx2-int.gz"].proof == "content_sha256"  # the labels are proven
+        for i in (0, len(q) - 1):
+            (x, y), (tx, ty) = q[i], tq[i]
+            assert np.array_equal(np.asarray(x), np.asarray(tx)) and (y == ty if compat else torch.equal(y, ty))
+        assert repr(q) == repr(tq)
+
+
+def test_a_failed_download_is_torchvisions_runtime_error(tmp_path: Path, server: Server, isolated: None) -> None:
+    class FashionMNIST(ft.FashionMNIST):
+        mirrors = [server.mirror("404")]
+
+    with pytest.raises(RuntimeError, match="^Error downloading ") as e:
+        FashionMNIST(str(tmp_path / "fresh"), download=True)
+    assert "HTTP 404" in str(e.value) and isinstance(e.value, fmnist.DatasetNotFoundError)

@@ -10,7 +10,16 @@ from . import reference as reference  # the pure-Python specification, fmnist.re
 from ._core import __version__
 from .datasets import DATASETS, Dataset, FileInfo, RegistryError, load_registry, register
 from .download import DownloadError
-from .errors import BadGzipFile, BadZipFile, ChecksumError, Error, IdxFormatError, InternalError, XzError
+from .errors import (
+    BadGzipFile,
+    BadZipFile,
+    ChecksumError,
+    Error,
+    IdxFormatError,
+    InternalError,
+    UnverifiedDataWarning,
+    XzError,
+)
 from .idx import read_idx, read_idx_many, write_idx
 from .loaders import download, load, load_data, load_mnist
 from .pipeline import Batches, batches
@@ -30,6 +39,7 @@ __all__ = [
     "Error",
     "IdxFormatError",
     "InternalError",
+    "UnverifiedDataWarning",
     "XzError",
     "__version__",
     "batches",

@@ -67,3 +67,9 @@ class XzError(Error, lzma.LZMAError):
 
 class InternalError(Error, RuntimeError):
     """A bug in fmnist (a Rust panic), reported as an ordinary exception. Please report it."""
+
+
+class UnverifiedDataWarning(UserWarning):
+    """Data loaded by torchvision's rules from torchvision's folder although no published or proven
+    digest matched it (a subset, custom data): the message names the file and what did not match.
+    ``fmnist.torch``'s ``verify=True`` refuses such files instead."""

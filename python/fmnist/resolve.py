@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _core
-from .cache import Home, cacheable, enabled
+from .cache import Home, cacheable, enabled, identity
 from .datasets import Dataset, FileInfo
 from .errors import Error
 from .idx import atomic_write
@@ -35,6 +35,7 @@ from .sources import (
     PathArg,
     Provenance,
     Source,
+    TorchvisionRaw,
     WarmCache,
     data_root,
     proof_key,
@@ -63,10 +64,14 @@ class Policy:
     timeout: float = 30.0
     retries: int = 3
     every_copy: bool = False  #: judge every candidate, not just until one proves itself
-    #: fmnist.torch: torchvision's root, searched first; downloads go to its raw folder, and
-    #: ``place`` writes torchvision's decompressed files there
-    torchvision_root: Path | None = None
+    #: fmnist.torch: torchvision's raw folder (``<root>/<ClassName>/raw``), searched first;
+    #: downloads go there, and ``place`` writes torchvision's decompressed files there
+    torchvision_raw: Path | None = None
     place: bool = False
+    #: torchvision's rules in torchvision's folder: its decompressed files there come first and
+    #: are loaded even when nothing proves them (warned); with ``verify``, such files are refused
+    torchvision_rules: bool = False
+    verify: bool = False
 
     def check(self, dataset: Dataset) -> list[str]:
         """The mirrors to try; clear errors, before anything is read, for arguments that would
@@ -150,6 +155,8 @@ def _sources(ctx: Context, urls: list[str]) -> Iterator[Source]:
     """The sources, in order, each made only when files are still wanted (a warm load never
     lists another loader's folders)."""
     policy, ds = ctx.policy, ctx.dataset
+    if policy.torchvision_rules and policy.torchvision_raw is not None:
+        yield TorchvisionRaw(ctx)
     if ctx.cache:
         yield WarmCache(ctx)
     yield Folders(ctx, stored_only=not policy.discover)
@@ -197,7 +204,7 @@ def resolve(dataset: Dataset, files: Sequence[FileInfo], policy: Policy = Policy
                 pending = [i for i in pending if i.name not in result.files]
     if ctx.cache:
         _keep(ctx, result)
-    if policy.place and policy.torchvision_root is not None:
+    if policy.place and policy.torchvision_raw is not None:
         _place(ctx, result)
     return result
 
@@ -215,7 +222,10 @@ def _keep(ctx: Context, result: Resolution) -> None:
     todo = [
         r
         for r in result.files.values()
-        if cacheable(r.info) and r.provenance.source != "fmnist warm cache" and r.content_sha256
+        if cacheable(r.info)
+        and r.provenance.source != "fmnist warm cache"
+        and r.provenance.proof != "unverified"
+        and r.content_sha256
     ]
     if (
         not (todo or ctx.restamp or ctx.new_proofs or ctx.failed_cache)
@@ -256,20 +266,33 @@ def _keep(ctx: Context, result: Resolution) -> None:
 def _place(ctx: Context, result: Resolution) -> None:
     """fmnist.torch's download: torchvision's decompressed files in its raw folder, as
     torchvision itself would write them (IDX, mode from the umask), each by rename, and only
-    where no file is: torchvision then finds the dataset, and nothing of its is replaced."""
+    where no file is: torchvision then finds the dataset, and nothing of its is replaced. Each
+    file placed is recorded (under fmnist's root: device, inode, size, mtime, ctime, content), so
+    that while it is unchanged a load serves fmnist's own cache of the same content."""
     ds = ctx.dataset
-    assert ctx.policy.torchvision_root is not None
-    raw = ctx.policy.torchvision_root / (ds.torchvision_name or ds.name) / "raw"
+    raw = ctx.policy.torchvision_raw
+    assert raw is not None
+    placed: dict[str, dict[str, Any]] = {}
     for r in result.files.values():
         target = raw / r.info.stem
-        if target.exists() or target.is_symlink():
+        if target.exists() or target.is_symlink() or r.provenance.proof == "unverified":
             continue
         try:
             raw.mkdir(parents=True, exist_ok=True)
             atomic_write(str(target), _core.encode_idx(r.array))
+            placed[str(target.absolute())] = {**identity(target.lstat()), "content_sha256": r.content_sha256}
             log.info("%s: wrote torchvision's decompressed %s", r.info.name, target)
         except OSError as e:
             _warn(result, f"{r.info.name}: could not write torchvision's {target} ({e})")
+    if not (placed and ctx.cache):
+        return
+    try:
+        with ctx.home.lock():
+            records = ctx.home.records(reread=True)
+            records.setdefault("placed", {}).update(placed)
+            ctx.home.save(records)
+    except OSError as e:
+        _warn(result, f"{ds.name}: the record of the files placed in {raw} was not written ({e})")
 
 
 __all__ = ["DatasetNotFoundError", "Policy", "Resolution", "Resolved", "mirror_list", "resolve"]

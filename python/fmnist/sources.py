@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import stat
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ import numpy.typing as npt
 from .cache import Home, cacheable, identity
 from .datasets import Dataset, FileInfo
 from .download import fetch, size_limit
+from .errors import UnverifiedDataWarning
 from .verify import (
     Judged,
     by_stored_digest,
@@ -96,16 +98,16 @@ def keras_datasets_dirs() -> list[Path]:
     return out
 
 
-def folders(ds: Dataset, root: Path, torchvision_root: Path | None = None) -> list[tuple[Path, str]]:
+def folders(ds: Dataset, root: Path, torchvision_raw: Path | None = None) -> list[tuple[Path, str]]:
     """IDX folders to look in, in order, with the name of the layout each one is: torchvision's
-    under ``torchvision_root`` (fmnist.torch's), fmnist's own ``<root>/<name>`` and torchvision's
+    folder ``torchvision_raw`` (fmnist.torch's), fmnist's own ``<root>/<name>`` and torchvision's
     under the data root, then each folder of ``$FMNIST_SEARCH_PATH`` (fmnist's, torchvision's and
     a repository clone's layout in it), or when that is not set the folders other loaders use by
     default: keras's datasets folder, Debian's, and torchvision's, fmnist's and a clone's under
     the working folder."""
     out: list[tuple[Path, str]] = []
-    if torchvision_root is not None and ds.torchvision_name:
-        out.append((torchvision_root / ds.torchvision_name / "raw", "torchvision"))
+    if torchvision_raw is not None:
+        out.append((torchvision_raw, "torchvision"))
     out.append((root / ds.name, "fmnist"))
     if ds.torchvision_name:
         out.append((root / ds.torchvision_name / "raw", "torchvision"))
@@ -309,6 +311,82 @@ class WarmCache(Source):
         return Judged(array, rule, hashed.content_sha256, proof=hashed.proof)
 
 
+class TorchvisionRaw(Source):
+    """torchvision's rules in torchvision's folder (``fmnist.torch``): the decompressed files
+    torchvision reads from ``<root>/<Name>/raw/`` are what is loaded when they are there. One a
+    published or proven digest matches is verified; a well-formed one nothing proves (a subset,
+    custom data) is loaded all the same, with an ``UnverifiedDataWarning``, unless the policy
+    verifies (then it is refused). A file fmnist itself placed there and that is unchanged since
+    (its record: device, inode, size, mtime, ctime) is served from fmnist's own cache."""
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
+        assert ctx.policy.torchvision_raw is not None
+        self.raw = ctx.policy.torchvision_raw
+
+    def looked_in(self) -> list[str]:
+        return [f"{self.raw} (torchvision, its rules)"]
+
+    def candidates(self, info: FileInfo) -> list[Candidate]:
+        at = self.raw / info.stem
+        return [Candidate(at, "torchvision", decompressed=True)] if _regular(at) else []
+
+    def read(self, heads: Sequence[tuple[FileInfo, Candidate]]) -> Read:
+        out: dict[int, tuple[Judgment, Any]] = {}
+        todo = []
+        for k, (info, c) in enumerate(heads):
+            warm = self._placed(info, c)
+            if warm is not None:
+                out[k] = warm
+            else:
+                todo.append(k)
+        judged = read_files(
+            [heads[k][1].path for k in todo],
+            [heads[k][0] for k in todo],
+            [self.ctx.proofs.get(heads[k][0].name, {}) for k in todo],
+            [True for _ in todo],
+            bounded=False,
+        )
+        for k, j in zip(todo, judged):
+            info, c = heads[k]
+            if j.ok or j.unproven is None or self.ctx.policy.verify:
+                out[k] = _item(info, c, j)
+                continue
+            array = j.unproven
+            if array.dtype != info.dtype or array.ndim != len(info.shape) or array.shape[1:] != info.shape[1:]:
+                why = f"{array.shape} {array.dtype}, where torchvision's class reads {info.dtype} (N, {info.shape[1:]})"
+                out[k] = _item(info, c, refused(why))
+                continue
+            what = f"{c.path}: not verified ({j.message}); loaded by torchvision's rules"
+            warnings.warn(UnverifiedDataWarning(what), stacklevel=6)
+            log.warning("%s", what)
+            out[k] = _item(info, c, Judged(array, f"not verified ({j.message})", j.content_sha256, proof="unverified"))
+        return [out[k] for k in range(len(heads))]
+
+    def _placed(self, info: FileInfo, c: Candidate) -> tuple[Judgment, Any] | None:
+        """fmnist's own cache of a file fmnist placed at ``c.path`` and nobody changed since."""
+        ctx = self.ctx
+        if not ctx.cache or not cacheable(info):
+            return None
+        entry = ctx.home.records().get("placed", {}).get(str(c.path.absolute()))
+        fresh, stamped = ctx.home.fresh(info)
+        try:
+            same = isinstance(entry, dict) and {k: entry.get(k) for k in identity(c.path.lstat())} == identity(
+                c.path.lstat()
+            )
+        except OSError:
+            return None
+        if not (same and fresh and stamped and entry.get("content_sha256") == stamped):
+            return None
+        rule = "torchvision's file as fmnist placed it, unchanged (its record); served from fmnist's own cache"
+        try:
+            array = ctx.home.map(info)
+        except (OSError, ValueError):
+            return None
+        cache = Candidate(ctx.home.path(info), "fmnist warm cache", True)
+        return _item(info, cache, Judged(array, rule, stamped, proof="stamp"), mapped=True)
+
+
 class Folders(Source):
     """IDX folders of the known layouts (``folders``): each file as published (.gz, .xz) and
     decompressed, read into memory and hashed as it is read (``stored_only``: fmnist's own folder
@@ -320,7 +398,7 @@ class Folders(Source):
         if stored_only:
             self.places = [(ctx.home.folder, "fmnist")]
         else:
-            self.places = folders(ctx.dataset, ctx.root, ctx.policy.torchvision_root)
+            self.places = folders(ctx.dataset, ctx.root, ctx.policy.torchvision_raw)
 
     def looked_in(self) -> list[str]:
         return [f"{folder} ({layout})" for folder, layout in self.places]
@@ -422,7 +500,9 @@ class Archives(Source):
         out = [(self.ctx.root / a.name / a.file, "fmnist archive")]
         if self.home_only:
             return out
-        bases = [*([self.ctx.policy.torchvision_root] if self.ctx.policy.torchvision_root else []), self.ctx.root]
+        if self.ctx.policy.torchvision_raw is not None:
+            out.append((self.ctx.policy.torchvision_raw / a.file, "torchvision archive"))
+        bases = [self.ctx.root]
         bases += search_roots() or [Path("data"), Path(".")]
         for base in bases:
             out.append((base / a.name / a.file, "fmnist archive"))
@@ -484,8 +564,8 @@ class Mirrors(Source):
             return [Candidate(self.ctx.root / ds.archive.name / ds.archive.file, "download")]
         p = self.ctx.policy
         folder = self.ctx.home.folder
-        if p.place and p.torchvision_root is not None:  # fmnist.torch: torchvision's raw folder
-            folder = p.torchvision_root / (ds.torchvision_name or ds.name) / "raw"
+        if p.place and p.torchvision_raw is not None:  # fmnist.torch: torchvision's raw folder
+            folder = p.torchvision_raw
         return [Candidate(folder / info.name, "download")]
 
     def read(self, heads: Sequence[tuple[FileInfo, Candidate]]) -> Read:

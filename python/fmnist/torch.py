@@ -1,16 +1,21 @@
-"""PyTorch: torchvision's MNIST-family datasets as a one-import switch, and batches straight into
-training loops (``pip install fmnist[torch]``; ``import fmnist`` never imports torch).
+"""PyTorch: torchvision's MNIST family as a one-import switch, and batches straight into training
+loops (``pip install fmnist[torch]``: torch, torchvision, Pillow; ``import fmnist`` never imports
+torch).
 
     from fmnist.torch import FashionMNIST      # was: from torchvision.datasets import FashionMNIST
     train = FashionMNIST("data", train=True, download=True)
 
-The classes take torchvision's arguments and have its attributes (``data``: uint8 tensor
-``(N, 28, 28)``; ``targets``: int64 tensor; ``classes``; ``class_to_idx``; ``raw_folder``;
-``__getitem__`` -> ``(PIL image "L", int)`` through ``transform``/``target_transform``), but are
-built on fmnist's resolve pipeline: verified, discovered (torchvision's ``<root>/<Name>/raw/``
-first), read by the engine, not parsed in Python. What they download goes to ``<root>/<Name>/raw/``
-as torchvision lays it out (the .gz files and the decompressed ones, mode from the umask), so
-torchvision finds it too; fmnist's warm cache, stamps and locks stay under fmnist's data root.
+``MNIST``, ``FashionMNIST``, ``KMNIST``, ``EMNIST`` and ``QMNIST`` are subclasses of
+torchvision's own classes. They keep all of torchvision's public behaviour (items through
+``transform``/``target_transform``, ``data``/``targets`` and their reassignment, ``classes``,
+``class_to_idx``, the folders, ``resources``, ``mirrors``, ``download()``, the deprecated
+aliases, ``transforms``, the repr, EMNIST's ``split``, QMNIST's ``what`` and ``compat``, the
+``RuntimeError`` for missing data and failed downloads) and replace only how the data is found,
+verified, downloaded and loaded: fmnist's resolve pipeline, its verified mirrors and its warm
+cache. torchvision's rules hold in torchvision's folder: what torchvision would load from
+``<root>/<ClassName>/raw/`` is loaded, verified when a published or proven digest matches it,
+else with an ``fmnist.UnverifiedDataWarning`` (``ds.verified`` is then False; ``verify=True``
+refuses such files instead). What they download goes to that folder in torchvision's form.
 
 ``loader`` serves ``(x, y)`` tensor batches made by ``fmnist.batches`` (gathered, converted and
 normalised in Rust one batch ahead), handed to torch without a copy.
@@ -29,146 +34,224 @@ import numpy.typing as npt
 
 try:
     import torch
+    from torchvision import datasets as tv  # type: ignore[import-untyped]
 except ModuleNotFoundError as e:  # the extra is not installed: say which one
-    if e.name != "torch":
+    if e.name not in ("torch", "torchvision"):
         raise
     raise ModuleNotFoundError(
-        "fmnist.torch needs torch: pip install 'fmnist[torch]' (or pip install torch pillow)", name="torch"
+        f"fmnist.torch needs {e.name}: pip install 'fmnist[torch]' (or pip install torch torchvision pillow)",
+        name=e.name,
     ) from e
 import torch.distributed as dist
-from torch.utils.data import Dataset
 
 from . import datasets
+from .datasets import FileInfo
+from .errors import UnverifiedDataWarning
 from .loaders import split_files
 from .pipeline import Stat, batches, epoch_indices
-from .resolve import DatasetNotFoundError, Policy, resolve
-from .sources import data_root
+from .resolve import DatasetNotFoundError, Policy, Resolution, resolve
+from .sources import Provenance
 
-__all__ = ["FashionMNIST", "KMNIST", "MNIST", "DatasetNotFound", "IDXDataset", "Loader", "loader"]
+__all__ = [
+    "EMNIST",
+    "FashionMNIST",
+    "KMNIST",
+    "MNIST",
+    "QMNIST",
+    "DatasetNotFound",
+    "DownloadFailed",
+    "IDXDataset",
+    "Loader",
+    "UnverifiedDataWarning",
+    "loader",
+]
 
-Root = Union[str, "os.PathLike[str]", None]
+Root = Union[str, "os.PathLike[str]"]
+NOT_FOUND = "Dataset not found. You can use download=True to download it"
 
 
 class DatasetNotFound(RuntimeError, DatasetNotFoundError):
-    """torchvision's error for missing data (a ``RuntimeError`` with its wording), followed by
-    fmnist's reasons; also an ``fmnist.DatasetNotFoundError``."""
+    """torchvision's error for missing data (a ``RuntimeError`` opening with its sentence),
+    followed by fmnist's reasons; also an ``fmnist.DatasetNotFoundError``."""
 
 
-class _VisionIDX(Dataset[tuple[Any, Any]]):
-    """What the three classes share: torchvision's MNIST interface over ``fmnist.load``."""
+class DownloadFailed(DatasetNotFound):
+    """torchvision's error for a failed download (a ``RuntimeError`` opening "Error downloading"),
+    followed by every mirror tried and why it failed."""
 
-    #: the fmnist registry name
-    dataset: str
-    #: torchvision's class names (as its ``classes`` attribute has them)
-    classes: list[str]
-    #: base URLs to download from, tried in order (None: the registry's). Like torchvision's
-    #: ``mirrors`` attribute, a subclass or the class may override it.
-    mirrors: ClassVar[list[str] | None] = None
+
+class _Resolved:
+    """What the classes share: torchvision's constructor flow, with ``download``,
+    ``_check_exists`` and ``_load_data`` on fmnist's resolve pipeline. (A mixin before
+    torchvision's class in each class's bases.)"""
+
+    #: the fmnist registry name of the dataset
+    registry_name: ClassVar[str]
+    #: refuse data in torchvision's folder that no published or proven digest matches
+    verify: bool = False
+    #: whether every file loaded was proven (False: torchvision's rules loaded unverified data)
+    verified: bool = False
+    #: where each file came from and what proved it, by file name
+    provenance: dict[str, Provenance]
+    _result: Resolution | None = None
+    root: Any
+    raw_folder: str
+    mirrors: Any
 
     def __init__(
         self,
-        root: Root = None,
+        root: Root,
         train: bool = True,
         transform: Callable[..., Any] | None = None,
         target_transform: Callable[..., Any] | None = None,
         download: bool = False,
+        *,
+        verify: bool = False,
     ) -> None:
-        if isinstance(root, str):
-            root = os.path.expanduser(root)
-        self.root = root
-        self.train = train
-        self.transform = transform
-        self.target_transform = target_transform
-        ds = datasets.get(self.dataset)
-        files = split_files(ds, "train" if train else "test")
-        if download:
-            # As torchvision does: every file, so that torchvision (which wants all of them in
-            # raw/) finds what was downloaded, whichever split it asks for.
-            files += [f for f in ds.files if f not in files]
-        # torchvision's raw folder is searched first and, with download=True, given torchvision's
-        # decompressed files; fmnist's own cache, stamps and locks stay under fmnist's data root.
-        policy = Policy(
-            download=download, mirrors=self.mirrors, torchvision_root=Path(self.base_of(root)), place=download
+        self.verify = verify
+        super().__init__(root, train=train, transform=transform, target_transform=target_transform, download=download)  # type: ignore[call-arg]
+
+    def _dataset(self) -> datasets.Dataset:
+        return datasets.get(self.registry_name)
+
+    def _files(self) -> list[FileInfo]:
+        """The registry files this object loads: images, then labels."""
+        return split_files(self._dataset(), "train" if getattr(self, "train", True) else "test")
+
+    def _download_files(self) -> list[FileInfo]:
+        """What ``download()`` fetches: what torchvision's would (every file of the dataset)."""
+        files = self._files()
+        return files + [f for f in self._dataset().files if f not in files]
+
+    def _policy(self, download: bool) -> Policy:
+        ds = self._dataset()
+        torchvisions = next(
+            (getattr(c, "mirrors", None) for c in type(self).__mro__ if c.__module__.startswith("torchvision")), None
         )
-        try:
-            images, labels = resolve(ds, files, policy).arrays()[:2]
-        except DatasetNotFoundError as e:
-            raise DatasetNotFound(f"Dataset not found. You can use download=True to download it\n{e}") from None
-        #: the arrays as fmnist returns them (uint8; mapped, not copied, when warm)
-        self.images: npt.NDArray[np.uint8] = images
-        self.labels: npt.NDArray[np.uint8] = labels
-        self.data = torch.from_numpy(images)  # shares the array's memory
-        self.targets = torch.from_numpy(labels.astype(np.int64))
+        # The class's mirrors when a user (or a subclass) set them; else the registry's, which
+        # hold torchvision's and more.
+        mirrors = None if self.mirrors == torchvisions or not isinstance(self.mirrors, list) else self.mirrors
+        if mirrors is not None and ds.archive is None:
+            mirrors = [m if m.endswith("/") else m + "/" for m in mirrors]
+        return Policy(
+            download=download,
+            mirrors=mirrors,
+            torchvision_raw=Path(self.raw_folder),
+            place=download,
+            torchvision_rules=True,
+            verify=self.verify,
+        )
 
-    @staticmethod
-    def base_of(root: Root) -> str:
-        """torchvision's root: ``root``, else fmnist's data root."""
-        return os.fspath(root) if root is not None else str(data_root(None))
+    def download(self) -> None:
+        """Downloads the dataset into ``raw_folder`` (torchvision's form: the published files and
+        the decompressed ones) if it is not there, from the verified mirrors; ``RuntimeError``
+        ("Error downloading ...") naming every mirror tried and why, if none gives it."""
+        files = self._download_files()
+        result = resolve(self._dataset(), files, self._policy(download=True))
+        if result.missing:
+            names = ", ".join(f.name for f in result.missing)
+            try:
+                result.arrays()
+            except (DatasetNotFoundError, OSError) as e:
+                raise DownloadFailed(f"Error downloading {names}:\n{e}") from e
+        self._result = result
+
+    def _check_exists(self) -> bool:
+        """Whether the files are there (and proven, or loadable by torchvision's rules); when not,
+        the ``RuntimeError`` opening with torchvision's sentence, then fmnist's reasons."""
+        files = self._files()
+        result = self._result
+        if result is None or any(f.name not in result.files for f in files):
+            result = resolve(self._dataset(), files, self._policy(download=False))
+            self._result = result
+        missing = [f for f in files if f.name not in result.files]
+        if missing:
+            try:
+                Resolution(result.dataset, missing, judgments=result.judgments, looked_in=result.looked_in).arrays()
+            except DatasetNotFoundError as e:
+                raise DatasetNotFound(f"{NOT_FOUND}\n{e}") from None
+        return True
+
+    def _arrays(self) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+        result, self._result = self._result, None
+        assert result is not None
+        got = [result.files[f.name] for f in self._files()]
+        self.provenance = {r.info.name: r.provenance for r in got}
+        self.verified = all(r.provenance.proof != "unverified" for r in got)
+        images, labels = (r.array for r in got)
+        return images, labels
+
+    def _load_data(self) -> tuple[torch.Tensor, torch.Tensor]:
+        images, labels = self._arrays()
+        return torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64))
+
+
+class MNIST(_Resolved, tv.MNIST):  # type: ignore[misc]  # (torchvision is untyped)
+    """MNIST: ``torchvision.datasets.MNIST``, found, verified, downloaded and cached by fmnist."""
+
+    registry_name = "mnist"
+
+
+class FashionMNIST(_Resolved, tv.FashionMNIST):  # type: ignore[misc]  # (torchvision is untyped)
+    """Fashion-MNIST: ``torchvision.datasets.FashionMNIST``, by fmnist (see ``MNIST``)."""
+
+    registry_name = "fashion-mnist"
+
+
+class KMNIST(_Resolved, tv.KMNIST):  # type: ignore[misc]  # (torchvision is untyped)
+    """Kuzushiji-MNIST: ``torchvision.datasets.KMNIST``, by fmnist (see ``MNIST``)."""
+
+    registry_name = "kmnist"
+
+
+class EMNIST(_Resolved, tv.EMNIST):  # type: ignore[misc]  # (torchvision is untyped)
+    """EMNIST: ``torchvision.datasets.EMNIST(root, split, ...)``, its six splits read out of the
+    one verified ``gzip.zip`` by fmnist (see ``MNIST``)."""
+
+    def __init__(self, root: Root, split: str, *, verify: bool = False, **kwargs: Any) -> None:
+        self.verify = verify
+        super(_Resolved, self).__init__(root, split, **kwargs)  # torchvision's, past the mixin's
 
     @property
-    def raw_folder(self) -> str:
-        """torchvision's ``<root>/<Name>/raw``: where downloads go and torchvision looks."""
-        ds = datasets.get(self.dataset)
-        return os.path.join(self.base_of(self.root), ds.torchvision_name or ds.name, "raw")
-
-    @property
-    def class_to_idx(self) -> dict[str, int]:
-        return {c: i for i, c in enumerate(self.classes)}
-
-    def __len__(self) -> int:
-        return len(self.data)
-
-    def __getitem__(self, index: int) -> tuple[Any, Any]:
-        from PIL import Image
-
-        img: Any = Image.fromarray(self.images[int(index)])  # uint8 (28, 28): mode "L"
-        row = self.labels[int(index)]
-        target: Any = int(row) if row.ndim == 0 else int(row[0])  # rows of labels (QMNIST): the class
-        if self.transform is not None:
-            img = self.transform(img)
-        if self.target_transform is not None:
-            target = self.target_transform(target)
-        return img, target
-
-    def extra_repr(self) -> str:
-        return f"Split: {'Train' if self.train is True else 'Test'}"
-
-    def __repr__(self) -> str:
-        body = [f"Number of datapoints: {len(self)}"]
-        if self.root is not None:
-            body.append(f"Root location: {self.root}")
-        body += self.extra_repr().splitlines()
-        for name in ("transform", "target_transform"):
-            if getattr(self, name) is not None:
-                body.append(f"{name}: {getattr(self, name)!r}")
-        return "\n".join([f"Dataset {type(self).__name__}"] + ["    " + line for line in body])
+    def registry_name(self) -> str:  # type: ignore[override]
+        return f"emnist-{self.split}"
 
 
-class FashionMNIST(_VisionIDX):
-    """Fashion-MNIST, as ``torchvision.datasets.FashionMNIST``."""
+class QMNIST(_Resolved, tv.QMNIST):  # type: ignore[misc]  # (torchvision is untyped)
+    """QMNIST: ``torchvision.datasets.QMNIST(root, what=None, compat=True, train=True, ...)`` by
+    fmnist: ``what`` is train, test, test10k, test50k or nist; ``targets`` are its 8 columns
+    (int64), items give the class when ``compat`` (see ``MNIST``)."""
 
-    dataset = "fashion-mnist"
-    classes = list(datasets.FASHION_MNIST.classes)
+    registry_name = "qmnist"
+
+    def __init__(
+        self,
+        root: Root,
+        what: str | None = None,
+        compat: bool = True,
+        train: bool = True,
+        *,
+        verify: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        self.verify = verify
+        super(_Resolved, self).__init__(root, what=what, compat=compat, train=train, **kwargs)  # torchvision's
+
+    def _files(self) -> list[FileInfo]:
+        return split_files(self._dataset(), self.subsets[self.what])
+
+    def _download_files(self) -> list[FileInfo]:
+        return self._files()  # as torchvision's: only what was asked for
+
+    def _load_data(self) -> tuple[torch.Tensor, torch.Tensor]:
+        images, labels = self._arrays()
+        cut = self._dataset().slices.get(self.what)
+        if cut is not None:  # test10k, test50k: copies, as torchvision's
+            images, labels = np.array(images[cut[1] : cut[2]]), labels[cut[1] : cut[2]]
+        return torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64))
 
 
-class MNIST(_VisionIDX):
-    """MNIST, as ``torchvision.datasets.MNIST``."""
-
-    dataset = "mnist"
-    classes = [
-        f"{d} - {w}"
-        for d, w in enumerate(("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"))
-    ]
-
-
-class KMNIST(_VisionIDX):
-    """Kuzushiji-MNIST, as ``torchvision.datasets.KMNIST``."""
-
-    dataset = "kmnist"
-    classes = list(datasets.KMNIST.classes)
-
-
-class IDXDataset(_VisionIDX):
+class IDXDataset(_Resolved, tv.MNIST):  # type: ignore[misc]  # (torchvision is untyped)
     """Any registered dataset (``fmnist.register``, ``$FMNIST_REGISTRY``, ``--registry``) with the
     same interface: ``IDXDataset("my-digits", root, train=True)``. Its files live in
     ``<root>/<torchvision_name or name>/raw/``."""
@@ -176,19 +259,33 @@ class IDXDataset(_VisionIDX):
     def __init__(
         self,
         name: str,
-        root: Root = None,
+        root: Root,
         train: bool = True,
         transform: Callable[..., Any] | None = None,
         target_transform: Callable[..., Any] | None = None,
         download: bool = False,
+        *,
+        verify: bool = False,
     ) -> None:
         ds = datasets.get(name)
-        self.dataset = ds.name
+        self.registry_name = ds.name  # type: ignore[misc]
         self.classes = list(ds.classes)
-        super().__init__(root, train, transform, target_transform, download)
+        self.mirrors = list(ds.mirrors)
+        self.resources = [(f.name, f.stored_md5 or "") for f in ds.files]
+        self.verify = verify
+        super(_Resolved, self).__init__(root, train, transform, target_transform, download)  # torchvision's
+
+    @property
+    def raw_folder(self) -> str:  # type: ignore[override]
+        ds = datasets.get(self.registry_name)
+        return os.path.join(str(self.root), ds.torchvision_name or ds.name, "raw")
 
     def __repr__(self) -> str:
-        return super().__repr__().replace("Dataset IDXDataset", f"Dataset IDXDataset({self.dataset!r})", 1)
+        text = str(super().__repr__())
+        return text.replace("Dataset IDXDataset", f"Dataset IDXDataset({self.registry_name!r})", 1)
+
+
+_DATASETS = (MNIST, FashionMNIST, KMNIST, EMNIST, QMNIST, IDXDataset)
 
 
 def _distributed(rank: int | None, world_size: int | None) -> tuple[int, int]:
@@ -285,7 +382,7 @@ class Loader:
 
 
 def loader(
-    images: npt.ArrayLike | _VisionIDX,
+    images: npt.ArrayLike | MNIST | EMNIST | QMNIST | IDXDataset,
     labels: npt.ArrayLike | None = None,
     batch_size: int = 256,
     *,
@@ -310,10 +407,14 @@ def loader(
     with ``mean``/``std``; ``"uint8"`` serves the bytes. ``y`` is int64 like torchvision's targets
     (``int64_targets=False`` keeps the labels' dtype). Tensors share the batches' memory.
     ``len()`` is the number of batches per epoch for this rank."""
-    if isinstance(images, _VisionIDX):
+    if isinstance(images, _DATASETS):
         if labels is not None:
             raise TypeError("labels come from the dataset: pass only the dataset (and batch_size)")
-        x, y = images.images, images.labels
+        # What the dataset holds now (its data and targets may have been reassigned, as when
+        # classes are filtered), shared, not copied; QMNIST's class column when compat.
+        x, y = images.data.numpy(), images.targets.numpy()
+        if y.ndim == 2 and getattr(images, "compat", True):
+            y = np.ascontiguousarray(y[:, 0])
     else:
         if labels is None:
             raise TypeError("loader(images, labels, batch_size): labels are missing")

@@ -40,8 +40,11 @@ class Judged:
     error: BaseException | None = None
     #: what proved it, named as the registry names digests: "stored_md5", "stored_sha256",
     #: "content_md5", "content_sha256" (the registry's), "proven" (a content digest proven on this
-    #: machine by a verified published form), "stamp", "archive", "keras_npz_sha256"
+    #: machine by a verified published form), "stamp", "archive", "keras_npz_sha256",
+    #: "unverified" (torchvision's rules: loaded as torchvision would, proven by nothing)
     proof: str = ""
+    #: a refused copy's array, when it was well-formed IDX and only no digest or shape proved it
+    unproven: npt.NDArray[Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -109,16 +112,18 @@ def _judge(outcome: Any, info: FileInfo) -> Judged:
         if v.matched:
             array = outcome.array
             if array is not None and (array.shape != info.shape or array.dtype != np.dtype(info.dtype)):
-                return Judged(None, f"expected {info.shape} {info.dtype}, found {array.shape} {array.dtype}")
+                found = f"expected {info.shape} {info.dtype}, found {array.shape} {array.dtype}"
+                return Judged(None, found, sha, unproven=array)
             return Judged(array, v.message, sha, proof=_proof(v, info))
     if relevant:
-        return Judged(None, "; ".join(v.message for v in relevant), sha)
+        return Judged(None, "; ".join(v.message for v in relevant), sha, unproven=outcome.array)
     form = "decompressed" if outcome.codec == "raw" else "compressed"
     return Judged(
         None,
         f"no published digest covers this form of the file ({form})"
         + (", and no verified published form of it proves its content" if form == "decompressed" else ""),
         sha,
+        unproven=outcome.array,
     )
 
 
@@ -127,6 +132,8 @@ def read_files(
     infos: Sequence[FileInfo],
     proofs: Sequence[Mapping[str, str]],
     decompressed: Sequence[bool],
+    *,
+    bounded: bool = True,
 ) -> list[Judged]:
     """Reads each file into memory and judges it, all in one engine call (spread over the cores):
     hashed while it is read, parsed from the same bytes. A file named as decompressed must hold
@@ -142,7 +149,8 @@ def read_files(
         report=[["content_sha256"] for _ in paths],
         strict=False,
         errors="return",
-        max_bytes=max(i.content_size for i in infos),
+        # (unbounded only for decompressed files, whose length must equal what their header says)
+        max_bytes=max(i.content_size for i in infos) if bounded else None,
     )
     out = []
     for info, outcome, raw in zip(infos, outcomes, decompressed):
