@@ -74,21 +74,27 @@ def test_construct_torchvision(measure: Callable[..., Any], root: Path) -> None:
     assert len(ds) == 60000
 
 
-def test_construct_fmnist(measure: Callable[..., Any], root: Path) -> None:
-    ft.FashionMNIST(str(root))  # the first construction verifies the files and writes fmnist's cache
-    ds = measure(
-        CONSTRUCT, "fmnist.torch.FashionMNIST (verified, warm cache)", lambda: ft.FashionMNIST(str(root)), NBYTES
-    )
-    assert len(ds) == 60000 and not ds.data.numpy().flags.owndata
-
-
-def test_construct_fmnist_cache_off(measure: Callable[..., Any], root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # What reading another loader's files costs: raw/'s copies read into memory and hashed (never
-    # mapped, since torchvision may rewrite them), on every construction.
-    monkeypatch.setenv("FMNIST_CACHE", "0")
-    name = "fmnist.torch.FashionMNIST (cache off: raw/ read and hashed)"
+def test_construct_fmnist_on_torchvisions_files(measure: Callable[..., Any], root: Path) -> None:
+    # torchvision's rules: the files torchvision left in raw/ are what is loaded, read into memory
+    # and hashed on every construction (never mapped: torchvision may rewrite them).
+    name = "fmnist.torch.FashionMNIST (torchvision's files: read and verified)"
     ds = measure(CONSTRUCT, name, lambda: ft.FashionMNIST(str(root)), NBYTES)
-    assert len(ds) == 60000 and ds.data.numpy().flags.owndata
+    assert len(ds) == 60000 and ds.verified and not any(p.mapped for p in ds.provenance.values())
+
+
+def test_construct_fmnist_where_its_cache_serves(
+    measure: Callable[..., Any], root: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    # A root fmnist.torch downloaded into (from a file:// mirror of the real files): the files it
+    # placed in raw/ are unchanged, so fmnist's own cache serves them, mapped.
+    class FashionMNIST(ft.FashionMNIST):
+        mirrors = [data_dir.as_uri() + "/"]
+
+    mine = tmp_path / "fmnist-downloaded"
+    FashionMNIST(str(mine), download=True)
+    name = "fmnist.torch.FashionMNIST (fmnist downloaded it: its cache serves)"
+    ds = measure(CONSTRUCT, name, lambda: ft.FashionMNIST(str(mine)), NBYTES)
+    assert len(ds) == 60000 and all(p.mapped and p.source == "fmnist warm cache" for p in ds.provenance.values())
 
 
 # Last: the DataLoader rows take seconds each, and their worker processes must not overlap the

@@ -246,6 +246,8 @@ def _keep(ctx: Context, result: Resolution) -> None:
                     info = result.files[name].info
                     stamps[info.stem] = home.stamp_of(info, sha)
                 for r in todo:
+                    if home.fresh(r.info) == (True, r.content_sha256):
+                        continue  # already cached, unchanged: the same content
                     stamp = home.write(r.info, r.array, r.content_sha256)
                     if stamp is None:
                         _warn(result, f"{r.info.name}: not cached: {home.path(r.info)} is a file fmnist did not write")

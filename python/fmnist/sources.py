@@ -371,11 +371,10 @@ class TorchvisionRaw(Source):
         entry = ctx.home.records().get("placed", {}).get(str(c.path.absolute()))
         fresh, stamped = ctx.home.fresh(info)
         try:
-            same = isinstance(entry, dict) and {k: entry.get(k) for k in identity(c.path.lstat())} == identity(
-                c.path.lstat()
-            )
+            now = identity(c.path.lstat())
         except OSError:
             return None
+        same = isinstance(entry, dict) and all(entry.get(k) == v for k, v in now.items())
         if not (same and fresh and stamped and entry.get("content_sha256") == stamped):
             return None
         rule = "torchvision's file as fmnist placed it, unchanged (its record); served from fmnist's own cache"
