@@ -1210,3 +1210,29 @@ def test_decompressed_copies_of_the_wrong_size_or_form_are_turned_down(
     (raw / "t10k-labels-idx1-ubyte").write_bytes(packed)
     with pytest.raises(fmnist.DatasetNotFoundError, match="gzip data under a decompressed file's name"):
         found(FASHION_MNIST, [FASHION_MNIST.file("test", "labels")], cache=False)
+
+
+def test_an_earlier_fmnists_cache_stays_fmnists_and_is_hashed_before_its_first_use(
+    env: Path, data_dir: Path, tmp_path: Path, expected: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    # The stamps file of fmnist before the records had a version: {stem: {size, mtime_ns,
+    # content_sha256}} beside read-only cache files.
+    folder = env / "fashion-mnist"
+    folder.mkdir(parents=True)
+    stamps = {}
+    for info in FASHION_MNIST.files[2:]:
+        path = folder / info.stem
+        path.write_bytes(gzip.decompress((data_dir / info.name).read_bytes()))
+        path.chmod(0o444)
+        st = path.stat()
+        stamps[info.stem] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "content_sha256": info.content_sha256}
+    (folder / ".fmnist-cache.json").write_text(json.dumps(stamps))
+    with caplog.at_level(logging.WARNING, logger="fmnist"):
+        (x, y), result = found(FASHION_MNIST, FASHION_MNIST.files[2:])
+    assert np.array_equal(y, expected["t10k-labels-idx1-ubyte.gz"]) and not caplog.records  # no "not fmnist's"
+    p = result.files["t10k-images-idx3-ubyte.gz"].provenance
+    assert p.source == "fmnist warm cache" and p.mapped and p.proof == "content_sha256"  # hashed, then mapped
+    records = json.loads((folder / ".fmnist-cache.json").read_text())
+    assert records["version"] == 2 and records["files"]["t10k-images-idx3-ubyte"]["ino"]  # stamped in full
+    _, result = found(FASHION_MNIST, FASHION_MNIST.files[2:])
+    assert result.files["t10k-images-idx3-ubyte.gz"].provenance.proof == "stamp"  # and trusted from then on

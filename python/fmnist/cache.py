@@ -101,7 +101,7 @@ class Home:
             known = _PARSED.get(path)
             if known is None or known[0] != version:
                 data = json.loads(_read_small(path))
-                known = (version, data if isinstance(data, dict) and data.get("version") == 2 else {})
+                known = (version, _upgraded(data) if isinstance(data, dict) else {})
                 _PARSED[path] = known
             return {k: v for k, v in known[1].items() if isinstance(v, dict)}
         except (OSError, ValueError):
@@ -126,7 +126,12 @@ class Home:
             st = path.lstat()
         except OSError:
             return False
-        return isinstance(entry, dict) and (entry.get("dev"), entry.get("ino")) == (st.st_dev, st.st_ino)
+        if not isinstance(entry, dict):
+            return False
+        if entry.get("legacy"):  # written by an earlier fmnist: its size, mtime and read-only mode
+            same = (entry.get("size"), entry.get("mtime_ns")) == (st.st_size, st.st_mtime_ns)
+            return same and stat.S_ISREG(st.st_mode) and st.st_mode & 0o777 == 0o444
+        return (entry.get("dev"), entry.get("ino")) == (st.st_dev, st.st_ino)
 
     def record_download(self, path: Path) -> None:
         """Records the file fmnist just renamed into place at ``path`` as its own."""
@@ -154,7 +159,7 @@ class Home:
             return False, None
         digest = entry.get("content_sha256")
         digest = digest if isinstance(digest, str) else None
-        if not stat.S_ISREG(st.st_mode) or (entry.get("dev"), entry.get("ino")) != (st.st_dev, st.st_ino):
+        if not stat.S_ISREG(st.st_mode) or not self.owns(self.path(info), "files", info.stem):
             return False, None
         return all(entry.get(k) == v for k, v in identity(st).items()), digest
 
@@ -226,6 +231,28 @@ class Home:
                 ]: f"{entry.get('where', 'a verified copy')} (recorded in {self.folder / RECORDS})"
             }
         return {}
+
+
+def _upgraded(data: dict[str, Any]) -> dict[str, Any]:
+    """The records as this version keeps them. An earlier fmnist's stamps file (no "version":
+    ``{stem: {size, mtime_ns, content_sha256}}``, or ``path`` for a copy it mapped elsewhere)
+    keeps its cache files fmnist's: each is marked ``legacy``, owned while its size, mtime and
+    read-only mode are the stamp's, never fresh (hashed against its stamped content before its
+    first use, then stamped in full). Its stamps of copies elsewhere are dropped: those were never
+    fmnist's."""
+    if data.get("version") == 2:
+        return data
+    files = {
+        stem: {
+            "size": e.get("size"),
+            "mtime_ns": e.get("mtime_ns"),
+            "content_sha256": e.get("content_sha256"),
+            "legacy": True,
+        }
+        for stem, e in data.items()
+        if isinstance(e, dict) and "path" not in e and isinstance(e.get("content_sha256"), str)
+    }
+    return {"files": files}
 
 
 def _read_small(path: Path) -> bytes:

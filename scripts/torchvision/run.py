@@ -81,6 +81,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=HERE.parents[1] / "target" / "torchvision-tests")
     args = parser.parse_args()
+    args.work = args.work.resolve()  # (the runs' working folder is the tests' own)
     tests = fetch(args.work)
     theirs = passed(tests, False, args.work / "torchvision.xml")
     ours = passed(tests, True, args.work / "fmnist.xml")
