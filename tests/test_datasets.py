@@ -1236,3 +1236,28 @@ def test_an_earlier_fmnists_cache_stays_fmnists_and_is_hashed_before_its_first_u
     assert records["version"] == 2 and records["files"]["t10k-images-idx3-ubyte"]["ino"]  # stamped in full
     _, result = found(FASHION_MNIST, FASHION_MNIST.files[2:])
     assert result.files["t10k-images-idx3-ubyte.gz"].provenance.proof == "stamp"  # and trusted from then on
+
+
+def test_registry_api_misuse_is_a_clear_error(tmp_path: Path, registered: None) -> None:
+    with pytest.raises(TypeError, match="a dataset name is a str, not int"):
+        fmnist.datasets.get(5)  # type: ignore[arg-type]
+    with pytest.raises(fmnist.RegistryError, match=r"register\(\) takes an fmnist.Dataset, not dict"):
+        fmnist.register({"name": "x"})  # type: ignore[arg-type]
+    base = _bad_description(lambda d, ds, f: None)
+    cases = [
+        ({**base, "extra": []}, "a registry holds the lists 'dataset' and \\(optionally\\) 'archive', nothing else"),
+        ({**base, "archive": {"name": "x"}}, "'archive' must be a list of archive descriptions"),
+        ({**base, "archive": base["archive"] * 2}, "two archives have the same name"),
+        ({**base, "dataset": []}, "expected a non-empty list 'dataset'"),
+    ]
+    for data, message in cases:
+        path = tmp_path / "r.json"
+        path.write_text(json.dumps(data))
+        with pytest.raises(fmnist.RegistryError, match=message) as e:
+            fmnist.load_registry(path)
+        assert str(path) in str(e.value)
+    taken = fmnist.datasets.Archive("fashion-mnist", "a.zip", 10, stored_md5="0" * 32)
+    with pytest.raises(
+        fmnist.RegistryError, match="its folder name is taken by the registered dataset 'fashion-mnist'"
+    ):
+        fmnist.datasets.register_archive(taken)

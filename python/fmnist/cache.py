@@ -93,6 +93,13 @@ class Home:
             self._snapshot = self._read_records()
         return {k: dict(v) for k, v in self._snapshot.items()}
 
+    def entry(self, section: str, key: str) -> dict[str, Any] | None:
+        """One entry of the records as first read (not a copy: read it, do not change it)."""
+        if self._snapshot is None:
+            self._snapshot = self._read_records()
+        entry = self._snapshot.get(section, {}).get(key)
+        return entry if isinstance(entry, dict) else None
+
     def _read_records(self) -> dict[str, Any]:
         path = self.folder / RECORDS
         try:
@@ -118,16 +125,18 @@ class Home:
 
     # --- what is fmnist's -------------------------------------------------------------------
 
-    def owns(self, path: Path, section: str, key: str) -> bool:
-        """Whether the file at ``path`` is the one fmnist recorded under ``section``/``key``
-        (same device and inode): only such a file may fmnist replace."""
-        entry = self.records().get(section, {}).get(key)
-        try:
-            st = path.lstat()
-        except OSError:
+    def owns(self, path: Path, section: str, key: str, st: os.stat_result | None = None) -> bool:
+        """Whether the file at ``path`` (whose ``lstat`` is ``st``, when the caller has it) is the
+        one fmnist recorded under ``section``/``key`` (same device and inode): only such a file may
+        fmnist replace."""
+        entry = self.entry(section, key)
+        if entry is None:
             return False
-        if not isinstance(entry, dict):
-            return False
+        if st is None:
+            try:
+                st = path.lstat()
+            except OSError:
+                return False
         if entry.get("legacy"):  # written by an earlier fmnist: its size, mtime and read-only mode
             same = (entry.get("size"), entry.get("mtime_ns")) == (st.st_size, st.st_mtime_ns)
             return same and stat.S_ISREG(st.st_mode) and st.st_mode & 0o777 == 0o444
@@ -143,8 +152,7 @@ class Home:
     # --- the warm cache ---------------------------------------------------------------------
 
     def stamp(self, info: FileInfo) -> dict[str, Any] | None:
-        entry = self.records().get("files", {}).get(info.stem)
-        return entry if isinstance(entry, dict) else None
+        return self.entry("files", info.stem)
 
     def fresh(self, info: FileInfo) -> tuple[bool, str | None]:
         """(whether the cache file of ``info`` is fmnist's and unchanged since it was stamped,
@@ -159,7 +167,7 @@ class Home:
             return False, None
         digest = entry.get("content_sha256")
         digest = digest if isinstance(digest, str) else None
-        if not stat.S_ISREG(st.st_mode) or not self.owns(self.path(info), "files", info.stem):
+        if not stat.S_ISREG(st.st_mode) or not self.owns(self.path(info), "files", info.stem, st):
             return False, None
         return all(entry.get(k) == v for k, v in identity(st).items()), digest
 
@@ -223,14 +231,11 @@ class Home:
     def proven(self, info: FileInfo, by: str) -> dict[str, str]:
         """The content SHA-256 proven for ``info`` on this machine by the published digest ``by``
         (e.g. "stored_md5:8d4f..."), with what proved it: {digest: where}."""
-        entry = self.records().get("proven", {}).get(info.name)
-        if isinstance(entry, dict) and entry.get("by") == by and isinstance(entry.get("content_sha256"), str):
-            return {
-                entry[
-                    "content_sha256"
-                ]: f"{entry.get('where', 'a verified copy')} (recorded in {self.folder / RECORDS})"
-            }
-        return {}
+        entry = self.entry("proven", info.name)
+        if entry is None or entry.get("by") != by or not isinstance(entry.get("content_sha256"), str):
+            return {}
+        where = entry.get("where", "a verified copy")
+        return {entry["content_sha256"]: f"{where} (recorded in {self.folder / RECORDS})"}
 
 
 def _upgraded(data: dict[str, Any]) -> dict[str, Any]:

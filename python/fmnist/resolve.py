@@ -129,25 +129,31 @@ class Resolution:
     def rejected(self, info: FileInfo) -> list[Judgment]:
         return [j for j in self.judgments if j.info.name == info.name and not j.ok]
 
-    def arrays(self) -> list[Any]:
-        """The arrays of the files wanted, in order; ``DatasetNotFoundError`` naming every file
-        missing and why each candidate was turned down."""
-        missing = self.missing
-        for info in missing:  # a download that failed: its own error (DownloadError, an OSError)
+    def error(self, infos: Sequence[FileInfo] | None = None) -> OSError | None:
+        """Why the files wanted (or ``infos``) are not all here: the error of a download that
+        failed (``DownloadError``, an OSError writing), else a ``DatasetNotFoundError`` naming
+        every file missing and why each candidate was turned down; None when none is missing."""
+        missing = [i for i in (self.wanted if infos is None else infos) if i.name not in self.files]
+        for info in missing:
             errors = [j.error for j in self.rejected(info) if j.source == "download" and isinstance(j.error, OSError)]
             if errors:
-                raise errors[0]
-        if missing:
-            lines = [
-                f"  {i.name}: " + ("; ".join(str(j) for j in self.rejected(i)) or "no copy found") for i in missing
-            ]
-            raise DatasetNotFoundError(
-                f"{self.dataset.name}: no verified copy of {len(missing)} file(s)"
-                + ("" if any(j.source == "download" for j in self.judgments) else " and download=False")
-                + ":\n"
-                + "\n".join(lines)
-                + f"\nlooked in: {', '.join(self.looked_in)}"
-            )
+                return errors[0]
+        if not missing:
+            return None
+        lines = [f"  {i.name}: " + ("; ".join(str(j) for j in self.rejected(i)) or "no copy found") for i in missing]
+        return DatasetNotFoundError(
+            f"{self.dataset.name}: no verified copy of {len(missing)} file(s)"
+            + ("" if any(j.source == "download" for j in self.judgments) else " and download=False")
+            + ":\n"
+            + "\n".join(lines)
+            + f"\nlooked in: {', '.join(self.looked_in)}"
+        )
+
+    def arrays(self) -> list[Any]:
+        """The arrays of the files wanted, in order; raises ``error()`` if any is missing."""
+        error = self.error()
+        if error is not None:
+            raise error
         return [self.files[i.name].array for i in self.wanted]
 
 
@@ -227,11 +233,8 @@ def _keep(ctx: Context, result: Resolution) -> None:
         and r.provenance.proof != "unverified"
         and r.content_sha256
     ]
-    if (
-        not (todo or ctx.restamp or ctx.new_proofs or ctx.failed_cache)
-        or not ctx.policy.write_cache
-        and not ctx.failed_cache
-    ):
+    writes = ctx.policy.write_cache and (todo or ctx.restamp or ctx.new_proofs)
+    if not (writes or ctx.failed_cache):
         return
     try:
         with home.lock():

@@ -32,7 +32,6 @@ from .verify import (
     content_sha256,
     has_content_digest,
     hash_file,
-    hash_matched,
     published,
     read_archive,
     read_files,
@@ -139,12 +138,7 @@ def proof_key(ds: Dataset, info: FileInfo) -> str:
     """The published digest a content digest proven for ``info`` is keyed by: its stored form's,
     or for a member of an archive the archive's. A proof counts only while the registry still
     publishes that digest."""
-    a = ds.archive
-    if a is not None:
-        return f"archive {a.name} " + (
-            f"stored_md5:{a.stored_md5}" if a.stored_md5 else f"stored_sha256:{a.stored_sha256}"
-        )
-    return published(info)
+    return f"archive {ds.archive.name} {published(ds.archive)}" if ds.archive is not None else published(info)
 
 
 def _regular(path: Path) -> bool:
@@ -155,6 +149,10 @@ def _regular(path: Path) -> bool:
 
 
 # --- what the sources give -------------------------------------------------------------------
+
+
+def _where(path: Path, member: str) -> str:
+    return f"{path}:{member}" if member else str(path)
 
 
 @dataclass(frozen=True)
@@ -177,9 +175,13 @@ class Provenance:
     mapped: bool = False  #: mapped copy-on-write (fmnist's own cache file), not read into memory
     proof: str = ""  #: what proved it, by name (``verify.Judged.proof``): "stored_md5", "content_sha256", ...
 
+    @property
+    def where(self) -> str:
+        """The file, and the member for one of an archive's: "gzip.zip:gzip/a.gz"."""
+        return _where(self.path, self.member)
+
     def __str__(self) -> str:
-        where = f"{self.path}:{self.member}" if self.member else str(self.path)
-        return f"{where} [{self.source}; {self.proof}: {self.rule}]"
+        return f"{self.where} [{self.source}; {self.proof}: {self.rule}]"
 
 
 @dataclass(frozen=True)
@@ -195,9 +197,12 @@ class Judgment:
     error: BaseException | None = None
     proof: str = ""  #: what accepted it, by name (``verify.Judged.proof``); "" when refused
 
+    @property
+    def where(self) -> str:
+        return _where(self.path, self.member)
+
     def __str__(self) -> str:
-        where = f"{self.path}:{self.member}" if self.member else str(self.path)
-        return f"{where} ({self.source}): {self.message}"
+        return f"{self.where} ({self.source}): {self.message}"
 
 
 @dataclass
@@ -298,7 +303,7 @@ class WarmCache(Source):
                 proofs[stamped] = "the content fmnist verified when it cached it"
             before = identity(c.path.lstat())
             hashed = hash_file(c.path, info, proofs)
-            if not hash_matched(hashed):
+            if not hashed.proof:
                 return hashed
             array = home.map(info)
             if identity(c.path.lstat()) != before:
@@ -368,14 +373,15 @@ class TorchvisionRaw(Source):
         ctx = self.ctx
         if not ctx.cache or not cacheable(info):
             return None
-        entry = ctx.home.records().get("placed", {}).get(str(c.path.absolute()))
+        entry = ctx.home.entry("placed", str(c.path.absolute()))
         fresh, stamped = ctx.home.fresh(info)
         try:
             now = identity(c.path.lstat())
         except OSError:
             return None
-        same = isinstance(entry, dict) and all(entry.get(k) == v for k, v in now.items())
-        if not (same and fresh and stamped and entry.get("content_sha256") == stamped):
+        if entry is None or not all(entry.get(k) == v for k, v in now.items()):
+            return None
+        if not (fresh and stamped and entry.get("content_sha256") == stamped):
             return None
         rule = "torchvision's file as fmnist placed it, unchanged (its record); served from fmnist's own cache"
         try:
@@ -539,6 +545,11 @@ class Archives(Source):
         return out
 
 
+def _not_replaced(path: Path, judged: Judged) -> str:
+    """Why a download does not go to ``path``: a file fmnist did not write is there, and bad."""
+    return f"a file fmnist did not write is at {path} and fails verification ({judged.message}): not replaced"
+
+
 def _checker(info: FileInfo, proofs: dict[str, str]) -> Any:
     """What judges a download of ``info``: read and verified as any copy is."""
     return lambda path: read_files([path], [info], [proofs], [False])[0]
@@ -592,9 +603,7 @@ class Mirrors(Source):
                         out.append(self._done(info, c, j, "found after waiting for the lock: "))
                         continue
                     if owner is None or not owner.owns(final, "downloads", info.name):
-                        why = f"a file fmnist did not write is at {final} and fails verification ({j.message})"
-                        why += ": not replaced"
-                        out.append((Judgment(info, final, c.source, False, why), None))
+                        out.append((Judgment(info, final, c.source, False, _not_replaced(final, j)), None))
                         continue
                 try:
                     j, final = fetch(
@@ -642,8 +651,7 @@ class Mirrors(Source):
                 if done[0][0].ok:
                     return archives.judge(c, infos, done[0])
                 if not home.owns(c.path, "downloads", a.file):
-                    why = f"a file fmnist did not write is at {c.path} and fails verification"
-                    why += f" ({done[0][0].message}): not replaced"
+                    why = _not_replaced(c.path, done[0][0])
                     return [(Judgment(i, c.path, c.source, False, why), None) for i in infos]
             try:
                 _, final = fetch(

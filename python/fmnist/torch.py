@@ -148,12 +148,10 @@ class _Resolved:
         ("Error downloading ...") naming every mirror tried and why, if none gives it."""
         files = self._download_files()
         result = resolve(self._dataset(), files, self._policy(download=True))
-        if result.missing:
+        error = result.error()
+        if error is not None:
             names = ", ".join(f.name for f in result.missing)
-            try:
-                result.arrays()
-            except (DatasetNotFoundError, OSError) as e:
-                raise DownloadFailed(f"Error downloading {names}:\n{e}") from e
+            raise DownloadFailed(f"Error downloading {names}:\n{error}") from error
         self._result = result
 
     def _check_exists(self) -> bool:
@@ -164,12 +162,9 @@ class _Resolved:
         if result is None or any(f.name not in result.files for f in files):
             result = resolve(self._dataset(), files, self._policy(download=False))
             self._result = result
-        missing = [f for f in files if f.name not in result.files]
-        if missing:
-            try:
-                Resolution(result.dataset, missing, judgments=result.judgments, looked_in=result.looked_in).arrays()
-            except DatasetNotFoundError as e:
-                raise DatasetNotFound(f"{NOT_FOUND}\n{e}") from None
+        error = result.error(files)
+        if error is not None:
+            raise DatasetNotFound(f"{NOT_FOUND}\n{error}") from None
         return True
 
     def _arrays(self) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:

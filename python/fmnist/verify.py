@@ -67,11 +67,12 @@ def _proof(verdict: Any, info: FileInfo) -> str:
     return verdict.kind if verdict.expected in (info.content_sha256, info.content_md5) else "proven"
 
 
-def published(info: FileInfo) -> str:
-    """The published digest of the stored form that proofs made from it are keyed by."""
-    if info.stored_md5:
-        return f"stored_md5:{info.stored_md5}"
-    return f"stored_sha256:{info.stored_sha256}" if info.stored_sha256 else ""
+def published(item: FileInfo | Archive) -> str:
+    """The published digest of a file's (or an archive's) stored form, the one the engine is given
+    and that proofs made from it are keyed by: "stored_md5:<hex>", else "stored_sha256:<hex>"."""
+    if item.stored_md5:
+        return f"stored_md5:{item.stored_md5}"
+    return f"stored_sha256:{item.stored_sha256}" if item.stored_sha256 else ""
 
 
 def by_stored_digest(judged: Judged) -> bool:
@@ -165,8 +166,8 @@ def read_files(
 
 def hash_file(path: str | os.PathLike[str], info: FileInfo, proofs: Mapping[str, str]) -> Judged:
     """Hashes a decompressed file as it streams past, without keeping it (fmnist's own cache file,
-    checked before it is mapped): accepted (with no array: ``Judged.ok`` is False, read
-    ``message``/``content_sha256``) when a content digest matches."""
+    checked before it is mapped). There is no array either way: it matched when ``proof`` is
+    set (then ``content_sha256`` is its digest)."""
     (outcome,) = _core.read(
         [os.fspath(path)],
         mode="digests",
@@ -180,11 +181,6 @@ def hash_file(path: str | os.PathLike[str], info: FileInfo, proofs: Mapping[str,
     if matched and outcome.codec == "raw":
         return Judged(None, matched[0].message, matched[0].actual, proof=_proof(matched[0], info))
     return refused("; ".join(v.message for v in outcome.verdicts) or "no content digest to check it by")
-
-
-def hash_matched(judged: Judged) -> bool:
-    """Whether ``hash_file`` accepted the file."""
-    return judged.array is None and judged.error is None and bool(judged.content_sha256)
 
 
 #: Exceptions zipfile raises for a corrupt, encrypted or unusual member (beyond BadZipFile).
@@ -212,9 +208,9 @@ def read_archive(
     member is accepted unless the archive is the published one; ``proofs`` (content digests
     recorded when it was verified before) check each member too."""
     where = os.fspath(path)
-    digest = [("md5", archive.stored_md5, "the published archive MD5")] if archive.stored_md5 else []
-    if not digest:
-        digest = [("sha256", archive.stored_sha256 or "", "the published archive SHA-256")]
+    kind, _, hex_digest = published(archive).partition(":")
+    algorithm = {"stored_md5": "MD5", "stored_sha256": "SHA-256"}[kind]
+    digest = [(kind.removeprefix("stored_"), hex_digest, f"the published archive {algorithm}")]
     (whole,) = _core.read([where], mode="stored", errors="return")  # the bytes, read once
     if isinstance(whole, BaseException):
         bad = refused(f"unreadable: {whole}", whole)
