@@ -21,6 +21,7 @@ import numpy as np
 from . import cache as cache_mod
 from . import datasets, reference
 from ._core import __version__
+from .benchmark import cli as benchmark_cli
 from .download import DownloadError
 from .idx import read_idx, read_idx_many, write_idx
 from .loaders import download, load
@@ -31,8 +32,8 @@ from .sources import data_root, default_root
 
 # What a command reports as a failure (exit 1, one line): missing or bad data, failed downloads
 # (OSError subclasses), malformed files and mismatched digests (ValueError subclasses), an array
-# IDX cannot hold (TypeError), a file too large for memory.
-FAILURES = (OSError, ValueError, TypeError, MemoryError)
+# IDX cannot hold (TypeError), a file too large for memory, an extra not installed (ImportError).
+FAILURES = (OSError, ValueError, TypeError, MemoryError, ImportError)
 
 
 @contextlib.contextmanager
@@ -340,6 +341,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--mirror", action="append", metavar="URL", help="base URL to try (repeatable; default: registry)")
     p.add_argument("--timeout", type=_seconds, default=30.0, help=TIMEOUT_HELP)
     p.add_argument("-o", "--output", default="fmnist-sprite.png", help="sprite path (default: fmnist-sprite.png)")
+    benchmark_cli.add_commands(sub, _dataset)
     return parser
 
 

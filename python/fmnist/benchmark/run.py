@@ -1,0 +1,411 @@
+"""The seed's benchmark run (``benchmark/runner.py``), resumable, on this machine or a Dask cluster.
+
+Per dataset the splits come from fmnist (verified), a stratified subset of each when asked,
+flattened and standardised with a ``StandardScaler`` fitted on the training set, and written once
+as ``.npy`` files that every job maps read-only. Each configuration runs in a process of its own
+(``job.py``: killed at the time limit, its memory capped), supervised from a thread: locally joblib
+runs ``jobs`` of them at once; with a scheduler the raw splits are scattered to every Dask worker
+once, each worker standardises them once, and the jobs run there the same way.
+
+Results are JSON lines, one per (dataset, subset, classifier, parameters), each appended with one
+write and flushed to disk as its job ends. A run resumes: what is recorded for the same dataset,
+subset, configuration and scikit-learn version is not run again; a line cut short by a kill is
+never read as a result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from .grid import Configuration
+
+#: The thread pools of numpy's BLAS and of scikit-learn's OpenMP code in each job: one each,
+#: since the jobs are what runs in parallel (and one thread makes the scores exactly reproducible).
+ONE_THREAD = {v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS")}
+
+
+@dataclass(frozen=True)
+class Data:
+    """One dataset's splits as a run uses them (a subset when asked), before standardising: what
+    is sent to each Dask worker, once."""
+
+    name: str
+    subset: int | None
+    x: npt.NDArray[Any]
+    y: npt.NDArray[Any]
+    xt: npt.NDArray[Any]
+    yt: npt.NDArray[Any]
+    token: str  #: names this run's copy on the workers
+
+
+@dataclass(frozen=True)
+class Job:
+    """One configuration on one dataset, and how to run it."""
+
+    dataset: str
+    subset: int | None
+    config: Configuration
+    repeats: int = 2
+    seed: int = 0
+    timeout: float | None = None  #: seconds; the job's process is killed past them
+    memory_limit: int | None = None  #: bytes of the job's own data (heap and private mappings)
+
+    def key(self, sklearn_version: str) -> str:
+        return _key(self.dataset, self.subset, self.config.classifier, self.config.parameter, sklearn_version)
+
+
+def _key(dataset: Any, subset: Any, name: Any, parameter: Any, sklearn_version: Any) -> str:
+    return json.dumps([dataset, subset, name, parameter, sklearn_version], sort_keys=True)
+
+
+def stratified(labels: npt.NDArray[Any], n: int, seed: int) -> npt.NDArray[np.intp]:
+    """Indices of a stratified subset of ``n`` examples (as even over the classes as ``n``
+    allows), drawn with ``seed``, in their original order."""
+    if n < 1:
+        raise ValueError(f"a subset needs at least one example, not {n}")
+    rng = np.random.default_rng(seed)
+    classes = np.unique(labels)
+    picked = []
+    for k, c in enumerate(classes):
+        members = np.flatnonzero(labels == c)
+        take = n // len(classes) + (k < n % len(classes))
+        picked.append(rng.permutation(members)[:take])
+    return np.sort(np.concatenate(picked))
+
+
+def prepare(name: str, *, subset: int | None = None, seed: int = 0, root: Any = None) -> Data:
+    """The dataset's splits from fmnist (verified), a stratified subset of each when asked."""
+    from ..loaders import load_data
+
+    (x, y), (xt, yt) = load_data(name, root=root)
+    if subset is not None:
+        if subset > len(y) or subset > len(yt):
+            raise ValueError(f"--subset {subset}: {name} has {len(y)} training and {len(yt)} test examples")
+        keep, keep_t = stratified(y, subset, seed), stratified(yt, subset, seed + 1)
+        x, y, xt, yt = x[keep], y[keep], xt[keep_t], yt[keep_t]
+    return Data(name, subset, x, y, xt, yt, uuid.uuid4().hex)
+
+
+def standardise(data: Data, folder: Path) -> Path:
+    """Writes ``data`` flattened to float64 and standardised (a scaler fitted on the training set,
+    as the seed's workers do) as ``x.npy``, ``y.npy``, ``xt.npy``, ``yt.npy`` in ``folder``."""
+    from sklearn.preprocessing import StandardScaler
+
+    x = data.x.reshape(len(data.x), -1).astype(np.float64)
+    xt = data.xt.reshape(len(data.xt), -1).astype(np.float64)
+    scaler = StandardScaler().fit(x)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, array in (("x", scaler.transform(x)), ("y", data.y), ("xt", scaler.transform(xt)), ("yt", data.yt)):
+        np.save(folder / f"{name}.npy", np.ascontiguousarray(array))
+    return folder
+
+
+def _parent_versions() -> dict[str, str]:
+    import sklearn
+
+    from .. import __version__
+
+    return {
+        "scikit_learn": sklearn.__version__,
+        "numpy": np.__version__,
+        "fmnist": __version__,
+        "host": platform.node(),
+    }
+
+
+def supervise(folder: Path, job: Job) -> dict[str, Any]:
+    """Runs ``job`` on the standardised splits in ``folder`` in a process of its own and returns
+    its record: the seed's fields, the dataset, versions, host and a status with its reason."""
+    config = job.config
+    record: dict[str, Any] = {
+        "dataset": job.dataset,
+        "subset": job.subset,
+        "name": config.classifier,
+        "parameter": config.parameter,
+        "estimator": config.estimator,
+        "wrap": config.wrap,
+        "kwargs": config.kwargs,
+        "seed": job.seed,
+        "repeats": job.repeats,
+        "timeout": job.timeout,
+        "memory_limit": job.memory_limit,
+        "start_time": int(time.time()),
+    }
+    if config.unsupported:
+        return {**record, **_parent_versions(), "status": "unsupported", "reason": config.unsupported, **_done()}
+    spec = {"folder": str(folder), "config": asdict(config), "repeats": job.repeats, "seed": job.seed}
+    spec["memory_limit"] = job.memory_limit
+    child = subprocess.Popen(
+        [sys.executable, "-m", "fmnist.benchmark.job"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **ONE_THREAD},
+    )
+    try:
+        out, err = child.communicate(json.dumps(spec).encode(), timeout=job.timeout)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.communicate()
+        reason = f"over the time limit of {job.timeout:g} s: its process was killed"
+        return {**record, **_parent_versions(), "status": "timed out", "reason": reason, **_done()}
+    finally:
+        if child.poll() is None:  # interrupted: the job does not outlive its supervisor
+            child.kill()
+            child.wait()
+    try:
+        result = json.loads(out)
+    except ValueError:  # no result: a crash, or out of memory before one could be written
+        reason = _died(child.returncode, err)
+        result = {"status": "out of memory" if "MemoryError" in reason else "failed", "reason": reason}
+    if "status" in result:
+        return {**record, **_parent_versions(), **result, **_done()}
+    scores = result["score"]
+    return {
+        **record,
+        **result,
+        "status": "ok",
+        "reason": "",
+        "num_repeat": len(scores),
+        "mean_accuracy": float(np.mean(scores)),
+        "std_accuracy": float(np.std(scores) * 2),  # the seed's: twice the standard deviation
+        "time_per_repeat": float(np.mean(result["time_per_fit"])),
+        **_done(),
+    }
+
+
+def _done() -> dict[str, int]:
+    return {"done_time": int(time.time())}
+
+
+def _died(code: int, err: bytes) -> str:
+    """Why a job's process gave no result: its signal or exit code, and its last words."""
+    import signal
+
+    how = f"died of {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+    tail = err.decode(errors="replace").strip().splitlines()[-1:] or [""]
+    return f"the job's process {how}" + (f": {tail[0]}" if tail[0] else "")
+
+
+# --- results ------------------------------------------------------------------------------------
+
+
+def read_results(path: Path) -> Iterator[dict[str, Any]]:
+    """The records of a results file. A line a kill cut short (no newline, or not JSON) is not a
+    result: it is skipped."""
+    try:
+        text = Path(path).read_bytes().decode(errors="replace")
+    except FileNotFoundError:
+        return
+    for line in text.splitlines(keepends=True):
+        if not line.endswith("\n"):
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and {"dataset", "name", "parameter", "status"} <= record.keys():
+            yield record
+
+
+def append(path: Path, record: dict[str, Any]) -> None:
+    """Appends one record as one line with one write, flushed to disk: a kill leaves either the
+    whole line or a cut one, which ``read_results`` skips."""
+    line = (json.dumps(record, sort_keys=True) + "\n").encode()
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = b"\n" + line  # after a cut line: start a fresh one
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def recorded(path: Path) -> set[str]:
+    """The keys of what ``path`` records."""
+    return {
+        _key(r["dataset"], r.get("subset"), r["name"], r["parameter"], r.get("scikit_learn"))
+        for r in read_results(path)
+    }
+
+
+def plan(
+    datasets: list[str],
+    configs: list[Configuration],
+    results: Path | str,
+    *,
+    subset: int | None = None,
+    repeats: int = 2,
+    seed: int = 0,
+    timeout: float | None = None,
+    memory_limit: int | None = None,
+) -> list[Job]:
+    """The jobs of ``configs`` on ``datasets`` that ``results`` does not record yet for this
+    scikit-learn, each configuration's datasets side by side."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, not {repeats}")
+    done = recorded(Path(results))
+    version = _parent_versions()["scikit_learn"]
+    jobs = [Job(d, subset, c, repeats, seed, timeout, memory_limit) for c in configs for d in datasets]
+    return [j for j in jobs if j.key(version) not in done]
+
+
+# --- running ------------------------------------------------------------------------------------
+
+
+def run(
+    jobs: list[Job],
+    results: Path | str,
+    *,
+    data: dict[str, Data] | None = None,
+    root: Any = None,
+    workers: int = 1,
+    scheduler: str | None = None,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Runs ``jobs`` (from ``plan``), appending each record to ``results`` as its job ends:
+    locally over ``workers`` processes at once, or on the Dask cluster at ``scheduler``. ``data``:
+    the datasets' splits when already prepared (else ``prepare`` with the jobs' subset). Returns
+    the records written now."""
+    from tqdm import tqdm
+
+    if not jobs:
+        return []
+    data = dict(data or {})
+    for j in jobs:
+        if j.dataset not in data:
+            data[j.dataset] = prepare(j.dataset, subset=j.subset, seed=j.seed, root=root)
+        elif data[j.dataset].subset != j.subset:
+            raise ValueError(
+                f"{j.dataset}: the data given is a subset of {data[j.dataset].subset}, the job's {j.subset}"
+            )
+    runner = _on_cluster(scheduler, jobs, data) if scheduler else _locally(jobs, data, workers)
+    written = []
+    with tqdm(total=len(jobs), unit="job", desc="benchmark", file=sys.stderr, disable=not progress) as bar:
+        for record in runner:
+            append(Path(results), record)
+            written.append(record)
+            bar.update()
+            if record["status"] != "ok" and progress:
+                bar.write(f"{record['dataset']} {record['name']} {record['parameter']}: {record['status']}")
+    return written
+
+
+def _locally(jobs: list[Job], data: dict[str, Data], workers: int) -> Iterator[dict[str, Any]]:
+    from joblib import Parallel, delayed
+
+    _clean_stale()
+    with tempfile.TemporaryDirectory(prefix=f"fmnist-benchmark-{os.getpid()}-") as tmp:
+        folders = {name: standardise(d, Path(tmp) / name) for name, d in data.items()}
+        # Threads supervise, processes compute: each job is a process of its own (job.py).
+        tasks = (delayed(supervise)(folders[j.dataset], j) for j in jobs)
+        yield from Parallel(n_jobs=workers, backend="threading", return_as="generator_unordered")(tasks)
+
+
+def _clean_stale() -> None:
+    """Removes the standardised copies that runs killed before they could clean up left in the
+    temporary folder (``fmnist-benchmark-<pid>-*`` of a process that is gone)."""
+    import shutil
+
+    for folder in Path(tempfile.gettempdir()).glob("fmnist-benchmark-*-*"):
+        pid = folder.name.split("-")[2]
+        if not pid.isdigit() or not folder.is_dir() or folder.is_symlink():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except OSError:  # alive (another user's): not ours to touch
+            pass
+
+
+# A Dask worker's standardised copies of the datasets it was sent, by token (the few newest).
+_copies: dict[str, Path] = {}
+_copies_lock = threading.Lock()
+_KEEP = 4
+
+
+def _on_worker(data: Data, job: Job) -> dict[str, Any]:
+    """A job on a Dask worker: the worker's standardised copy of ``data`` is made once."""
+    import atexit
+    import shutil
+
+    with _copies_lock:
+        folder = _copies.get(data.token)
+        if folder is None:
+            _clean_stale()
+            folder = standardise(data, Path(tempfile.mkdtemp(prefix=f"fmnist-benchmark-{os.getpid()}-")))
+            atexit.register(shutil.rmtree, folder, True)
+            _copies[data.token] = folder
+            while len(_copies) > _KEEP:
+                shutil.rmtree(_copies.pop(next(iter(_copies))), ignore_errors=True)
+    return supervise(folder, job)
+
+
+def _on_cluster(address: str, jobs: list[Job], data: dict[str, Data]) -> Iterator[dict[str, Any]]:
+    from distributed import Client, as_completed
+
+    with ExitStack() as stack:
+        try:
+            client = stack.enter_context(Client(address, timeout="20s"))
+        except OSError as e:
+            raise OSError(f"no Dask scheduler answered at {address}: {e}") from e
+        # Each dataset goes to every worker once; the jobs carry only their configuration.
+        sent = {name: client.scatter(d, broadcast=True, hash=False) for name, d in data.items()}
+        futures = {
+            client.submit(_on_worker, sent[j.dataset], j, pure=False, key=f"fmnist-benchmark-{uuid.uuid4().hex}"): j
+            for j in jobs
+        }
+        for future in as_completed(futures):
+            job = futures[future]
+            try:
+                yield future.result()
+            except Exception as e:  # the job's worker died too often (KilledWorker), or the cluster failed it
+                yield _failed(job, f"on the cluster: {type(e).__name__}: {e}")
+            future.release()
+
+
+def _failed(job: Job, reason: str) -> dict[str, Any]:
+    now = int(time.time())
+    return {
+        "dataset": job.dataset,
+        "subset": job.subset,
+        "name": job.config.classifier,
+        "parameter": job.config.parameter,
+        "seed": job.seed,
+        **_parent_versions(),
+        "status": "failed",
+        "reason": reason,
+        "start_time": now,
+        "done_time": now,
+    }
+
+
+def select(configs: Iterable[Configuration], where: Iterable[str]) -> list[Configuration]:
+    """The configurations whose seed parameters match every ``KEY=VALUE`` of ``where`` that names
+    one of their parameters (``p=2`` keeps the k-NN with p=2 and leaves other classifiers be)."""
+    wanted = []
+    for w in where:
+        k, sep, v = w.partition("=")
+        if not sep or not k:
+            raise ValueError(f"--where {w!r}: expected KEY=VALUE, e.g. n_estimators=10")
+        wanted.append((k, v))
+    return [c for c in configs if all(str(c.parameter[k]) == v for k, v in wanted if k in c.parameter)]
