@@ -102,7 +102,7 @@ def test_the_seeds_143_combinations_in_its_order_mapped_for_todays_scikit_learn(
     sgd = [c for c in every if c.classifier == "SGDClassifier"]
     assert sgd[9].parameter == {"loss": "log", "penalty": "l1"} and sgd[9].kwargs["loss"] == "log_loss"
     lr = next(c for c in every if c.parameter == {"penalty": "l1", "C": 1.0, "multi_class": "ovr"})
-    assert lr.wrap.endswith("OneVsRestClassifier") and lr.kwargs == {"penalty": "l1", "C": 1.0, "solver": "liblinear"}
+    assert lr.wrap.endswith("OneVsRestClassifier") and lr.kwargs == {"l1_ratio": 1.0, "C": 1.0, "solver": "liblinear"}
     mlp = next(c for c in every if c.classifier == "MLPClassifier" and c.parameter["hidden_layer_sizes"] == "(100,10,)")
     assert mlp.kwargs["hidden_layer_sizes"] == (100, 10)
     pa = configurations(["PassiveAggressiveClassifier"])[1]
@@ -128,6 +128,8 @@ def test_the_seeds_143_combinations_in_its_order_mapped_for_todays_scikit_learn(
 
 
 def test_every_supported_combination_builds_and_fits_on_a_real_subset(data_dir: Path) -> None:
+    from sklearn.exceptions import ConvergenceWarning
+
     x = fmnist.read_idx(data_dir / "t10k-images-idx3-ubyte.gz")[:200].reshape(200, -1).astype(np.float64) / 255
     y = fmnist.read_idx(data_dir / "t10k-labels-idx1-ubyte.gz")[:200]
     for c in configurations():
@@ -138,7 +140,8 @@ def test_every_supported_combination_builds_and_fits_on_a_real_subset(data_dir: 
         if c.classifier == "GradientBoostingClassifier":  # 2 trees, not 100: the test is the mapping
             c = replace(c, kwargs={**c.kwargs, "n_estimators": 2})
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # convergence warnings of 5-epoch linear models
+            warnings.simplefilter("error")  # no deprecated name or value is left in the mapping
+            warnings.simplefilter("ignore", ConvergenceWarning)  # 5-epoch linear models on 100 examples
             model = c.build().fit(x[:100], y[:100])
         assert 0.0 <= model.score(x[100:], y[100:]) <= 1.0, c
 
