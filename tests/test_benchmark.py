@@ -27,7 +27,8 @@ import pytest
 
 import fmnist
 from fmnist.benchmark import Job, configurations, plan, published_for, read_results, report, run, select
-from fmnist.benchmark.run import prepare, recorded
+from fmnist.benchmark import runner as benchmark_run
+from fmnist.benchmark.runner import prepare, recorded
 
 from .test_cli import run as cli
 
@@ -252,7 +253,9 @@ def test_failures_are_recorded_with_their_reason_and_the_run_goes_on(tmp_path: P
     assert len(recorded(results)) == 4  # GaussianNB's two records share a key: the failed one counts
 
 
-def test_the_command_line_checks_its_arguments_and_says_what_it_needs(tmp_path: Path, data: dict[str, str]) -> None:
+def test_the_command_line_checks_its_arguments_and_says_what_it_needs(
+    tmp_path: Path, data: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = cli("benchmark", "run", "--datasets", "fashion-mnist,nope", env=data, cwd=tmp_path)
     assert out.returncode == 2 and "unknown dataset 'nope'" in out.stderr
     out = cli("benchmark", "run", "--classifiers", "XGBoost", env=data, cwd=tmp_path)
@@ -278,6 +281,12 @@ def test_the_command_line_checks_its_arguments_and_says_what_it_needs(tmp_path: 
     assert out.stdout.count(f"{FLIPPED}\tSVC\t") == 12 and not (tmp_path / "fmnist-benchmark.jsonl").exists()
     out = cli("benchmark", "report", str(tmp_path / "none.jsonl"), env=data, cwd=tmp_path)
     assert out.returncode == 1 and "no results in it" in out.stderr
+    monkeypatch.setattr(benchmark_run, "CONNECT_TIMEOUT", "2s")
+    nobody = f"tcp://127.0.0.1:{_free_port()}"
+    out = cli("benchmark", "run", "--datasets", "fashion-mnist", "--subset", "100", "--classifiers", "GaussianNB",
+              "--scheduler", nobody, "--results", str(tmp_path / "r.jsonl"), "--quiet", env=data, cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 1 and f"no Dask scheduler answered at {nobody}" in out.stderr
+    assert not (tmp_path / "r.jsonl").exists()
 
 
 # --- the cluster --------------------------------------------------------------------------------
@@ -302,9 +311,12 @@ def cluster(tmp_path: Path, data: dict[str, str]) -> Iterator[tuple[str, list[su
     procs = [subprocess.Popen(scheduler, stdout=subprocess.DEVNULL, stderr=open(logs / "s.log", "wb"), cwd=tmp_path)]
     worker = [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1", "--host", "127.0.0.1",
               "--no-dashboard", "--local-directory", str(tmp_path / "dask")]  # fmt: skip
+    copies = tmp_path / "worker-tmp"  # where the workers keep their standardised copies
+    copies.mkdir()
     for i in range(2):
         procs.append(subprocess.Popen([*worker, "--name", f"w{i}"], stdout=subprocess.DEVNULL,
-                                      stderr=open(logs / f"worker{i}.log", "wb"), cwd=tmp_path))  # fmt: skip
+                                      stderr=open(logs / f"worker{i}.log", "wb"), cwd=tmp_path,
+                                      env={**data, "TMPDIR": str(copies)}))  # fmt: skip
     from distributed import Client
 
     try:
@@ -355,6 +367,9 @@ def test_on_a_dask_cluster_the_same_results_and_a_killed_worker_costs_one_rerun(
     a, b = by_config(local), by_config(remote)
     assert len(a) == 8 and {k: outcome(a[k]) for k in a} == {k: outcome(b[k]) for k in b}
     assert all(r["status"] == "ok" for r in remote)
+    # The data went to each worker once: one standardised copy per worker and dataset, not per job.
+    made = sorted(p.name.split("-")[2] for p in (tmp_path / "worker-tmp").glob("fmnist-benchmark-*"))
+    assert 2 <= len(made) <= 4 and all(made.count(pid) <= 2 for pid in made), made
 
     # A worker killed mid-job: the job runs again elsewhere, the run completes, each job once.
     results = tmp_path / "killed.jsonl"

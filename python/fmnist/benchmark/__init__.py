@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from . import report
 from .grid import Configuration, classifiers, configurations, published_for
-from .run import Data, Job, plan, prepare, read_results, run, select
+from .runner import Data, Job, plan, prepare, read_results, run, select
 
 __all__ = [
     "Configuration",

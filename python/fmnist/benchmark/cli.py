@@ -132,7 +132,7 @@ def _extra() -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     _extra()
     from .grid import configurations
-    from .run import plan, run, select
+    from .runner import plan, run, select
 
     configs = select(configurations(args.classifiers), args.where)
     if not configs:

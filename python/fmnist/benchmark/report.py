@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .grid import classifiers, published_for
-from .run import read_results
+from .runner import read_results
 
 #: The colours of the datasets, in order (bars, legend).
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]

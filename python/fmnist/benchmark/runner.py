@@ -337,6 +337,9 @@ def _clean_stale() -> None:
             pass
 
 
+#: How long ``--scheduler``'s address is tried before the run gives up.
+CONNECT_TIMEOUT = "20s"
+
 # A Dask worker's standardised copies of the datasets it was sent, by token (the few newest).
 _copies: dict[str, Path] = {}
 _copies_lock = threading.Lock()
@@ -365,7 +368,7 @@ def _on_cluster(address: str, jobs: list[Job], data: dict[str, Data]) -> Iterato
 
     with ExitStack() as stack:
         try:
-            client = stack.enter_context(Client(address, timeout="20s"))
+            client = stack.enter_context(Client(address, timeout=CONNECT_TIMEOUT))
         except OSError as e:
             raise OSError(f"no Dask scheduler answered at {address}: {e}") from e
         # Each dataset goes to every worker once; the jobs carry only their configuration.
