@@ -283,8 +283,10 @@ def test_the_command_line_checks_its_arguments_and_says_what_it_needs(
     assert out.returncode == 1 and "no results in it" in out.stderr
     monkeypatch.setattr(benchmark_run, "CONNECT_TIMEOUT", "2s")
     nobody = f"tcp://127.0.0.1:{_free_port()}"
-    out = cli("benchmark", "run", "--datasets", "fashion-mnist", "--subset", "100", "--classifiers", "GaussianNB",
-              "--scheduler", nobody, "--results", str(tmp_path / "r.jsonl"), "--quiet", env=data, cwd=tmp_path)  # fmt: skip
+    args = ["--datasets", "fashion-mnist", "--subset", "100", "--classifiers", "GaussianNB", "--quiet"]
+    out = cli(
+        "benchmark", "run", *args, "--scheduler", nobody, "--results", str(tmp_path / "r.jsonl"), env=data, cwd=tmp_path
+    )
     assert out.returncode == 1 and f"no Dask scheduler answered at {nobody}" in out.stderr
     assert not (tmp_path / "r.jsonl").exists()
 
