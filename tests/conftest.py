@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import os
 import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
+import fmnist
 from fmnist import datasets
 
 # Every property runs at least 200 examples (the issue's floor), with no per-example deadline:
@@ -34,7 +37,15 @@ if not TORCH and os.environ.get("FMNIST_REQUIRE_TORCH") == "1":
 BENCHMARK = all(importlib.util.find_spec(m) is not None for m in ("sklearn", "joblib", "distributed"))
 if not BENCHMARK and os.environ.get("FMNIST_REQUIRE_BENCHMARK") == "1":
     raise pytest.UsageError("FMNIST_REQUIRE_BENCHMARK=1 but scikit-learn, joblib or distributed is not installed")
-collect_ignore = ([] if TORCH else ["test_torch.py"]) + ([] if BENCHMARK else ["test_benchmark.py"])
+# tests/test_embed.py likewise needs the `viz` extra and TensorBoard (FMNIST_REQUIRE_VIZ=1).
+VIZ = all(importlib.util.find_spec(m) is not None for m in ("sklearn", "openTSNE", "umap", "matplotlib", "tensorboard"))
+if not VIZ and os.environ.get("FMNIST_REQUIRE_VIZ") == "1":
+    raise pytest.UsageError("FMNIST_REQUIRE_VIZ=1 but the viz extra or tensorboard is not installed")
+collect_ignore = (
+    ([] if TORCH else ["test_torch.py"])
+    + ([] if BENCHMARK else ["test_benchmark.py"])
+    + ([] if VIZ else ["test_embed.py"])
+)
 
 
 def pytest_report_header() -> list[str]:
@@ -47,6 +58,11 @@ def pytest_report_header() -> list[str]:
         lines.append(
             "tests/test_benchmark.py NOT COLLECTED: the benchmark extra is not installed "
             "(pip install -e '.[test,benchmark]')"
+        )
+    if not VIZ:
+        lines.append(
+            "tests/test_embed.py NOT COLLECTED: the viz extra or tensorboard is not installed "
+            "(pip install -e '.[test,viz]' tensorboard)"
         )
     return lines
 
@@ -167,3 +183,47 @@ def accepted_by(path: Path) -> str:
     """What proves a real Fashion-MNIST .gz, by its form: its stored MD5 (upstream's bytes) or its
     content SHA-256 (a recompressed copy), as provenance and judgments name it."""
     return "stored_md5" if is_upstream(path) else "content_sha256"
+
+
+FLIPPED = "fashion-flipped"  # a second dataset for side-by-side tests: Fashion-MNIST's first examples, mirrored
+
+
+@pytest.fixture
+def data(tmp_path: Path, data_dir: Path, registered: None) -> Iterator[dict[str, str]]:
+    """A data root, Fashion-MNIST found where a search path points, and the second dataset in a
+    registry file: the environment for this process (set) and for subprocesses (returned)."""
+    search = tmp_path / "search"
+    search.mkdir()
+    (search / "fashion-mnist").symlink_to(data_dir)
+    home = tmp_path / "home"
+    flipped = home / FLIPPED
+    flipped.mkdir(parents=True)
+    files = []
+    for split, n in (("train", 2000), ("test", 1000)):
+        stem = "train" if split == "train" else "t10k"
+        images = fmnist.read_idx(data_dir / f"{stem}-images-idx3-ubyte.gz")[:n, :, ::-1]
+        labels = fmnist.read_idx(data_dir / f"{stem}-labels-idx1-ubyte.gz")[:n]
+        for kind, array in (("images", images), ("labels", labels)):
+            name = f"{split}-{kind}.gz"
+            fmnist.write_idx(flipped / name, np.ascontiguousarray(array), compress=True)
+            blob = (flipped / name).read_bytes()
+            files.append(
+                f'[[dataset.files]]\nname = "{name}"\nsplit = "{split}"\nkind = "{kind}"\n'
+                f'shape = {list(array.shape)}\nsize = {len(blob)}\nmd5 = "{hashlib.md5(blob).hexdigest()}"\n'
+            )
+    registry = tmp_path / "flipped.toml"
+    registry.write_text(
+        f'[[dataset]]\nname = "{FLIPPED}"\ntitle = "Fashion-MNIST, mirrored"\nlicense = "MIT"\n'
+        f"classes = {json.dumps(fmnist.DATASETS['fashion-mnist'].classes)}\n"
+        'mirrors = ["http://127.0.0.1:9/"]\n\n' + "\n".join(files)
+    )
+    env = {"FMNIST_HOME": str(home), "FMNIST_SEARCH_PATH": str(search), "FMNIST_REGISTRY": str(registry)}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    fmnist.load_registry(registry)
+    yield {**os.environ, **env}
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v

@@ -5,7 +5,6 @@ cluster on 127.0.0.1, and the report read back from headless Chromium's DOM."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -30,9 +29,8 @@ from fmnist.benchmark import Job, configurations, plan, published_for, read_resu
 from fmnist.benchmark import runner as benchmark_run
 from fmnist.benchmark.runner import prepare, recorded
 
+from .conftest import FLIPPED
 from .test_cli import run as cli
-
-FLIPPED = "fashion-flipped"  # the second dataset: Fashion-MNIST's first examples, mirrored
 
 
 def by_config(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -42,47 +40,6 @@ def by_config(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def outcome(r: dict[str, Any]) -> tuple[Any, ...]:
     """What must agree between two runs of the same job with the same seeds."""
     return (r["status"], r.get("score"), r.get("shuffle_seeds"), r.get("num_repeat"))
-
-
-@pytest.fixture
-def data(tmp_path: Path, data_dir: Path, registered: None) -> Iterator[dict[str, str]]:
-    """A data root, Fashion-MNIST found where a search path points, and the second dataset in a
-    registry file: the environment for this process (set) and for subprocesses (returned)."""
-    search = tmp_path / "search"
-    search.mkdir()
-    (search / "fashion-mnist").symlink_to(data_dir)
-    home = tmp_path / "home"
-    flipped = home / FLIPPED
-    flipped.mkdir(parents=True)
-    files = []
-    for split, n in (("train", 2000), ("test", 1000)):
-        stem = "train" if split == "train" else "t10k"
-        images = fmnist.read_idx(data_dir / f"{stem}-images-idx3-ubyte.gz")[:n, :, ::-1]
-        labels = fmnist.read_idx(data_dir / f"{stem}-labels-idx1-ubyte.gz")[:n]
-        for kind, array in (("images", images), ("labels", labels)):
-            name = f"{split}-{kind}.gz"
-            fmnist.write_idx(flipped / name, np.ascontiguousarray(array), compress=True)
-            blob = (flipped / name).read_bytes()
-            files.append(
-                f'[[dataset.files]]\nname = "{name}"\nsplit = "{split}"\nkind = "{kind}"\n'
-                f'shape = {list(array.shape)}\nsize = {len(blob)}\nmd5 = "{hashlib.md5(blob).hexdigest()}"\n'
-            )
-    registry = tmp_path / "flipped.toml"
-    registry.write_text(
-        f'[[dataset]]\nname = "{FLIPPED}"\ntitle = "Fashion-MNIST, mirrored"\nlicense = "MIT"\n'
-        f"classes = {json.dumps(fmnist.DATASETS['fashion-mnist'].classes)}\n"
-        'mirrors = ["http://127.0.0.1:9/"]\n\n' + "\n".join(files)
-    )
-    env = {"FMNIST_HOME": str(home), "FMNIST_SEARCH_PATH": str(search), "FMNIST_REGISTRY": str(registry)}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    fmnist.load_registry(registry)
-    yield {**os.environ, **env}
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
 
 
 # --- the grid -----------------------------------------------------------------------------------

@@ -86,7 +86,8 @@ def present(tmp_path: Path, data_dir: Path) -> dict[str, str]:
     return {**os.environ, "FMNIST_HOME": str(tmp_path / "root"), "FMNIST_SEARCH_PATH": str(tmp_path / "search")}
 
 
-def png_size(path: Path) -> tuple[int, int]:
+def png_size(path: Path, colour: int = 0) -> tuple[int, int]:
+    """A PNG's width and height, its signature, header CRC, depth (8) and colour type checked."""
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     length, kind = struct.unpack(">I4s", data[8:16])
@@ -94,8 +95,8 @@ def png_size(path: Path) -> tuple[int, int]:
         kind == b"IHDR"
         and zlib.crc32(data[12 : 16 + length]) == struct.unpack(">I", data[16 + length : 20 + length])[0]
     )
-    width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
-    assert (depth, colour) == (8, 0)
+    width, height, depth, kind = struct.unpack(">IIBB", data[16:26])
+    assert (depth, kind) == (8, colour)
     return width, height
 
 

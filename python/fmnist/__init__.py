@@ -10,6 +10,7 @@ from . import reference as reference  # the pure-Python specification, fmnist.re
 from ._core import __version__
 from .datasets import DATASETS, Dataset, FileInfo, RegistryError, load_registry, register
 from .download import DownloadError
+from .embedding import embed  # pip install 'fmnist[viz]'
 from .errors import (
     BadGzipFile,
     BadZipFile,
@@ -44,6 +45,7 @@ __all__ = [
     "__version__",
     "batches",
     "download",
+    "embed",
     "load",
     "load_data",
     "load_mnist",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import logging
 import os
 import statistics
@@ -167,6 +168,57 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _viz() -> Any:
+    """The embedding module, or the one line that says what to install."""
+    from . import embedding
+
+    missing = [m for m in ("sklearn", "openTSNE", "umap", "matplotlib") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ImportError(f"{embedding.EXTRA} ({', '.join(missing)} not installed)")
+    return embedding
+
+
+def cmd_embed(args: argparse.Namespace) -> int:
+    embedding = _viz()
+    params = {k: v for k, v in (("perplexity", args.perplexity), ("n_neighbors", args.n_neighbors)) if v is not None}
+    if args.animate and args.method != "tsne":
+        raise ValueError(f"--animate records t-SNE's optimisation: use it with --method tsne, not {args.method}")
+    out = Path(args.out)
+    if out.suffix.lower() not in (".png", ".svg"):
+        raise ValueError(f"--out {out}: the picture is PNG or SVG; name it .png or .svg")
+    with _downloads_shown():
+        found = embedding.embed(
+            args.datasets, args.split, args.method, seed=args.seed, root=args.root, cache=not args.no_cache,
+            limit=args.limit, **params,
+        )  # fmt: skip
+        for e in found:
+            how = "from the cache" if e.cached else "computed"
+            print(
+                f"{e.dataset} {e.split}: {args.method} of {len(e.labels):,} images {how} ({e.seconds:.1f} s to compute)"
+            )
+        embedding.draw(found, out, thumbnails=args.thumbnails)
+        print(f"wrote {out}")
+        if args.animate:
+            (moving,) = embedding.embed(
+                args.datasets[0], args.split, "tsne", seed=args.seed, root=args.root, cache=False, limit=args.limit,
+                animate_every=args.every, **params,
+            )  # fmt: skip
+            embedding.animate(moving, args.animate)
+            print(f"wrote {args.animate}: {len(moving.frames)} frames, every {args.every} iterations")
+    return 0
+
+
+def cmd_projector(args: argparse.Namespace) -> int:
+    from . import embedding
+
+    with _downloads_shown():
+        config = embedding.projector(args.folder, args.dataset, args.split, root=args.root)
+    print(
+        f"wrote {config.parent}: Xtest.tsv, Ytest.tsv, sprite.png, {config.name} (tensorboard --logdir {config.parent})"
+    )
+    return 0
+
+
 def _median_ms(fn: Callable[[], Any], rounds: int) -> float:
     fn()
     times = []
@@ -256,6 +308,13 @@ def _dataset(text: str) -> str:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _dataset_list(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected one or more dataset names, separated by commas")
+    return [_dataset(n) for n in names]
+
+
 def _seconds(text: str) -> float:
     """A timeout, by the rule downloads apply (``Policy.check``)."""
     try:
@@ -341,6 +400,26 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--mirror", action="append", metavar="URL", help="base URL to try (repeatable; default: registry)")
     p.add_argument("--timeout", type=_seconds, default=30.0, help=TIMEOUT_HELP)
     p.add_argument("-o", "--output", default="fmnist-sprite.png", help="sprite path (default: fmnist-sprite.png)")
+    p = command("embed", cmd_embed, "a split in 2-D (PCA, t-SNE or UMAP), datasets side by side", dataset=False)
+    p.add_argument("--datasets", type=_dataset_list, default=["fashion-mnist", "mnist"],
+                   help="registered datasets, comma-separated (default: fashion-mnist,mnist)")  # fmt: skip
+    p.add_argument("--split", default="test", help="the split to embed (default: test)")
+    p.add_argument("--method", choices=["pca", "tsne", "umap"], default="tsne", help="(default: tsne)")
+    p.add_argument("--seed", type=int, default=0, help="makes the embedding reproducible (default 0)")
+    p.add_argument("--perplexity", type=float, help="t-SNE's perplexity (default 30)")
+    p.add_argument("--n-neighbors", type=_positive, help="UMAP's neighbours (default 15)")
+    p.add_argument("--limit", type=_positive, help="only the first N examples of each split")
+    p.add_argument("--out", default="fmnist-embedding.png", help="PNG or SVG (default: fmnist-embedding.png)")
+    p.add_argument("--thumbnails", action="store_true", help="draw images over the points")
+    p.add_argument("--animate", metavar="GIF", help="also record t-SNE's optimisation of the first dataset as a GIF")
+    p.add_argument("--every", type=_positive, default=10, help="iterations between the GIF's frames (default 10)")
+    p.add_argument("--no-cache", action="store_true", help="neither read nor write the embeddings' cache")
+    p.add_argument("--root", help="data root (default: $FMNIST_HOME, else the platform's cache folder)")
+    p = command("projector", cmd_projector, "the files of TensorBoard's projector for a split", dataset=False)
+    p.add_argument("folder", type=Path, help="where to write them (tensorboard --logdir FOLDER)")
+    p.add_argument("--dataset", type=_dataset, default="fashion-mnist", help="(default: fashion-mnist)")
+    p.add_argument("--split", default="test", help="(default: test)")
+    p.add_argument("--root", help="data root (default: $FMNIST_HOME, else the platform's cache folder)")
     benchmark_cli.add_commands(sub, _dataset)
     return parser
 
