@@ -58,10 +58,10 @@ class Embedding:
 
     @property
     def title(self) -> str:
-        shown = ", ".join(f"{k}={v}" for k, v in self.params.items())
-        return f"{self.dataset} {self.split}: {self.method.upper() if self.method != 'tsne' else 't-SNE'}" + (
-            f" ({shown}, seed {self.seed})" if shown else f" (seed {self.seed})"
-        )
+        """Two lines: the dataset, split and method; the parameters and the seed."""
+        method = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}[self.method]
+        shown = [f"{k}={v}" for k, v in self.params.items()] + [f"seed {self.seed}"]
+        return f"{self.dataset} {self.split}: {method}\n{', '.join(shown)}"
 
 
 def _versions(method: str) -> dict[str, str]:
@@ -206,7 +206,9 @@ def figure(embeddings: Sequence[Embedding], *, thumbnails: bool = False, size: f
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(embeddings), figsize=(size * len(embeddings), size + 0.6), squeeze=False)
+    fig, axes = plt.subplots(
+        1, len(embeddings), figsize=((size + 1.6) * len(embeddings), size + 0.6), squeeze=False, layout="constrained"
+    )
     for ax, e in zip(axes[0], embeddings):
         colours = _colours(len(e.classes))
         for k, name in enumerate(e.classes):
@@ -217,9 +219,9 @@ def figure(embeddings: Sequence[Embedding], *, thumbnails: bool = False, size: f
         ax.set_title(e.title, fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
-        legend = ax.legend(loc="upper right", fontsize=7, markerscale=4, framealpha=0.85)
-        legend.set_title(f"{len(e.labels):,} images", prop={"size": 7})
-    fig.tight_layout()
+        # Beside the panel, not over it: no point is hidden behind the legend.
+        legend = ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, markerscale=4, frameon=False)
+        legend.set_title(f"{len(e.labels):,} images", prop={"size": 8})
     return fig
 
 
