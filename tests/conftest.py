@@ -7,6 +7,7 @@ import importlib.util
 import json
 import os
 import shutil
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -227,3 +228,10 @@ def data(tmp_path: Path, data_dir: Path, registered: None) -> Iterator[dict[str,
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (for the servers tests start)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

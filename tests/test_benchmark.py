@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ from fmnist.benchmark import Job, configurations, plan, published_for, read_resu
 from fmnist.benchmark import runner as benchmark_run
 from fmnist.benchmark.runner import prepare, recorded
 
-from .conftest import FLIPPED
+from .conftest import FLIPPED, free_port
 from .test_cli import run as cli
 
 
@@ -239,7 +238,7 @@ def test_the_command_line_checks_its_arguments_and_says_what_it_needs(
     out = cli("benchmark", "report", str(tmp_path / "none.jsonl"), env=data, cwd=tmp_path)
     assert out.returncode == 1 and "no results in it" in out.stderr
     monkeypatch.setattr(benchmark_run, "CONNECT_TIMEOUT", "2s")
-    nobody = f"tcp://127.0.0.1:{_free_port()}"
+    nobody = f"tcp://127.0.0.1:{free_port()}"
     args = ["--datasets", "fashion-mnist", "--subset", "100", "--classifiers", "GaussianNB", "--quiet"]
     out = cli(
         "benchmark", "run", *args, "--scheduler", nobody, "--results", str(tmp_path / "r.jsonl"), env=data, cwd=tmp_path
@@ -251,18 +250,12 @@ def test_the_command_line_checks_its_arguments_and_says_what_it_needs(
 # --- the cluster --------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def cluster(tmp_path: Path, data: dict[str, str]) -> Iterator[tuple[str, list[subprocess.Popen[bytes]]]]:
     """A real Dask cluster on 127.0.0.1: ``dask scheduler`` and two ``dask worker`` processes of
     one thread each, started from this Python's environment."""
     dask = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
-    port = _free_port()
+    port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     logs = tmp_path / "dask"
     logs.mkdir()

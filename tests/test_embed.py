@@ -6,7 +6,6 @@ the projector's files as TensorBoard itself reads them."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ import pytest
 import fmnist
 from fmnist import embedding
 
-from .conftest import FLIPPED
+from .conftest import FLIPPED, free_port
 from .test_cli import png_size
 from .test_cli import run as cli
 
@@ -152,12 +151,6 @@ def test_the_animation_records_the_tsne_optimisation(tmp_path: Path, data: dict[
     assert np.abs(moving.frames[0] - still.coords).max() > 0.1 * np.ptp(still.coords)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_the_projector_files_as_tensorboard_reads_them(tmp_path: Path, data: dict[str, str]) -> None:
     folder = tmp_path / "projector"
     out = cli("projector", str(folder), env=data, cwd=tmp_path)
@@ -173,7 +166,7 @@ def test_the_projector_files_as_tensorboard_reads_them(tmp_path: Path, data: dic
     assert (folder / "Ytest.tsv").read_text().splitlines() == [classes[k] for k in labels]
     assert np.array_equal(np.loadtxt(folder / "Xtest.tsv", dtype=np.uint8, max_rows=3), images[:3].reshape(3, -1))
     assert png_size(folder / "sprite.png") == (2800, 2800)  # 100 x 100 images of 28 x 28
-    port = _free_port()
+    port = free_port()
     board = subprocess.Popen(
         [sys.executable, "-m", "tensorboard.main", "--logdir", str(folder), "--host", "127.0.0.1", "--port", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp_path,

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .grid import Configuration
+from .job import versions
 
 #: The thread pools of numpy's BLAS and of scikit-learn's OpenMP code in each job: one each,
 #: since the jobs are what runs in parallel (and one thread makes the scores exactly reproducible).
@@ -116,19 +116,6 @@ def standardise(data: Data, folder: Path) -> Path:
     return folder
 
 
-def _parent_versions() -> dict[str, str]:
-    import sklearn
-
-    from .. import __version__
-
-    return {
-        "scikit_learn": sklearn.__version__,
-        "numpy": np.__version__,
-        "fmnist": __version__,
-        "host": platform.node(),
-    }
-
-
 def supervise(folder: Path, job: Job) -> dict[str, Any]:
     """Runs ``job`` on the standardised splits in ``folder`` in a process of its own and returns
     its record: the seed's fields, the dataset, versions, host and a status with its reason."""
@@ -148,7 +135,7 @@ def supervise(folder: Path, job: Job) -> dict[str, Any]:
         "start_time": int(time.time()),
     }
     if config.unsupported:
-        return {**record, **_parent_versions(), "status": "unsupported", "reason": config.unsupported, **_done()}
+        return {**record, **versions(), "status": "unsupported", "reason": config.unsupported, **_done()}
     spec = {"folder": str(folder), "config": asdict(config), "repeats": job.repeats, "seed": job.seed}
     spec["memory_limit"] = job.memory_limit
     child = subprocess.Popen(
@@ -164,7 +151,7 @@ def supervise(folder: Path, job: Job) -> dict[str, Any]:
         child.kill()
         child.communicate()
         reason = f"over the time limit of {job.timeout:g} s: its process was killed"
-        return {**record, **_parent_versions(), "status": "timed out", "reason": reason, **_done()}
+        return {**record, **versions(), "status": "timed out", "reason": reason, **_done()}
     finally:
         if child.poll() is None:  # interrupted: the job does not outlive its supervisor
             child.kill()
@@ -175,7 +162,7 @@ def supervise(folder: Path, job: Job) -> dict[str, Any]:
         reason = _died(child.returncode, err)
         result = {"status": "out of memory" if "MemoryError" in reason else "failed", "reason": reason}
     if "status" in result:
-        return {**record, **_parent_versions(), **result, **_done()}
+        return {**record, **versions(), **result, **_done()}
     scores = result["score"]
     return {
         **record,
@@ -263,7 +250,7 @@ def plan(
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, not {repeats}")
     done = recorded(Path(results))
-    version = _parent_versions()["scikit_learn"]
+    version = versions()["scikit_learn"]
     jobs = [Job(d, subset, c, repeats, seed, timeout, memory_limit) for c in configs for d in datasets]
     return [j for j in jobs if j.key(version) not in done]
 
@@ -394,7 +381,7 @@ def _failed(job: Job, reason: str) -> dict[str, Any]:
         "name": job.config.classifier,
         "parameter": job.config.parameter,
         "seed": job.seed,
-        **_parent_versions(),
+        **versions(),
         "status": "failed",
         "reason": reason,
         "start_time": now,
