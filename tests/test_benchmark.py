@@ -157,6 +157,7 @@ def test_a_run_resumes_and_a_line_cut_short_is_never_a_result(tmp_path: Path, da
         run(plan(["fashion-mnist"], configs, results, subset=100), results, data={"fashion-mnist": d})
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc for the jobs' processes")
 def test_a_run_killed_at_any_moment_leaves_each_job_recorded_once(tmp_path: Path, data: dict[str, str]) -> None:
     results = tmp_path / "r.jsonl"
     command = [sys.executable, "-m", "fmnist", "benchmark", "run", "--datasets", "fashion-mnist", "--subset", "300",
@@ -175,6 +176,17 @@ def test_a_run_killed_at_any_moment_leaves_each_job_recorded_once(tmp_path: Path
             kills += 1
         child.wait()
     assert kills >= 2
+    assert _jobs_running_in(tmp_path) == []  # the jobs died with their run (Linux: PR_SET_PDEATHSIG)
+    # Ctrl-C and SIGTERM end a run as well: its jobs ended and not recorded, its copies removed.
+    for how in (signal.SIGINT, signal.SIGTERM):
+        child = subprocess.Popen(command, env=data, cwd=tmp_path, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while not _jobs_running_in(tmp_path) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        child.send_signal(how)
+        assert child.wait(30) in (130, 143, -how) and _jobs_running_in(tmp_path) == []
+        assert [p for p in tmp.iterdir() if p.name.startswith(f"fmnist-benchmark-{child.pid}-")] == []
+    assert {r["status"] for r in read_results(results)} <= {"ok"}  # no interrupted job recorded as failed
     finished = subprocess.run(command, env=data, cwd=tmp_path, capture_output=True, text=True)
     assert finished.returncode == 0, finished.stderr
     records = list(read_results(results))
@@ -184,6 +196,19 @@ def test_a_run_killed_at_any_moment_leaves_each_job_recorded_once(tmp_path: Path
     again = subprocess.run(command, env=data, cwd=tmp_path, capture_output=True, text=True)
     assert again.returncode == 0 and "0 jobs to run, 8 already in" in again.stderr
     assert list(tmp.iterdir()) == []  # the killed runs' copies were removed by the next run
+
+
+def _jobs_running_in(folder: Path) -> list[int]:
+    """The benchmark jobs' processes whose working folder is ``folder`` (Linux's /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and b"fmnist.benchmark.job" in (entry / "cmdline").read_bytes():
+                if Path(os.readlink(entry / "cwd")) == folder:
+                    found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
 
 
 def test_failures_are_recorded_with_their_reason_and_the_run_goes_on(tmp_path: Path, data: dict[str, str]) -> None:

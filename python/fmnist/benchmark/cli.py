@@ -7,6 +7,7 @@ import argparse
 import math
 import os
 import re
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -154,11 +155,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         for j in jobs:
             print(f"{j.dataset}\t{j.config.classifier}\t{j.config.parameter}")
         return 0
+    # SIGTERM ends the run as Ctrl-C does: its jobs are ended, the finished ones stay recorded, the
+    # standardised copies are removed.
+    before = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     where = f"on the Dask cluster at {args.scheduler}" if args.scheduler else f"{args.jobs} at a time"
     print(f"running {where}; results: {args.results}", file=sys.stderr)
-    records = run(
-        jobs, args.results, root=args.root, workers=args.jobs, scheduler=args.scheduler, progress=not args.quiet
-    )
+    try:
+        records = run(
+            jobs, args.results, root=args.root, workers=args.jobs, scheduler=args.scheduler, progress=not args.quiet
+        )
+    finally:
+        signal.signal(signal.SIGTERM, before)
     counts: dict[str, int] = {}
     for r in records:
         counts[r["status"]] = counts.get(r["status"], 0) + 1

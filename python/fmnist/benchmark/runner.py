@@ -116,9 +116,16 @@ def standardise(data: Data, folder: Path) -> Path:
     return folder
 
 
-def supervise(folder: Path, job: Job) -> dict[str, Any]:
+#: The jobs' processes now running here, and whether the run is stopping (interrupted, killed).
+_live: set[subprocess.Popen[bytes]] = set()
+_live_lock = threading.Lock()
+_stopping = threading.Event()
+
+
+def supervise(folder: Path, job: Job) -> dict[str, Any] | None:
     """Runs ``job`` on the standardised splits in ``folder`` in a process of its own and returns
-    its record: the seed's fields, the dataset, versions, host and a status with its reason."""
+    its record: the seed's fields, the dataset, versions, host and a status with its reason;
+    None when the run was stopped while the job ran."""
     config = job.config
     record: dict[str, Any] = {
         "dataset": job.dataset,
@@ -138,13 +145,18 @@ def supervise(folder: Path, job: Job) -> dict[str, Any]:
         return {**record, **versions(), "status": "unsupported", "reason": config.unsupported, **_done()}
     spec = {"folder": str(folder), "config": asdict(config), "repeats": job.repeats, "seed": job.seed}
     spec["memory_limit"] = job.memory_limit
+    # A session of its own: the terminal's Ctrl-C reaches the run, which ends its jobs itself
+    # (and records none of them), rather than each job dying on its own and being recorded failed.
     child = subprocess.Popen(
         [sys.executable, "-m", "fmnist.benchmark.job"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**os.environ, **ONE_THREAD},
+        start_new_session=True,
     )
+    with _live_lock:
+        _live.add(child)
     try:
         out, err = child.communicate(json.dumps(spec).encode(), timeout=job.timeout)
     except subprocess.TimeoutExpired:
@@ -156,6 +168,10 @@ def supervise(folder: Path, job: Job) -> dict[str, Any]:
         if child.poll() is None:  # interrupted: the job does not outlive its supervisor
             child.kill()
             child.wait()
+        with _live_lock:
+            _live.discard(child)
+    if _stopping.is_set():
+        return None  # the run was stopped: this job ended with it, and is run again on resume
     try:
         result = json.loads(out)
     except ValueError:  # no result: a crash, or out of memory before one could be written
@@ -286,17 +302,27 @@ def run(
             )
     runner = _on_cluster(scheduler, jobs, data) if scheduler else _locally(jobs, data, workers)
     written = []
-    with tqdm(total=len(jobs), unit="job", desc="benchmark", file=sys.stderr, disable=not progress) as bar:
-        for record in runner:
-            append(Path(results), record)
-            written.append(record)
-            bar.update()
-            if record["status"] != "ok" and progress:
-                bar.write(f"{record['dataset']} {record['name']} {record['parameter']}: {record['status']}")
+    _stopping.clear()
+    try:
+        with tqdm(total=len(jobs), unit="job", desc="benchmark", file=sys.stderr, disable=not progress) as bar:
+            for record in runner:
+                if record is None:
+                    continue
+                append(Path(results), record)
+                written.append(record)
+                bar.update()
+                if record["status"] != "ok" and progress:
+                    bar.write(f"{record['dataset']} {record['name']} {record['parameter']}: {record['status']}")
+    except BaseException:  # interrupted: end the jobs now running here, record none of them
+        _stopping.set()
+        with _live_lock:
+            for child in _live:
+                child.kill()
+        raise
     return written
 
 
-def _locally(jobs: list[Job], data: dict[str, Data], workers: int) -> Iterator[dict[str, Any]]:
+def _locally(jobs: list[Job], data: dict[str, Data], workers: int) -> Iterator[dict[str, Any] | None]:
     from joblib import Parallel, delayed
 
     _clean_stale()
@@ -333,7 +359,7 @@ _copies_lock = threading.Lock()
 _KEEP = 4
 
 
-def _on_worker(data: Data, job: Job) -> dict[str, Any]:
+def _on_worker(data: Data, job: Job) -> dict[str, Any] | None:
     """A job on a Dask worker: the worker's standardised copy of ``data`` is made once."""
     import atexit
     import shutil
@@ -350,7 +376,7 @@ def _on_worker(data: Data, job: Job) -> dict[str, Any]:
     return supervise(folder, job)
 
 
-def _on_cluster(address: str, jobs: list[Job], data: dict[str, Data]) -> Iterator[dict[str, Any]]:
+def _on_cluster(address: str, jobs: list[Job], data: dict[str, Data]) -> Iterator[dict[str, Any] | None]:
     from distributed import Client, as_completed
 
     with ExitStack() as stack:
