@@ -288,12 +288,9 @@ def cluster(tmp_path: Path, data: dict[str, str]) -> Iterator[tuple[str, list[su
     procs = [subprocess.Popen(scheduler, stdout=subprocess.DEVNULL, stderr=open(logs / "s.log", "wb"), cwd=tmp_path)]
     worker = [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1", "--host", "127.0.0.1",
               "--no-dashboard", "--local-directory", str(tmp_path / "dask")]  # fmt: skip
-    copies = tmp_path / "worker-tmp"  # where the workers keep their standardised copies
-    copies.mkdir()
-    for i in range(2):
+    for i in range(2):  # each keeps its standardised copies in its scratch space, under tmp_path / "dask"
         procs.append(subprocess.Popen([*worker, "--name", f"w{i}"], stdout=subprocess.DEVNULL,
-                                      stderr=open(logs / f"worker{i}.log", "wb"), cwd=tmp_path,
-                                      env={**data, "TMPDIR": str(copies)}))  # fmt: skip
+                                      stderr=open(logs / f"worker{i}.log", "wb"), cwd=tmp_path, env=data))  # fmt: skip
     from distributed import Client
 
     try:
@@ -345,7 +342,7 @@ def test_on_a_dask_cluster_the_same_results_and_a_killed_worker_costs_one_rerun(
     assert len(a) == 8 and {k: outcome(a[k]) for k in a} == {k: outcome(b[k]) for k in b}
     assert all(r["status"] == "ok" for r in remote)
     # The data went to each worker once: one standardised copy per worker and dataset, not per job.
-    made = sorted(p.name.split("-")[2] for p in (tmp_path / "worker-tmp").glob("fmnist-benchmark-*"))
+    made = sorted(p.name.split("-")[2] for p in (tmp_path / "dask").glob("**/fmnist-benchmark-*"))
     assert 2 <= len(made) <= 4 and all(made.count(pid) <= 2 for pid in made), made
 
     # A worker killed mid-job: the job runs again elsewhere, the run completes, each job once.

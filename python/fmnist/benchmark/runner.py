@@ -360,15 +360,20 @@ _KEEP = 4
 
 
 def _on_worker(data: Data, job: Job) -> dict[str, Any] | None:
-    """A job on a Dask worker: the worker's standardised copy of ``data`` is made once."""
+    """A job on a Dask worker: the worker's standardised copy of ``data`` is made once, in its
+    scratch space."""
     import atexit
     import shutil
 
     with _copies_lock:
         folder = _copies.get(data.token)
         if folder is None:
-            _clean_stale()
-            folder = standardise(data, Path(tempfile.mkdtemp(prefix=f"fmnist-benchmark-{os.getpid()}-")))
+            # In the worker's own scratch space: Dask removes it when the worker closes, and a
+            # killed worker's is purged by the next worker started there.
+            from distributed import get_worker
+
+            scratch = Path(get_worker().local_directory)
+            folder = standardise(data, Path(tempfile.mkdtemp(prefix=f"fmnist-benchmark-{os.getpid()}-", dir=scratch)))
             atexit.register(shutil.rmtree, folder, True)
             _copies[data.token] = folder
             while len(_copies) > _KEEP:
