@@ -55,6 +55,7 @@ class Embedding:
     path: Path | None = None  #: its cache file
     frames: list[npt.NDArray[np.float32]] = field(default_factory=list, repr=False)  #: t-SNE's, with animate
     every: int = 0  #: the iterations between frames
+    root: Any = field(default=None, repr=False)  #: the data root its images came from (for thumbnails)
 
     @property
     def title(self) -> str:
@@ -169,7 +170,7 @@ def embed(
                     coords, seconds = saved["coords"], float(saved["seconds"])
                 if coords.shape == (len(labels), 2):
                     out.append(Embedding(ds.name, split, method, full, seed, coords, labels, ds.classes,
-                                         versions, seconds, True, path))  # fmt: skip
+                                         versions, seconds, True, path, root=root))  # fmt: skip
                     continue
             except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
                 pass  # unreadable (cut short, say): computed again and replaced
@@ -181,7 +182,7 @@ def embed(
         if cache:
             _save(path, coords=coords, seconds=np.float64(seconds))
         out.append(Embedding(ds.name, split, method, full, seed, coords, labels, ds.classes, versions, seconds,
-                             False, path if cache else None, frames, animate_every))  # fmt: skip
+                             False, path if cache else None, frames, animate_every, root))  # fmt: skip
     return out
 
 
@@ -239,7 +240,7 @@ def _thumbnails(ax: Any, e: Embedding, cells: int = 13) -> None:
 
     from .loaders import load
 
-    images, _ = load(e.dataset, e.split)
+    images, _ = load(e.dataset, e.split, root=e.root)
     lo, hi = e.coords.min(axis=0), e.coords.max(axis=0)
     cell = np.floor((e.coords - lo) / np.maximum(hi - lo, 1e-9) * (cells - 1e-9)).astype(int)
     centre = lo + (cell + 0.5) * (hi - lo) / cells

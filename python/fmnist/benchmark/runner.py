@@ -152,7 +152,7 @@ def supervise(folder: Path, job: Job) -> dict[str, Any] | None:
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env={**os.environ, **ONE_THREAD},
+        env={**os.environ, **ONE_THREAD, "FMNIST_BENCHMARK_PARENT": str(os.getpid())},
         start_new_session=True,
     )
     with _live_lock:
