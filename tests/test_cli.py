@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import struct
 import subprocess
@@ -393,3 +394,32 @@ def test_download_of_some_splits(empty: dict[str, str], tmp_path: Path, data_dir
         assert server.hits[("ok", FILES[0])] == 0
         bad = run("download", "--split", "validation", "--mirror", server.mirror("ok"), env=empty, cwd=tmp_path)
         assert bad.returncode == 1 and "has the splits train, test, not ['validation']" in bad.stderr
+
+
+def test_the_extras_commands_say_what_to_install_and_the_report_needs_none(tmp_path: Path) -> None:
+    # A Python where scikit-learn, openTSNE, umap-learn, joblib and distributed cannot be imported
+    # (as without the extras), running the real command line.
+    code = (
+        "import sys; sys.modules.update(dict.fromkeys(['sklearn', 'openTSNE', 'umap', 'joblib', 'distributed']));"
+        "from fmnist.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+
+    def fmnist_without_extras(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=tmp_path, timeout=120
+        )
+
+    out = fmnist_without_extras("embed", "--datasets", "fashion-mnist", "--method", "pca")
+    assert out.returncode == 1 and "pip install 'fmnist[viz]'" in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr and not (tmp_path / "fmnist-embedding.png").exists()
+    out = fmnist_without_extras("benchmark", "run", "--datasets", "fashion-mnist", "--dry-run")
+    assert out.returncode == 1 and "pip install 'fmnist[benchmark]'" in out.stderr, out.stderr
+    record: dict[str, Any] = {"dataset": "fashion-mnist", "name": "GaussianNB", "parameter": {"priors": [0.1] * 10}}
+    record.update(status="ok", reason="", mean_accuracy=0.57, std_accuracy=0.0, time_per_repeat=0.7, num_repeat=2)
+    (tmp_path / "r.jsonl").write_text(json.dumps(record) + "\n")
+    out = fmnist_without_extras("benchmark", "report", "r.jsonl", "--markdown")
+    assert out.returncode == 0, out.stderr
+    assert (
+        "| GaussianNB | priors=[0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1] | all | 0.570 ± 0.000 | 0.7 | 0.511 |"
+        in out.stdout
+    )
