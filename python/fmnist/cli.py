@@ -308,13 +308,6 @@ def _dataset(text: str) -> str:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def _dataset_list(text: str) -> list[str]:
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError("expected one or more dataset names, separated by commas")
-    return [_dataset(n) for n in names]
-
-
 def _seconds(text: str) -> float:
     """A timeout, by the rule downloads apply (``Policy.check``)."""
     try:
@@ -401,7 +394,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=_seconds, default=30.0, help=TIMEOUT_HELP)
     p.add_argument("-o", "--output", default="fmnist-sprite.png", help="sprite path (default: fmnist-sprite.png)")
     p = command("embed", cmd_embed, "a split in 2-D (PCA, t-SNE or UMAP), datasets side by side", dataset=False)
-    p.add_argument("--datasets", type=_dataset_list, default=["fashion-mnist", "mnist"],
+    p.add_argument("--datasets", type=benchmark_cli.names(_dataset), default=["fashion-mnist", "mnist"],
                    help="registered datasets, comma-separated (default: fashion-mnist,mnist)")  # fmt: skip
     p.add_argument("--split", default="test", help="the split to embed (default: test)")
     p.add_argument("--method", choices=["pca", "tsne", "umap"], default="tsne", help="(default: tsne)")

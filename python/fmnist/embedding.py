@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import time
 import zipfile
 from collections.abc import Sequence
@@ -23,6 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from .idx import atomic_write
 from .png import encode_png
 
 METHODS = ("pca", "tsne", "umap")
@@ -140,6 +139,7 @@ def embed(
     only. From the cache under the data root when it holds the same embedding (``cache=False``
     neither reads nor writes it). ``animate_every``: keep t-SNE's embedding every so many
     iterations in ``frames`` (computed anew, for ``animate``)."""
+    from .datasets import get
     from .loaders import load
     from .sources import data_root
 
@@ -153,8 +153,6 @@ def embed(
         raise ValueError(f"limit must be at least 2 examples, not {limit}")
     out = []
     for name in names:
-        from .datasets import get
-
         ds = get(name)
         images, labels = load(ds.name, split, root=root)
         if limit is not None:
@@ -192,7 +190,7 @@ def _save(path: Path, **arrays: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    _write(path, buffer.getvalue())
+    atomic_write(str(path), buffer.getvalue())
 
 
 # --- pictures -----------------------------------------------------------------------------------
@@ -334,21 +332,5 @@ def projector(folder: Path | str, dataset: str = "fashion-mnist", split: str = "
         ).encode(),
     }
     for name, blob in files.items():
-        _write(folder / name, blob)
+        atomic_write(str(folder / name), blob)
     return folder / "projector_config.pbtxt"
-
-
-def _write(path: Path, blob: bytes) -> None:
-    """Writes ``path`` whole or not at all (a temporary file beside it, renamed over it), with
-    the permissions a new file gets (the umask's)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        mask = os.umask(0)
-        os.umask(mask)
-        os.fchmod(fd, 0o666 & ~mask) if hasattr(os, "fchmod") else None
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise

@@ -45,7 +45,9 @@ def _count(text: str) -> int:
     return value
 
 
-def _names(kind: Callable[[str], str]) -> Callable[[str], list[str]]:
+def names(kind: Callable[[str], str]) -> Callable[[str], list[str]]:
+    """An argparse type: comma-separated names, each checked by ``kind``."""
+
     def parse(text: str) -> list[str]:
         names = [n.strip() for n in text.split(",") if n.strip()]
         if not names:
@@ -82,11 +84,11 @@ def add_commands(sub: Any, dataset: Callable[[str], str]) -> None:
     )
     p.add_argument(
         "--datasets",
-        type=_names(dataset),
+        type=names(dataset),
         default=["fashion-mnist", "mnist"],
         help="registered datasets, comma-separated (default: fashion-mnist,mnist)",
     )
-    p.add_argument("--classifiers", type=_names(_classifier), help="classifier names, comma-separated (default: all)")
+    p.add_argument("--classifiers", type=names(_classifier), help="classifier names, comma-separated (default: all)")
     p.add_argument(
         "--where",
         action="append",

@@ -362,7 +362,6 @@ _KEEP = 4
 def _on_worker(data: Data, job: Job) -> dict[str, Any] | None:
     """A job on a Dask worker: the worker's standardised copy of ``data`` is made once, in its
     scratch space."""
-    import atexit
     import shutil
 
     with _copies_lock:
@@ -374,7 +373,6 @@ def _on_worker(data: Data, job: Job) -> dict[str, Any] | None:
 
             scratch = Path(get_worker().local_directory)
             folder = standardise(data, Path(tempfile.mkdtemp(prefix=f"fmnist-benchmark-{os.getpid()}-", dir=scratch)))
-            atexit.register(shutil.rmtree, folder, True)
             _copies[data.token] = folder
             while len(_copies) > _KEEP:
                 shutil.rmtree(_copies.pop(next(iter(_copies))), ignore_errors=True)
