@@ -532,3 +532,14 @@ def test_the_page_in_a_real_browser_shows_each_view_and_sorts(tmp_path: Path, re
     status = fashion.findall(".//tbody/tr")[-1].findall("td")[-1]
     assert status.text == "timed out" and "600 s" in status.get("title", "")
     assert len(dom.findall(".//svg//rect/title")) == 4  # the chart, inline
+
+
+def test_the_api_refuses_a_subset_of_nothing_and_no_repeats(tmp_path: Path) -> None:
+    from fmnist.benchmark.runner import stratified
+
+    with pytest.raises(ValueError, match="a subset needs at least one example, not 0"):
+        stratified(np.arange(10) % 2, 0, seed=0)
+    with pytest.raises(ValueError, match="repeats must be at least 1, not 0"):
+        plan(["fashion-mnist"], configurations(["GaussianNB"]), tmp_path / "r.jsonl", repeats=0)
+    with pytest.raises(ValueError, match=r"--where 'p': expected KEY=VALUE"):
+        select(configurations(["KNeighborsClassifier"]), ["p"])

@@ -199,3 +199,16 @@ def test_the_projector_files_as_tensorboard_reads_them(tmp_path: Path, data: dic
     finally:
         board.terminate()
         board.wait(30)
+
+
+def test_bad_arguments_are_clear_errors(tmp_path: Path, data: dict[str, str]) -> None:
+    with pytest.raises(ValueError, match="no dataset to embed"):
+        fmnist.embed([])
+    with pytest.raises(ValueError, match="limit must be at least 2 examples, not 1"):
+        fmnist.embed("fashion-mnist", limit=1)
+    (pca,) = fmnist.embed("fashion-mnist", method="pca", limit=100)
+    with pytest.raises(ValueError, match=r"x\.jpg: the picture is PNG or SVG"):
+        embedding.draw([pca], tmp_path / "x.jpg")
+    with pytest.raises(ValueError, match="no frames: embed with method='tsne' and animate_every > 0"):
+        embedding.animate(pca, tmp_path / "a.gif")
+    assert not list(tmp_path.glob("*.jpg")) and not list(tmp_path.glob("*.gif"))
