@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
+use crate::augment::{place_prepared, Fused, Normalised, Span};
 use crate::element::{Element, ElementType};
 use crate::Error;
 
@@ -140,6 +141,42 @@ impl Normalize {
     }
 }
 
+/// Augmentation, with the normalisation its float32 path applies: a mean and a scale for every
+/// image element (0 and 1 where none was given: `(x - 0) * 1` is `x` exactly), what padding
+/// becomes, and the erasing value per channel.
+pub struct Augmenting {
+    pub fused: Fused,
+    mean: Vec<f32>,
+    scale: Vec<f32>,
+    zero: Vec<f32>,
+    reciprocal: bool,
+    /// One mean and one scale for every element: what padding becomes.
+    uniform: Option<f32>,
+    fill: Vec<f32>,
+}
+
+impl Augmenting {
+    pub fn new(fused: Fused, norm: Option<&Normalize>) -> Augmenting {
+        let len = fused.geometry.len();
+        let full = |v: Option<&Vec<f32>>, default: f32| match v {
+            Some(v) if !v.is_empty() => v.clone(),
+            _ => vec![default; len],
+        };
+        let (mean, scale) = (full(norm.map(|n| &n.mean), 0.0), full(norm.map(|n| &n.scale), 1.0));
+        let reciprocal = norm.is_none_or(|n| n.reciprocal);
+        let zero: Vec<f32> =
+            mean.iter().zip(&scale).map(|(&m, &s)| if reciprocal { (0.0 - m) * s } else { (0.0 - m) / s }).collect();
+        let same = |v: &[f32]| v.iter().all(|x| x.to_bits() == v[0].to_bits());
+        let uniform = (len > 0 && same(&mean) && same(&scale)).then(|| zero[0]);
+        let fill = fused.fill(|v| v as f32);
+        Augmenting { mean, scale, zero, reciprocal, uniform, fill, fused }
+    }
+
+    fn normalised(&self) -> Normalised<'_> {
+        Normalised { mean: &self.mean, scale: &self.scale, zero: &self.zero, reciprocal: self.reciprocal }
+    }
+}
+
 /// Everything needed to make every batch of one epoch.
 pub struct Spec {
     pub images: Rows,
@@ -150,6 +187,8 @@ pub struct Spec {
     pub drop_last: bool,
     /// None: images keep their dtype (a pure gather).
     pub to_f32: Option<Normalize>,
+    /// Crop, flip and erase each example as it is gathered (and converted).
+    pub augment: Option<Augmenting>,
 }
 
 impl Spec {
@@ -169,6 +208,16 @@ impl Spec {
                 if !v.is_empty() && v.len() != self.images.row_len() {
                     return Err(Error::Usage(format!("{name} must have one value per image element")));
                 }
+            }
+        }
+        if let Some(a) = &self.augment {
+            let g = a.fused.geometry;
+            if g.len() != self.images.row_len() || a.mean.len() != g.len() || a.scale.len() != g.len() {
+                return Err(Error::Usage(format!(
+                    "augment's image shape {:?} does not hold an image of {} elements",
+                    (g.h, g.w, g.c),
+                    self.images.row_len()
+                )));
             }
         }
         Ok(())
@@ -286,8 +335,26 @@ impl Work {
         // SAFETY: the chunk's rows of the output columns are its own (disjoint from every other
         // chunk's), inside their capacity; a float32 column is 8-byte aligned.
         unsafe {
-            match &spec.to_f32 {
-                Some(norm) => {
+            match (&spec.augment, &spec.to_f32) {
+                (Some(aug), Some(norm)) => {
+                    let row = spec.images.row_len();
+                    let out = std::slice::from_raw_parts_mut(
+                        (self.x_ptr as *mut MaybeUninit<f32>).add(first * row),
+                        idx.len() * row,
+                    );
+                    crate::with_element!(spec.images.element_type(), T => augment_to_f32::<T>(&spec.images, idx, aug, norm, out));
+                }
+                (Some(aug), None) => {
+                    let row = spec.images.row_len();
+                    crate::with_element!(spec.images.element_type(), T => {
+                        let out = std::slice::from_raw_parts_mut(
+                            (self.x_ptr as *mut MaybeUninit<T>).add(first * row),
+                            idx.len() * row,
+                        );
+                        aug.fused.rows_raw(spec.images.slice::<T>(), idx, out)
+                    });
+                }
+                (None, Some(norm)) => {
                     let row = spec.images.row_len();
                     let out = std::slice::from_raw_parts_mut(
                         (self.x_ptr as *mut MaybeUninit<f32>).add(first * row),
@@ -295,7 +362,7 @@ impl Work {
                     );
                     crate::with_element!(spec.images.element_type(), T => convert::<T>(&spec.images, idx, norm, out));
                 }
-                None => gather(&spec.images, self.x_ptr, idx, first),
+                (None, None) => gather(&spec.images, self.x_ptr, idx, first),
             }
             gather(&spec.labels, self.y_ptr, idx, first);
         }
@@ -368,13 +435,13 @@ fn convert_row<T: Element>(src: &[T], norm: &Normalize, out: &mut [MaybeUninit<f
 /// Rows are read in random order, so the hardware cannot guess the next one: we tell it
 /// this many rows ahead (measured on Fashion-MNIST rows of 784 bytes: 1, 2 and 4 are close,
 /// 8 starts to evict what is still needed).
-const PREFETCH_ROWS: usize = 4;
+pub(crate) const PREFETCH_ROWS: usize = 4;
 
 /// Asks the CPU to start loading `bytes` bytes at `p` into cache, one 64-byte line at a time.
 /// A hint only: never faults. x86_64 has `prefetcht0`, aarch64 `prfm pldl1keep` (stable Rust
 /// has no intrinsic for it, so inline asm); elsewhere it does nothing.
 #[inline(always)]
-fn prefetch(p: *const u8, bytes: usize) {
+pub(crate) fn prefetch(p: *const u8, bytes: usize) {
     for line in (0..bytes).step_by(64) {
         let at = p.wrapping_add(line);
         #[cfg(target_arch = "x86_64")]
@@ -433,6 +500,69 @@ fn convert<T: Element>(rows: &Rows, idx: &[usize], norm: &Normalize, out: &mut [
         return;
     }
     convert_rows(src, rows.row_len, idx, norm, out);
+}
+
+/// Augments rows `idx` into float32 `out`. With one mean and scale for every element (the
+/// common case), the crop is one shifted run of the (flipped) image converted exactly as
+/// without augmentation, which vectorises: conversion commutes with moving elements when it is
+/// the same for all. Else element by element.
+#[inline(always)]
+fn augment_rows<T: Element>(
+    src: &[T],
+    idx: &[usize],
+    aug: &Augmenting,
+    norm: &Normalize,
+    out: &mut [MaybeUninit<f32>],
+) {
+    let Some(zero) = aug.uniform else {
+        return aug.fused.rows(src, idx, &aug.fill, &aug.normalised(), out);
+    };
+    let (g, pad) = (aug.fused.geometry, aug.fused.params.pad);
+    let mut scratch = vec![T::default(); g.len()];
+    for (image, d, o) in aug.fused.each(src, idx, out) {
+        let image = aug.fused.flipped(image, &d, &mut scratch); // flipped in its own type: fewer bytes
+        place_prepared(image, g, pad, &d, zero, &aug.fill, o, &Converts(norm));
+    }
+}
+
+/// Runs converted as `convert` converts rows: the same for every element when the mean and
+/// scale are (`Augmenting::uniform`), wherever the run is in the image.
+struct Converts<'a>(&'a Normalize);
+
+impl<T: Element> Span<T> for Converts<'_> {
+    type Out = f32;
+    #[inline(always)]
+    fn span(&self, src: &[T], out: &mut [MaybeUninit<f32>]) {
+        convert_row(src, self.0, out)
+    }
+}
+
+/// `augment_rows`, compiled for AVX2 when the CPU has it (as `convert`).
+fn augment_to_f32<T: Element>(
+    rows: &Rows,
+    idx: &[usize],
+    aug: &Augmenting,
+    norm: &Normalize,
+    out: &mut [MaybeUninit<f32>],
+) {
+    let src = rows.slice::<T>();
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn avx2<T: Element>(
+            src: &[T],
+            idx: &[usize],
+            aug: &Augmenting,
+            norm: &Normalize,
+            out: &mut [MaybeUninit<f32>],
+        ) {
+            augment_rows(src, idx, aug, norm, out)
+        }
+        // SAFETY: the CPU has AVX2 and FMA, checked just above.
+        unsafe { avx2(src, idx, aug, norm, out) };
+        return;
+    }
+    augment_rows(src, idx, aug, norm, out)
 }
 
 /// Makes the batches of a `Spec` one batch ahead of the consumer.
@@ -645,6 +775,7 @@ mod tests {
             batch_size: 2,
             drop_last: false,
             to_f32: None,
+            augment: None,
         };
         spec.validate().unwrap();
         assert_eq!(spec.len(), 3);
@@ -667,6 +798,7 @@ mod tests {
             batch_size: 2,
             drop_last: false,
             to_f32: Some(Normalize::new(None, None)),
+            augment: None,
         };
         assert!(spec.validate().is_err());
         let mut batches = Prefetch::start(Arc::new(spec));
@@ -688,6 +820,7 @@ mod tests {
             batch_size: 4,
             drop_last: true,
             to_f32: Some(Normalize::new(Some(vec![0.5, 0.25]), Some(vec![0.5, 2.0]))),
+            augment: None,
         };
         assert_eq!(spec.len(), 0);
         let spec = Spec { drop_last: false, ..spec };
@@ -715,6 +848,7 @@ mod tests {
             batch_size: 1,
             drop_last: false,
             to_f32: None,
+            augment: None,
         };
         let mut p = Prefetch::start(Arc::new(spec));
         assert!(p.next().is_some());
@@ -732,6 +866,7 @@ mod tests {
             batch_size: bs,
             drop_last: false,
             to_f32: None,
+            augment: None,
         };
         assert!(make(vec![], 0).validate().unwrap_err().to_string().contains("batch_size"));
         assert!(make(vec![], 1).validate().unwrap_err().to_string().contains("images has 5 rows but labels has 4"));

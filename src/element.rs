@@ -35,8 +35,11 @@ pub enum ElementType {
 /// Implemented only here (the trait is sealed), for primitive integers and floats: no padding,
 /// and every bit pattern is a valid value, so any bytes of the right length and alignment are
 /// a valid slice of `Self`; `TYPE` names `Self` exactly.
-pub unsafe trait Element: Copy + Send + Sync + 'static + sealed::Sealed {
+pub unsafe trait Element: Copy + Default + Send + Sync + 'static + sealed::Sealed {
     const TYPE: ElementType;
+    /// `v as Self`: the augmenter's erasing value in an image's own type (the caller has
+    /// checked that `v` is exactly representable).
+    fn from_f64(v: f64) -> Self;
     /// As numpy's `astype(np.float32)` (round to nearest), and for uint8 then divided by 255
     /// (correctly rounded): what a float32 training batch holds.
     fn to_f32(self) -> f32;
@@ -52,6 +55,10 @@ macro_rules! element {
             fn to_f32(self) -> f32 {
                 let to_f32: fn($t) -> f32 = $to_f32;
                 to_f32(self)
+            }
+            #[inline(always)]
+            fn from_f64(v: f64) -> Self {
+                v as $t
             }
         }
     )*};

@@ -8,6 +8,7 @@
 
 use std::fmt;
 
+pub mod augment;
 pub mod batches;
 pub mod digest;
 pub mod element;

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from . import reference as reference  # the pure-Python specification, fmnist.reference
 from ._core import __version__
+from .augment import Augment, Draws
 from .datasets import DATASETS, Dataset, FileInfo, RegistryError, load_registry, register
 from .download import DownloadError
 from .embedding import embed  # pip install 'fmnist[viz]'
@@ -27,6 +28,7 @@ from .pipeline import Batches, batches
 from .resolve import DatasetNotFoundError
 
 __all__ = [
+    "Augment",
     "BadGzipFile",
     "BadZipFile",
     "Batches",
@@ -37,6 +39,7 @@ __all__ = [
     "RegistryError",
     "DatasetNotFoundError",
     "DownloadError",
+    "Draws",
     "Error",
     "IdxFormatError",
     "InternalError",

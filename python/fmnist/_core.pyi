@@ -18,6 +18,8 @@ __all__ = [
     "Outcome",
     "Verdict",
     "map_idx",
+    "augment_check",
+    "augment_draws",
     "batch_args",
     "Batcher",
     "_panic",
@@ -90,6 +92,10 @@ if sys.platform != "win32":
 
 def _panic(on_worker: bool) -> None: ...
 def batch_args(batch_size: Any, rank: Any, world_size: Any, dtype: Any) -> tuple[int, int, int, str | None]: ...
+def augment_check(augment: Any) -> None: ...
+def augment_draws(
+    augment: Any, indices: npt.NDArray[np.int64], seed: int, epoch: int, height: int, width: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.int64]]: ...
 
 @final
 class Batcher:
@@ -104,6 +110,7 @@ class Batcher:
         mean: list[float] | None,
         std: list[float] | None,
         image_shape: list[int],
+        augment: tuple[Any, int, int] | None = None,
     ) -> Batcher: ...
     def __iter__(self) -> Batcher: ...
     def __next__(self) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]: ...

@@ -9,8 +9,8 @@ Order (fixed by the design, so runs and ranks agree):
    ``perm[rank::world_size]``;
 3. batches of ``batch_size`` in that order, the last one short unless ``drop_last``.
 
-Gathering, conversion and normalisation happen in one pass in Rust with the GIL released, one
-batch ahead on a background thread.
+Gathering, augmentation (``augment=``, see ``fmnist.augment``), conversion and normalisation
+happen in one pass in Rust with the GIL released, one batch ahead on a background thread.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _core
+from .augment import Augment, _seed_epoch, erase_value
 
 Stat = Union[float, Sequence[float], npt.NDArray[Any], None]
 
@@ -90,6 +91,7 @@ def batches(
     flatten: bool = False,
     mean: Stat = None,
     std: Stat = None,
+    augment: Augment | None = None,
 ) -> Batches:
     """One epoch of ``(x, y)`` batches from ``images`` and ``labels`` (same length).
 
@@ -99,6 +101,10 @@ def batches(
     ``None`` serves images of any dtype as they are. ``flatten`` gives x the shape
     ``(B, prod(image shape))``. Each batch is a fresh array the caller may keep.
 
+    ``augment``: an ``fmnist.Augment``, applied to each example as it is gathered (images of shape
+    (N, H, W) or (N, H, W, C)); its draws depend on ``seed``, ``epoch`` and the example's row
+    alone (``Augment.draws``).
+
     The result is an iterator with ``len()`` (batches left) and ``close()``; leaving a loop
     early, closing it or dropping it stops its background thread.
     """
@@ -106,6 +112,13 @@ def batches(
     y = np.asarray(labels)
     batch_size, rank, world_size, dtype = _core.batch_args(batch_size, rank, world_size, dtype)
     x, y = _native(x), _native(y)
+    fused = None  # checked before the order is drawn: a bad seed is named for what it keys
+    if augment is not None:
+        if not isinstance(augment, Augment):
+            raise TypeError(f"augment must be an fmnist.Augment or None, not {type(augment).__name__}")
+        if dtype != "float32":
+            erase_value(augment, x.dtype)
+        fused = (augment, *_seed_epoch(seed, epoch))
     image_shape = x.shape[1:]
     rows = x.shape[0] if x.ndim else 0  # a 0-d array: the engine refuses it, with the reason
     order = epoch_indices(
@@ -122,4 +135,5 @@ def batches(
         _stat(mean, "mean", image_shape),
         _stat(std, "std", image_shape),
         out_shape,
+        fused,
     )

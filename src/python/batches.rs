@@ -14,9 +14,11 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyInt, PyWeakrefReference};
 
 use super::arrays::{self, element_type_of};
+use super::augment::AugmentArgs;
 use super::errors::{guarded, usage};
 use super::exit::detach;
-use crate::batches::{Column, Normalize, Prefetch, Rows, Spec};
+use crate::augment::Fused;
+use crate::batches::{Augmenting, Column, Normalize, Prefetch, Rows, Spec};
 use crate::element::ElementType;
 
 /// A borrowed view of a numpy array the Batcher keeps a reference to.
@@ -171,9 +173,10 @@ impl Progress {
     }
 }
 
-/// Batcher(images, labels, order, batch_size, drop_last, dtype, mean, std, image_shape): dtype
-/// "uint8" (uint8 images served as they are), "float32" (converted, then normalised by mean and
-/// std when given) or None (any images as they are);
+/// Batcher(images, labels, order, batch_size, drop_last, dtype, mean, std, image_shape, augment):
+/// dtype "uint8" (uint8 images served as they are), "float32" (converted, then normalised by mean
+/// and std when given) or None (any images as they are); augment: None, or (an `fmnist.Augment`,
+/// seed, epoch), applied to each example as it is gathered;
 /// iterates (x, y) batches of one epoch; made one batch ahead on a background thread that
 /// starts at the first next() and is stopped by close(), exhaustion or garbage collection.
 /// Threads may share one: next() calls are served one at a time, each batch handed out once.
@@ -251,7 +254,7 @@ impl Batcher {
 #[pymethods]
 impl Batcher {
     #[new]
-    #[pyo3(signature = (images, labels, order, batch_size, drop_last, dtype, mean, std, image_shape))]
+    #[pyo3(signature = (images, labels, order, batch_size, drop_last, dtype, mean, std, image_shape, augment=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         images: &Bound<'_, PyAny>,
@@ -263,6 +266,7 @@ impl Batcher {
         mean: Option<Vec<f32>>,
         std: Option<Vec<f32>>,
         image_shape: Vec<usize>,
+        augment: Option<(AugmentArgs, u64, u32)>,
     ) -> PyResult<Batcher> {
         guarded("Batcher", || {
             let order = order
@@ -293,7 +297,15 @@ impl Batcher {
                 return Err(PyValueError::new_err("mean/std normalise float32 batches: pass dtype='float32'"));
             }
             let to_f32 = (dtype == Some("float32")).then(|| Normalize::new(mean, std));
-            let spec = Spec { images: images_rows, labels: labels_rows, order, batch_size, drop_last, to_f32 };
+            let augment = match augment {
+                None => None,
+                Some((params, seed, epoch)) => {
+                    let shape = &images.cast::<PyUntypedArray>()?.shape()[1..];
+                    let fused = Fused::new(params.checked()?, seed, epoch, shape).map_err(usage)?;
+                    Some(Augmenting::new(fused, to_f32.as_ref()))
+                }
+            };
+            let spec = Spec { images: images_rows, labels: labels_rows, order, batch_size, drop_last, to_f32, augment };
             spec.validate().map_err(usage)?;
             if image_shape.iter().product::<usize>() != spec.images.row_len() {
                 return Err(PyTypeError::new_err("image_shape must hold one image's elements"));

@@ -2,11 +2,12 @@
 //! job: `errors` (engine errors as Python exceptions, panics as ordinary ones), `exit` (GIL
 //! release that is safe at interpreter exit), `arrays` (arrays numpy allocates, arrays over an
 //! owner, mapped files), `read` (the one read call, writing, IDX facts), `batches` (the batch
-//! iterator and its argument checks).
+//! iterator and its argument checks), `augment` (its augmentation's parameters and draws).
 
 use pyo3::prelude::*;
 
 mod arrays;
+mod augment;
 mod batches;
 mod errors;
 mod exit;
@@ -50,6 +51,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(arrays::map_idx, m)?)?;
     m.add_function(wrap_pyfunction!(batches::batch_args, m)?)?;
     m.add_class::<batches::Batcher>()?;
+    m.add_function(wrap_pyfunction!(augment::augment_check, m)?)?;
+    m.add_function(wrap_pyfunction!(augment::augment_draws, m)?)?;
     m.add_function(wrap_pyfunction!(_panic, m)?)?;
     let hook = wrap_pyfunction!(exit::_interpreter_exiting, m)?;
     py.import("atexit")?.call_method1("register", (hook,))?;

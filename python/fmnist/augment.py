@@ -1,0 +1,144 @@
+"""Augmentation fused into the batch maker: ``fmnist.Augment``, for ``fmnist.batches(...,
+augment=)`` and ``fmnist.torch.loader(..., augment=)``.
+
+Per example, in this order, as torchvision applies them:
+
+1. ``RandomCrop(size, padding=pad)``: a crop of the image's own size from the image padded with
+   ``pad`` zeros on each side, at an offset (top, left) drawn uniformly from ``0..2*pad``;
+2. ``RandomHorizontalFlip(hflip)``;
+3. the conversion to float32 and the normalisation (``dtype="float32"``, ``mean``, ``std``);
+4. ``RandomErasing(erase, scale, ratio, value)``: with probability ``erase``, up to ten tries at
+   a rectangle of area ``uniform(*scale)`` times the image's and aspect ratio
+   ``exp(uniform(log(ratio[0]), log(ratio[1])))``, rounded as Python rounds; the first that fits
+   is set to ``value``, after normalisation (in the batch's units).
+
+The engine does all four in one pass over each example, writing straight into the batch, on the
+batch maker's thread with the GIL released. Every draw comes from a counter-based generator
+(Philox4x32-10) keyed by ``seed``, with the epoch and the example's row index in the counter, so
+an example is augmented the same way whatever the batch size, world size, rank or thread count;
+``Augment.draws`` returns them.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple, Union
+
+import numpy as np
+import numpy.typing as npt
+
+from . import _core
+
+Value = Union[float, Sequence[float]]
+
+
+class Draws(NamedTuple):
+    """The draws for some examples, one row each (what the batch maker applies to them)."""
+
+    #: (n, 2) int64: the crop's (top, left) in the padded image, each in ``0..2*pad``.
+    crop: npt.NDArray[np.int64]
+    #: (n,) bool: flipped left to right.
+    flip: npt.NDArray[np.bool_]
+    #: (n, 4) int64: the erased rectangle's (top, left, height, width) in the augmented image;
+    #: height or width 0 when nothing is erased.
+    erase: npt.NDArray[np.int64]
+
+
+def _number(name: str, v: object) -> float:
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"Augment.{name} must be a number, not {v!r}")
+    return float(v)
+
+
+def _pair(name: str, v: object) -> tuple[float, float]:
+    if isinstance(v, (str, bytes)) or not isinstance(v, Sequence) or len(v) != 2:
+        raise TypeError(f"Augment.{name} must be a (min, max) pair of numbers, not {v!r}")
+    return (_number(name, v[0]), _number(name, v[1]))
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Random crop, horizontal flip and random erasing, applied per example as batches are made.
+
+    The defaults do nothing; ``Augment(pad=4, hflip=0.5)`` is the usual crop-and-flip recipe, and
+    ``erase=0.5`` adds random erasing (Zhong et al. 2017) with torchvision's defaults for
+    ``scale``, ``ratio`` and ``value``.
+
+    - ``pad``: pixels of zero padding on each side before the random crop (0: no crop);
+    - ``hflip``: the probability of a horizontal flip;
+    - ``erase``: the probability of erasing a rectangle;
+    - ``scale``: the erased area's range, as fractions of the image's;
+    - ``ratio``: the erased rectangle's aspect ratio (height / width) range;
+    - ``value``: what erased elements become, in the batch's units (after normalisation for
+      float32 batches): one number, or one per channel. For batches in the images' own dtype it
+      must be a value of that dtype.
+    """
+
+    pad: int = 0
+    hflip: float = 0.0
+    erase: float = 0.0
+    scale: tuple[float, float] = (0.02, 0.33)
+    ratio: tuple[float, float] = (0.3, 3.3)
+    value: Value = 0.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.pad, bool) or not isinstance(self.pad, numbers.Integral) or self.pad < 0:
+            raise TypeError(f"Augment.pad must be an int >= 0, not {self.pad!r}")
+        set_ = object.__setattr__  # a frozen dataclass: the checked values are stored once, here
+        set_(self, "pad", int(self.pad))
+        set_(self, "hflip", _number("hflip", self.hflip))
+        set_(self, "erase", _number("erase", self.erase))
+        set_(self, "scale", _pair("scale", self.scale))
+        set_(self, "ratio", _pair("ratio", self.ratio))
+        if isinstance(self.value, str):
+            raise TypeError(
+                f"Augment.value must be a number or one per channel, not {self.value!r} "
+                "(torchvision's value='random' is not supported)"
+            )
+        if isinstance(self.value, Sequence):
+            set_(self, "value", tuple(_number("value", v) for v in self.value))
+        else:
+            set_(self, "value", _number("value", self.value))
+        _core.augment_check(self)  # the ranges: the engine's rules, named in its errors
+
+    def draws(
+        self,
+        indices: npt.ArrayLike,
+        *,
+        seed: int = 0,
+        epoch: int = 0,
+        shape: tuple[int, int] = (28, 28),
+    ) -> Draws:
+        """The draws for examples ``indices`` (row numbers in the images array) in ``epoch`` under
+        ``seed``, for images of ``shape`` (height, width): what ``batches(..., seed=seed,
+        epoch=epoch, augment=self)`` applies to those rows."""
+        idx = np.asarray(indices)
+        if idx.ndim != 1 or not (idx.dtype.kind in "iu" or idx.size == 0):
+            raise TypeError(f"indices must be a 1-d array of row numbers, not {idx.dtype} of shape {idx.shape}")
+        seed, epoch = _seed_epoch(seed, epoch)
+        h, w = (int(v) for v in shape)
+        return Draws(*_core.augment_draws(self, idx.astype(np.int64), seed, epoch, h, w))
+
+
+def _seed_epoch(seed: object, epoch: object) -> tuple[int, int]:
+    """The seed (0 to 2**64 - 1) and epoch (0 to 2**32 - 1) the generator is keyed by."""
+    for name, v, bits in (("seed", seed, 64), ("epoch", epoch, 32)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not 0 <= int(v) < 2**bits:
+            raise ValueError(f"with augment, {name} must be an int in [0, 2**{bits}), not {v!r}")
+    return int(seed), int(epoch)  # type: ignore[call-overload]
+
+
+def erase_value(augment: Augment, dtype: np.dtype[np.generic]) -> None:
+    """For batches in the images' own ``dtype``: every erasing value must be one of its values."""
+    values = augment.value if isinstance(augment.value, tuple) else (augment.value,)
+    for v in values:
+        with np.errstate(invalid="ignore", over="ignore"):  # out of range: the check below says so
+            exact = math.isfinite(v) and np.asarray(v).astype(dtype).astype(np.float64) == v
+        if not exact:
+            raise ValueError(
+                f"Augment.value {v!r} is not a {dtype} value: batches in the images' own dtype erase "
+                "with a value of that dtype (or use dtype='float32')"
+            )
