@@ -26,9 +26,9 @@ settings.load_profile("fmnist")
 
 REPO = Path(__file__).resolve().parents[1]
 
-# tests/test_torch.py needs torch and torchvision (the `torch` extra, several GB): without them
-# it is not collected, and the header says so; FMNIST_REQUIRE_TORCH=1 (scripts/test's torch
-# suite) makes their absence an error instead.
+# tests/test_torch.py and tests/test_augment_torch.py need torch and torchvision (the `torch`
+# extra, several GB): without them they are not collected, and the header says so;
+# FMNIST_REQUIRE_TORCH=1 (scripts/test's torch suite) makes their absence an error instead.
 TORCH = importlib.util.find_spec("torch") is not None and importlib.util.find_spec("torchvision") is not None
 if not TORCH and os.environ.get("FMNIST_REQUIRE_TORCH") == "1":
     raise pytest.UsageError("FMNIST_REQUIRE_TORCH=1 but torch or torchvision is not installed")
@@ -43,7 +43,7 @@ VIZ = all(importlib.util.find_spec(m) is not None for m in ("sklearn", "openTSNE
 if not VIZ and os.environ.get("FMNIST_REQUIRE_VIZ") == "1":
     raise pytest.UsageError("FMNIST_REQUIRE_VIZ=1 but the viz extra or tensorboard is not installed")
 collect_ignore = (
-    ([] if TORCH else ["test_torch.py"])
+    ([] if TORCH else ["test_torch.py", "test_augment_torch.py"])
     + ([] if BENCHMARK else ["test_benchmark.py"])
     + ([] if VIZ else ["test_embed.py"])
 )
@@ -53,7 +53,8 @@ def pytest_report_header() -> list[str]:
     lines = []
     if not TORCH:
         lines.append(
-            "tests/test_torch.py NOT COLLECTED: torch/torchvision are not installed (pip install -e '.[test,torch]')"
+            "tests/test_torch.py, tests/test_augment_torch.py NOT COLLECTED: torch/torchvision are not installed "
+            "(pip install -e '.[test,torch]')"
         )
     if not BENCHMARK:
         lines.append(

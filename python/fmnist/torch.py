@@ -48,6 +48,7 @@ from . import datasets
 from .datasets import FileInfo
 from .errors import UnverifiedDataWarning
 from .loaders import split_files
+from .augment import Augment
 from .pipeline import Stat, batches, epoch_indices
 from .resolve import DatasetNotFoundError, Policy, Resolution, resolve
 from .sources import Provenance
@@ -314,6 +315,7 @@ class Loader:
         rank: int | None,
         world_size: int | None,
         int64_targets: bool,
+        augment: Augment | None = None,
     ) -> None:
         self.images = images
         # torchvision's targets are int64: converted once here, then batched as they are.
@@ -322,7 +324,14 @@ class Loader:
         self.rank, self.world_size = _distributed(rank, world_size)
         self.epoch = 0
         self._options: dict[str, Any] = dict(
-            shuffle=shuffle, seed=seed, drop_last=drop_last, dtype=dtype, mean=mean, std=std, flatten=flatten
+            shuffle=shuffle,
+            seed=seed,
+            drop_last=drop_last,
+            dtype=dtype,
+            mean=mean,
+            std=std,
+            flatten=flatten,
+            augment=augment,
         )
         self.device = torch.device(device) if device is not None else None
         self.pin_memory = pin_memory and torch.cuda.is_available()
@@ -393,6 +402,7 @@ def loader(
     rank: int | None = None,
     world_size: int | None = None,
     int64_targets: bool = True,
+    augment: Augment | None = None,
 ) -> Loader:
     """``(x, y)`` tensor batches from ``images`` and ``labels`` (numpy arrays), or from one of this
     module's datasets as the first argument. The order is ``fmnist.batches``'s: the same
@@ -401,6 +411,8 @@ def loader(
     initialised, unless given. ``dtype="float32"`` (the default) scales to [0, 1] and normalises
     with ``mean``/``std``; ``"uint8"`` serves the bytes. ``y`` is int64 like torchvision's targets
     (``int64_targets=False`` keeps the labels' dtype). Tensors share the batches' memory.
+    ``augment``: an ``fmnist.Augment``, applied per example as batches are made (its draws
+    follow ``seed`` and the epoch, so every epoch augments anew and every rank agrees).
     ``len()`` is the number of batches per epoch for this rank."""
     if isinstance(images, _DATASETS):
         if labels is not None:
@@ -430,4 +442,5 @@ def loader(
         rank=rank,
         world_size=world_size,
         int64_targets=int64_targets,
+        augment=augment,
     )
