@@ -94,11 +94,18 @@ def test_erasing_matches_torchvisions_random_erasing(scale: tuple[float, float],
     erased_ours, erased_theirs = ours[:, 2] * ours[:, 3] > 0, theirs[:, 2] * theirs[:, 3] > 0
     same_rate(erased_ours, erased_theirs, "erased share")  # p, less the ten tries that all miss
     o, t = ours[erased_ours], theirs[erased_theirs]
+
     # The erased area as a share of the image, in tenths of the scale's range; the aspect ratio
     # in ten log-uniform steps; the rectangle itself; where it sits, relative to where it may.
-    area = lambda b: np.floor((b[:, 2] * b[:, 3] / (H * W) - scale[0]) / (scale[1] - scale[0]) * 10).astype(int)
-    aspect = lambda b: np.floor(np.log(b[:, 2] / b[:, 3]) / np.log(ratio[1] / ratio[0]) * 10).astype(int)
-    where = lambda b: np.stack([b[:, 0] * 4 // (H - b[:, 2] + 1), b[:, 1] * 4 // (W - b[:, 3] + 1)], axis=1)
+    def area(b: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        return np.floor((b[:, 2] * b[:, 3] / (H * W) - scale[0]) / (scale[1] - scale[0]) * 10).astype(np.int64)
+
+    def aspect(b: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        return np.floor(np.log(b[:, 2] / b[:, 3]) / np.log(ratio[1] / ratio[0]) * 10).astype(np.int64)
+
+    def where(b: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        return np.stack([b[:, 0] * 4 // (H - b[:, 2] + 1), b[:, 1] * 4 // (W - b[:, 3] + 1)], axis=1)
+
     same_distribution(area(o), area(t), "erased area")
     same_distribution(aspect(o), aspect(t), "aspect ratio")
     same_distribution(o[:, 2:], t[:, 2:], "erased height and width")

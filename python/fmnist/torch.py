@@ -45,10 +45,10 @@ except ModuleNotFoundError as e:  # the extra is not installed: say which one
 import torch.distributed as dist
 
 from . import datasets
+from .augment import Augment
 from .datasets import FileInfo
 from .errors import UnverifiedDataWarning
 from .loaders import split_files
-from .augment import Augment
 from .pipeline import Stat, batches, epoch_indices
 from .resolve import DatasetNotFoundError, Policy, Resolution, resolve
 from .sources import Provenance
