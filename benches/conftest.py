@@ -14,8 +14,10 @@ import sys
 if "numpy" not in sys.modules:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+import gzip
 import json
 import platform
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
 
@@ -34,6 +36,26 @@ def data_dir() -> Path:
     if found is None:
         pytest.fail("the real Fashion-MNIST files were not found (see tests/conftest.py)")
     return found
+
+
+@pytest.fixture(scope="module")
+def root(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """torchvision's layout after its download: the .gz and decompressed files in raw/ (and
+    fmnist's own data root, for its warm cache, beside it)."""
+    base = tmp_path_factory.mktemp("tv")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FMNIST_HOME", str(tmp_path_factory.mktemp("fmnist-home")))
+        mp.setenv("FMNIST_SEARCH_PATH", str(base / "nothing-else"))
+        yield _torchvision_layout(data_dir, base)
+
+
+def _torchvision_layout(data_dir: Path, base: Path) -> Path:
+    raw = base / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for f in data_dir.glob("*-ubyte.gz"):
+        (raw / f.name).write_bytes(f.read_bytes())
+        (raw / f.name[: -len(".gz")]).write_bytes(gzip.decompress(f.read_bytes()))
+    return base
 
 
 @pytest.fixture

@@ -7,8 +7,6 @@ installed (the test suite that has them is scripts/test's sdist+torch suite)."""
 
 from __future__ import annotations
 
-import gzip
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,26 +23,6 @@ BATCH = 256
 EPOCH = "epoch of the training set as torch float32 tensors of 256, normalised"
 CONSTRUCT = "dataset object: FashionMNIST(root, train=True), files on disk"
 NBYTES = 60000 * 784 * 4
-
-
-@pytest.fixture(scope="module")
-def root(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """torchvision's layout after its download: the .gz and decompressed files in raw/ (and
-    fmnist's own data root, for its warm cache, beside it)."""
-    base = tmp_path_factory.mktemp("tv")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("FMNIST_HOME", str(tmp_path_factory.mktemp("fmnist-home")))
-        mp.setenv("FMNIST_SEARCH_PATH", str(base / "nothing-else"))
-        yield _torchvision_layout(data_dir, base)
-
-
-def _torchvision_layout(data_dir: Path, base: Path) -> Path:
-    raw = base / "FashionMNIST" / "raw"
-    raw.mkdir(parents=True)
-    for f in data_dir.glob("*-ubyte.gz"):
-        (raw / f.name).write_bytes(f.read_bytes())
-        (raw / f.name[: -len(".gz")]).write_bytes(gzip.decompress(f.read_bytes()))
-    return base
 
 
 def transform() -> Any:

@@ -34,59 +34,23 @@ pub fn philox4x32_10(ctr: [u32; 4], key: [u32; 2]) -> [u32; 4] {
     c
 }
 
-/// Where each draw sits in an example's stream of words (four words a Philox block): an example
-/// that is not erased costs one block.
-mod words {
-    pub const CROP_TOP: u32 = 0;
-    pub const CROP_LEFT: u32 = 1;
-    pub const FLIP: u32 = 2;
-    pub const ERASE: u32 = 3;
-    /// Attempt k of RandomErasing's ten is block k + 1: scale, log-ratio, top, left.
-    pub const fn attempt(k: u32) -> u32 {
-        4 + 4 * k
-    }
+/// An example's stream of Philox blocks: block b is `philox4x32_10([b, index lo, index hi,
+/// epoch], seed)`. Block 0 holds the crop's top and left, the flip and the erasing decision;
+/// block k + 1 holds attempt k of RandomErasing's ten (scale, log-ratio, top, left): an example
+/// that is not erased costs one block, and each draw has its fixed place.
+fn block(seed: u64, epoch: u32, index: u64, b: u32) -> [u32; 4] {
+    philox4x32_10([b, index as u32, (index >> 32) as u32, epoch], [seed as u32, (seed >> 32) as u32])
 }
 
-/// The words of one example's stream: block b is `philox4x32_10([b, index lo, index hi, epoch],
-/// seed)`; the last block is kept, as draws read the stream in order.
-struct Stream {
-    key: [u32; 2],
-    ctr: [u32; 3],
-    block: Option<(u32, [u32; 4])>,
+/// Uniform in [0, 1) from a word: 32 bits (torch's float32 draws have 24).
+fn uniform(word: u32) -> f64 {
+    word as f64 * (1.0 / 4_294_967_296.0)
 }
 
-impl Stream {
-    fn new(seed: u64, epoch: u32, index: u64) -> Stream {
-        Stream {
-            key: [seed as u32, (seed >> 32) as u32],
-            ctr: [index as u32, (index >> 32) as u32, epoch],
-            block: None,
-        }
-    }
-
-    fn word(&mut self, n: u32) -> u32 {
-        let b = n / 4;
-        let words = match self.block {
-            Some((have, words)) if have == b => words,
-            _ => {
-                let words = philox4x32_10([b, self.ctr[0], self.ctr[1], self.ctr[2]], self.key);
-                self.block = Some((b, words));
-                words
-            }
-        };
-        words[(n % 4) as usize]
-    }
-
-    /// Uniform in [0, 1) from word n: 32 bits (torch's float32 draws have 24).
-    fn uniform(&mut self, n: u32) -> f64 {
-        self.word(n) as f64 * (1.0 / 4_294_967_296.0)
-    }
-
-    /// An integer in [0, k) from word n: the high word of word * k (Lemire's multiply-shift,
-    /// without the rejection: off uniform by at most k / 2^32).
-    fn below(&mut self, n: u32, k: usize) -> usize {
-        ((self.word(n) as u64 * k as u64) >> 32) as usize
-    }
+/// An integer in [0, k) from a word: the high word of word * k (Lemire's multiply-shift, without
+/// the rejection: off uniform by at most k / 2^32).
+fn below(word: u32, k: usize) -> usize {
+    ((word as u64 * k as u64) >> 32) as usize
 }
 
 /// One example's draws: where its crop sits in the padded image, whether it is flipped, and the
@@ -183,20 +147,23 @@ impl Augment {
     /// The draws for row `index` in `epoch` under `seed`, for images `h` by `w`: torchvision's
     /// rules (`RandomCrop.get_params`, `RandomHorizontalFlip`, `RandomErasing.get_params`).
     pub fn draw(&self, seed: u64, epoch: u32, index: u64, h: usize, w: usize) -> Draw {
-        let mut s = Stream::new(seed, epoch, index);
         let mut d = Draw::default();
-        if self.pad > 0 {
-            d.top = s.below(words::CROP_TOP, 2 * self.pad + 1);
-            d.left = s.below(words::CROP_LEFT, 2 * self.pad + 1);
+        if self.pad == 0 && self.hflip == 0.0 && self.erase == 0.0 {
+            return d;
         }
-        d.flip = self.hflip > 0.0 && s.uniform(words::FLIP) < self.hflip;
-        if self.erase > 0.0 && s.uniform(words::ERASE) < self.erase {
+        let [top, left, flip, erase] = block(seed, epoch, index, 0);
+        if self.pad > 0 {
+            d.top = below(top, 2 * self.pad + 1);
+            d.left = below(left, 2 * self.pad + 1);
+        }
+        d.flip = uniform(flip) < self.hflip;
+        if uniform(erase) < self.erase {
             let area = (h * w) as f64;
             let (l0, l1) = (self.ratio.0.ln(), self.ratio.1.ln());
             for k in 0..10 {
-                let at = words::attempt(k);
-                let target = area * (self.scale.0 + (self.scale.1 - self.scale.0) * s.uniform(at));
-                let aspect = (l0 + (l1 - l0) * s.uniform(at + 1)).exp();
+                let [scale, ratio, top, left] = block(seed, epoch, index, k + 1);
+                let target = area * (self.scale.0 + (self.scale.1 - self.scale.0) * uniform(scale));
+                let aspect = (l0 + (l1 - l0) * uniform(ratio)).exp();
                 // Python's round(), which torchvision uses: halves to even.
                 let eh = (target * aspect).sqrt().round_ties_even();
                 let ew = (target / aspect).sqrt().round_ties_even();
@@ -204,7 +171,7 @@ impl Augment {
                     continue;
                 }
                 let (eh, ew) = (eh as usize, ew as usize);
-                d.erase = [s.below(at + 2, h - eh + 1), s.below(at + 3, w - ew + 1), eh, ew];
+                d.erase = [below(top, h - eh + 1), below(left, w - ew + 1), eh, ew];
                 break;
             }
         }
@@ -320,17 +287,13 @@ pub fn place<T, R: Runs<T>>(
     erase(g, d, fill, out);
 }
 
-/// `image` flipped left to right into `to`: each row's pixels in reverse order.
+/// Reverses the pixels of each row of `img` in place: a horizontal flip.
 #[inline(always)]
-pub fn flip_into<T: Copy>(image: &[T], g: Geometry, to: &mut [T]) {
-    let (w, c) = (g.w, g.c);
-    for (to, from) in to.chunks_exact_mut(w * c).zip(image.chunks_exact(w * c)) {
-        if c == 1 {
-            to.iter_mut().zip(from.iter().rev()).for_each(|(t, &f)| *t = f);
-        } else {
-            for (t, f) in to.chunks_exact_mut(c).zip(from.chunks_exact(c).rev()) {
-                t.copy_from_slice(f);
-            }
+fn flip_rows<T>(img: &mut [T], g: Geometry) {
+    for row in img.chunks_exact_mut(g.w * g.c) {
+        row.reverse();
+        if g.c > 1 {
+            row.chunks_exact_mut(g.c).for_each(|p| p.reverse()); // the channels back in order
         }
     }
 }
@@ -364,10 +327,10 @@ impl<T: Copy> Span<T> for Copies {
     }
 }
 
-/// Writes one augmented image, as `place` does, from `img` (already flipped when the draw says
-/// so: `flip_into`), each run through `span`. The crop moves every pixel by the same offset, so
-/// the rows that read the image are one shifted run; the columns that read the padding are then
-/// set to `zero`, and the erased rectangle to `fill`.
+/// Writes one augmented image, as `place` does, each run of `img` through `span`. The crop
+/// moves every pixel by the same offset, so the rows that read the image are one shifted run;
+/// the columns that read the padding are then set to `zero`; a flip reverses the rows in place
+/// (cheaper than reading them backwards); last, the erased rectangle is set to `fill`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub fn place_prepared<T, S: Span<T>>(
@@ -382,9 +345,7 @@ pub fn place_prepared<T, S: Span<T>>(
 ) {
     let (h, w, c) = (g.h as isize, g.w as isize, g.c);
     let row = g.w * c;
-    let dy = d.top as isize - pad as isize;
-    // Flipped: output column x reads flipped column x - dx of the unflipped offset dx.
-    let dx = if d.flip { pad as isize - d.left as isize } else { d.left as isize - pad as isize };
+    let (dy, dx) = (d.top as isize - pad as isize, d.left as isize - pad as isize);
     let (r0, r1) = ((-dy).clamp(0, h) as usize, (h - dy).clamp(0, h) as usize);
     let (x0, x1) = ((-dx).clamp(0, w) as usize, (w - dx).clamp(0, w) as usize);
     if r1 <= r0 || x1 <= x0 {
@@ -395,13 +356,17 @@ pub fn place_prepared<T, S: Span<T>>(
         let (start, end) = (r0 * row + x0 * c, (r1 - 1) * row + x1 * c);
         let from = (start as isize + dy * row as isize + dx * c as isize) as usize;
         span.span(&img[from..from + (end - start)], &mut out[start..end]);
-        if x0 > 0 || x1 < g.w {
-            for r in r0..r1 {
-                // The run wrapped other rows' pixels into these columns: they read the padding.
-                fill_with(&mut out[r * row..r * row + x0 * c], zero);
-                fill_with(&mut out[r * row + x1 * c..(r + 1) * row], zero);
-            }
+        // The run wrapped other rows' pixels into the columns that read the padding: a column
+        // at a time down the rows (a few columns, many rows: no per-row loop to set up).
+        let rows = &mut out[r0 * row..r1 * row];
+        for k in (0..x0 * c).chain(x1 * c..row) {
+            rows.iter_mut().skip(k).step_by(row).for_each(|o| {
+                o.write(zero);
+            });
         }
+    }
+    if d.flip {
+        flip_rows(out, g);
     }
     erase(g, d, fill, out);
 }
@@ -484,20 +449,9 @@ impl Fused {
     pub fn rows_raw<T: Element>(&self, src: &[T], idx: &[usize], out: &mut [MaybeUninit<T>]) {
         let (g, pad) = (self.geometry, self.params.pad);
         let fill = self.fill(T::from_f64);
-        let mut scratch = vec![T::default(); g.len()];
         for (image, d, o) in self.each(src, idx, out) {
-            place_prepared(self.flipped(image, &d, &mut scratch), g, pad, &d, T::default(), &fill, o, &Copies);
+            place_prepared(image, g, pad, &d, T::default(), &fill, o, &Copies);
         }
-    }
-
-    /// `image`, or when the draw flips it, a flipped copy of it in `scratch`.
-    #[inline(always)]
-    pub fn flipped<'a, T: Copy>(&self, image: &'a [T], d: &Draw, scratch: &'a mut [T]) -> &'a [T] {
-        if !d.flip {
-            return image;
-        }
-        flip_into(image, self.geometry, scratch);
-        scratch
     }
 
     /// Augments rows `idx` of `src` into `out`, element by element through `runs`.
@@ -557,12 +511,8 @@ mod tests {
     }
 
     fn prepared(src: &[u8], g: Geometry, pad: usize, d: &Draw, fill: u8) -> Vec<u8> {
-        let mut img = src.to_vec();
-        if d.flip {
-            flip_into(src, g, &mut img);
-        }
         let mut out = vec![MaybeUninit::new(99u8); g.len()];
-        place_prepared(&img, g, pad, d, 0, &vec![fill; g.c], &mut out, &Copies);
+        place_prepared(src, g, pad, d, 0, &vec![fill; g.c], &mut out, &Copies);
         out.iter().map(|e| unsafe { e.assume_init() }).collect()
     }
 
@@ -597,11 +547,7 @@ mod tests {
                     let mut out = vec![MaybeUninit::new(f32::NAN); 20];
                     place(&src, g, 3, &d, &[0.5], &mut out, &runs);
                     let by_element: Vec<f32> = out.iter().map(|e| unsafe { e.assume_init() }).collect();
-                    let mut img: Vec<u8> = src.clone();
-                    if flip {
-                        flip_into(&src, g, &mut img);
-                    }
-                    let img: Vec<f32> = img.iter().map(|v| v.to_f32()).collect();
+                    let img: Vec<f32> = src.iter().map(|v| v.to_f32()).collect();
                     let mut out = vec![MaybeUninit::new(f32::NAN); 20];
                     place_prepared(&img, g, 3, &d, 0.0, &[0.5], &mut out, &Copies);
                     let shifted: Vec<f32> = out.iter().map(|e| unsafe { e.assume_init() }).collect();

@@ -503,7 +503,7 @@ fn convert<T: Element>(rows: &Rows, idx: &[usize], norm: &Normalize, out: &mut [
 }
 
 /// Augments rows `idx` into float32 `out`. With one mean and scale for every element (the
-/// common case), the crop is one shifted run of the (flipped) image converted exactly as
+/// common case), the crop is one shifted run of the image converted exactly as
 /// without augmentation, which vectorises: conversion commutes with moving elements when it is
 /// the same for all. Else element by element.
 #[inline(always)]
@@ -518,9 +518,7 @@ fn augment_rows<T: Element>(
         return aug.fused.rows(src, idx, &aug.fill, &aug.normalised(), out);
     };
     let (g, pad) = (aug.fused.geometry, aug.fused.params.pad);
-    let mut scratch = vec![T::default(); g.len()];
     for (image, d, o) in aug.fused.each(src, idx, out) {
-        let image = aug.fused.flipped(image, &d, &mut scratch); // flipped in its own type: fewer bytes
         place_prepared(image, g, pad, &d, zero, &aug.fill, o, &Converts(norm));
     }
 }
