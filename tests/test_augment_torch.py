@@ -5,17 +5,24 @@ augment= through set_epoch. Needs torch and torchvision (collected where they ar
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 import torch
-from torchvision import transforms
+from torchvision import transforms  # type: ignore[import-untyped]
 
 import fmnist
 from fmnist.torch import loader
+
+from .conftest import FILES, REPO, link
 
 N = 20000  # draws per side: a 1% difference in a flip rate is 2 standard errors
 H = W = 28
@@ -101,10 +108,11 @@ def test_erasing_matches_torchvisions_random_erasing(scale: tuple[float, float],
         return np.floor((b[:, 2] * b[:, 3] / (H * W) - scale[0]) / (scale[1] - scale[0]) * 10).astype(np.int64)
 
     def aspect(b: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-        return np.floor(np.log(b[:, 2] / b[:, 3]) / np.log(ratio[1] / ratio[0]) * 10).astype(np.int64)
+        log_ratio: npt.NDArray[np.float64] = np.log(b[:, 2] / b[:, 3])
+        return np.floor(log_ratio / math.log(ratio[1] / ratio[0]) * 10).astype(np.int64)
 
     def where(b: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-        return np.stack([b[:, 0] * 4 // (H - b[:, 2] + 1), b[:, 1] * 4 // (W - b[:, 3] + 1)], axis=1)
+        return np.stack([b[:, 0] * 4 // (H - b[:, 2] + 1), b[:, 1] * 4 // (W - b[:, 3] + 1)], axis=1).astype(np.int64)
 
     same_distribution(area(o), area(t), "erased area")
     same_distribution(aspect(o), aspect(t), "aspect ratio")
@@ -136,3 +144,27 @@ def test_the_loader_passes_augment_through_and_set_epoch_changes_it() -> None:
     assert not np.array_equal(epochs[0], epochs[1])
     with pytest.raises(TypeError, match="augment must be an fmnist.Augment or None"):
         loader(x, y, 32, augment={"pad": 2})  # type: ignore[arg-type]
+
+
+def test_the_training_example_short_form_learns_on_both_pipelines(tmp_path: Path, data_dir: Path) -> None:
+    # CI's form of examples/train.py: one epoch on 4,096 examples, both pipelines, bounded in time.
+    search = tmp_path / "search" / "fashion-mnist"
+    search.mkdir(parents=True)
+    for f in FILES:
+        link(data_dir / f, search / f)
+    env = {**os.environ, "FMNIST_HOME": str(tmp_path / "home"), "FMNIST_SEARCH_PATH": str(tmp_path / "search")}
+    out = tmp_path / "train.json"
+    cmd = [sys.executable, str(REPO / "examples" / "train.py"), "--epochs", "1", "--limit", "4096"]
+    cmd += ["--test-limit", "1000", "--all-losses", "--json", str(out), "--torchvision-root", str(tmp_path / "tv")]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    runs = {r["pipeline"]: r for r in json.loads(out.read_text())["runs"]}
+    assert set(runs) == {"fmnist", "torchvision"}
+    for name, run in runs.items():
+        assert run["parameters"] < 100_000
+        (epoch,) = run["epochs"]
+        losses = np.array(epoch["losses"])
+        assert len(losses) == 4096 // 128
+        assert losses[-8:].mean() < 0.75 * losses[:8].mean(), (name, losses)  # the loss falls
+        assert 0 <= epoch["waiting_share"] < 1 and epoch["test_accuracy"] > 0.3
+    assert f"{runs['fmnist']['parameters']:,} parameters" in done.stdout
