@@ -288,5 +288,8 @@ def test_bad_uses_are_clear_errors() -> None:
         aug.draws(np.array([0.5]))
     with pytest.raises(ValueError, match="indices must be >= 0, not -3"):
         aug.draws(np.array([1, -3]))
+    for shape in [(28,), (28, -1), (28.0, 28), "28x28"]:
+        with pytest.raises(ValueError, match=re.escape("shape must be (height, width), two ints >= 0")):
+            aug.draws([0], shape=shape)  # type: ignore[arg-type]
     with pytest.raises(AttributeError):
         aug.pad = 3  # type: ignore[misc]  # frozen

@@ -119,6 +119,13 @@ class Augment:
         if idx.ndim != 1 or not (idx.dtype.kind in "iu" or idx.size == 0):
             raise TypeError(f"indices must be a 1-d array of row numbers, not {idx.dtype} of shape {idx.shape}")
         seed, epoch = _seed_epoch(seed, epoch)
+        if (
+            isinstance(shape, (str, bytes))
+            or not isinstance(shape, Sequence)
+            or len(shape) != 2
+            or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 0 for v in shape)
+        ):
+            raise ValueError(f"shape must be (height, width), two ints >= 0, not {shape!r}")
         h, w = (int(v) for v in shape)
         return Draws(*_core.augment_draws(self, idx.astype(np.int64), seed, epoch, h, w))
 
