@@ -93,6 +93,17 @@ def registered() -> Iterator[None]:
 linux_only = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc, which only Linux has")
 
 
+@pytest.fixture
+def present(tmp_path: Path, data_dir: Path) -> dict[str, str]:
+    """An environment for a subprocess: the real files findable through the search path (Debian's
+    layout), an empty data root."""
+    folder = tmp_path / "search" / "fashion-mnist"
+    folder.mkdir(parents=True)
+    for f in FILES:
+        link(data_dir / f, folder / f)
+    return {**os.environ, "FMNIST_HOME": str(tmp_path / "root"), "FMNIST_SEARCH_PATH": str(tmp_path / "search")}
+
+
 def link(target: Path, at: Path) -> None:
     """``at`` becomes a symlink to ``target``, or a copy where the OS will not make one (Windows
     without the symlink privilege)."""

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +21,7 @@ from torchvision import transforms  # type: ignore[import-untyped]
 import fmnist
 from fmnist.torch import loader
 
-from .conftest import FILES, REPO, link
+from .conftest import REPO
 
 N = 20000  # draws per side: a 1% difference in a flip rate is 2 standard errors
 H = W = 28
@@ -146,13 +145,9 @@ def test_the_loader_passes_augment_through_and_set_epoch_changes_it() -> None:
         loader(x, y, 32, augment={"pad": 2})  # type: ignore[arg-type]
 
 
-def test_the_training_example_short_form_learns_on_both_pipelines(tmp_path: Path, data_dir: Path) -> None:
+def test_the_training_example_short_form_learns_on_both_pipelines(tmp_path: Path, present: dict[str, str]) -> None:
     # CI's form of examples/train.py: one epoch on 4,096 examples, both pipelines, bounded in time.
-    search = tmp_path / "search" / "fashion-mnist"
-    search.mkdir(parents=True)
-    for f in FILES:
-        link(data_dir / f, search / f)
-    env = {**os.environ, "FMNIST_HOME": str(tmp_path / "home"), "FMNIST_SEARCH_PATH": str(tmp_path / "search")}
+    env = present
     out = tmp_path / "train.json"
     cmd = [sys.executable, str(REPO / "examples" / "train.py"), "--epochs", "1", "--limit", "4096"]
     cmd += ["--test-limit", "1000", "--all-losses", "--json", str(out), "--torchvision-root", str(tmp_path / "tv")]

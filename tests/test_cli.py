@@ -77,16 +77,6 @@ def empty(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "FMNIST_HOME": str(tmp_path / "empty-root"), "FMNIST_SEARCH_PATH": str(tmp_path / "none")}
 
 
-@pytest.fixture
-def present(tmp_path: Path, data_dir: Path) -> dict[str, str]:
-    """The real files findable through the search path (Debian's layout)."""
-    folder = tmp_path / "search" / "fashion-mnist"
-    folder.mkdir(parents=True)
-    for f in FILES:
-        link(data_dir / f, folder / f)
-    return {**os.environ, "FMNIST_HOME": str(tmp_path / "root"), "FMNIST_SEARCH_PATH": str(tmp_path / "search")}
-
-
 def png_size(path: Path, colour: int = 0) -> tuple[int, int]:
     """A PNG's width and height, its signature, header CRC, depth (8) and colour type checked."""
     data = path.read_bytes()

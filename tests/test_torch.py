@@ -147,12 +147,8 @@ def test_loader_serves_fmnist_batches_as_tensors(tv_root: Path) -> None:
         ft.loader(ds, batch_size=8, pin_memory=True)
 
 
-def test_ddp_example_two_gloo_ranks(tmp_path: Path, data_dir: Path) -> None:
-    search = tmp_path / "search" / "fashion-mnist"
-    search.mkdir(parents=True)
-    for f in FILES:
-        link(data_dir / f, search / f)
-    env = {**os.environ, "FMNIST_HOME": str(tmp_path / "root"), "FMNIST_SEARCH_PATH": str(tmp_path / "search")}
+def test_ddp_example_two_gloo_ranks(tmp_path: Path, present: dict[str, str]) -> None:
+    env = present
     report = tmp_path / "report"
     port = str(29600 + os.getpid() % 300)
     cmd = [sys.executable, str(REPO / "examples" / "ddp.py"), "--epochs", "3", "--limit", "6000"]
