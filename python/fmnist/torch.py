@@ -303,36 +303,21 @@ class Loader:
         labels: npt.NDArray[Any],
         batch_size: int,
         *,
-        shuffle: bool,
-        seed: int,
-        drop_last: bool,
-        dtype: str | None,
-        mean: Stat,
-        std: Stat,
-        flatten: bool,
+        options: dict[str, Any],
         pin_memory: bool,
         device: torch.device | str | None,
         rank: int | None,
         world_size: int | None,
         int64_targets: bool,
-        augment: Augment | None = None,
     ) -> None:
+        """``options``: ``fmnist.batches``' keyword arguments but for the epoch and the shard."""
         self.images = images
         # torchvision's targets are int64: converted once here, then batched as they are.
         self.labels = np.ascontiguousarray(labels, dtype=np.int64) if int64_targets else labels
         self.batch_size = batch_size
         self.rank, self.world_size = _distributed(rank, world_size)
         self.epoch = 0
-        self._options: dict[str, Any] = dict(
-            shuffle=shuffle,
-            seed=seed,
-            drop_last=drop_last,
-            dtype=dtype,
-            mean=mean,
-            std=std,
-            flatten=flatten,
-            augment=augment,
-        )
+        self._options = options
         self.device = torch.device(device) if device is not None else None
         self.pin_memory = pin_memory and torch.cuda.is_available()
         if pin_memory and not self.pin_memory:
@@ -426,10 +411,7 @@ def loader(
         if labels is None:
             raise TypeError("loader(images, labels, batch_size): labels are missing")
         x, y = np.asarray(images), np.asarray(labels)
-    return Loader(
-        x,
-        y,
-        batch_size,
+    options = dict(
         shuffle=shuffle,
         seed=seed,
         drop_last=drop_last,
@@ -437,10 +419,16 @@ def loader(
         mean=mean,
         std=std,
         flatten=flatten,
+        augment=augment,
+    )
+    return Loader(
+        x,
+        y,
+        batch_size,
+        options=options,
         pin_memory=pin_memory,
         device=device,
         rank=rank,
         world_size=world_size,
         int64_targets=int64_targets,
-        augment=augment,
     )
