@@ -6,8 +6,8 @@
 //! Every draw comes from a counter-based generator (Philox4x32-10) keyed by the seed, with the
 //! epoch and the example's row index in the counter: an example's augmentation depends on
 //! (seed, epoch, index) alone, never on the batch size, the rank, the world size or which thread
-//! made it. Each draw has a fixed place in the example's stream (`words` below), so turning one
-//! transform on or off leaves the others' draws as they were.
+//! made it. Each draw has a fixed place in the example's stream of Philox blocks (`block`
+//! below), so turning one transform on or off leaves the others' draws as they were.
 
 use std::mem::MaybeUninit;
 

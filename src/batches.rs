@@ -867,6 +867,25 @@ mod tests {
             augment: None,
         };
         assert!(make(vec![], 0).validate().unwrap_err().to_string().contains("batch_size"));
+        // Augmenting images of another shape than the Spec's rows (only the Rust API can say so).
+        let fused = crate::augment::Fused::new(
+            crate::augment::Augment {
+                pad: 1,
+                hflip: 0.5,
+                erase: 0.0,
+                scale: (0.02, 0.33),
+                ratio: (0.3, 3.3),
+                value: vec![0.0],
+            },
+            0,
+            0,
+            &[3, 3],
+        )
+        .unwrap();
+        let wrong =
+            Spec { labels: rows(&images[..5], 1), augment: Some(Augmenting::new(fused, None)), ..make(vec![0], 1) };
+        let err = wrong.validate().unwrap_err().to_string();
+        assert!(err.contains("augment's image shape (3, 3, 1) does not hold an image of 2 elements"), "{err}");
         assert!(make(vec![], 1).validate().unwrap_err().to_string().contains("images has 5 rows but labels has 4"));
     }
 }
