@@ -11,8 +11,8 @@
 
 use std::mem::MaybeUninit;
 
-use crate::batches::PREFETCH_ROWS;
 use crate::element::Element;
+use crate::rows::Rows;
 use crate::Error;
 
 /// Philox4x32 with 10 rounds (Salmon, Moraes, Dror and Shaw, "Parallel random numbers: as easy
@@ -421,50 +421,45 @@ impl Fused {
     /// not a callback, so that the caller's loop body stays in the caller (and its target
     /// features).
     #[inline(always)]
-    pub fn each<'a, T, O>(
+    pub fn each<'a, T: Element, O>(
         &'a self,
-        src: &'a [T],
+        src: &'a Rows,
         idx: &'a [usize],
         out: &'a mut [MaybeUninit<O>],
     ) -> impl Iterator<Item = (&'a [T], Draw, &'a mut [MaybeUninit<O>])> + 'a {
         let len = self.geometry.len();
-        let ahead = move |i: usize| {
-            crate::batches::prefetch(src[i * len..].as_ptr() as *const u8, len * std::mem::size_of::<T>())
-        };
         if len > 0 {
-            idx.iter().take(PREFETCH_ROWS).for_each(|&i| ahead(i));
+            src.prefetch_first(idx);
         }
         out.chunks_mut(len.max(1)).take(if len == 0 { 0 } else { idx.len() }).zip(idx).enumerate().map(
             move |(r, (o, &i))| {
-                if let Some(&next) = idx.get(r + PREFETCH_ROWS) {
-                    ahead(next);
-                }
-                (&src[i * len..][..len], self.draw(i), o)
+                src.ahead(idx, r);
+                (src.row::<T>(i), self.draw(i), o)
             },
         )
     }
 
     /// Augments rows `idx` of `src` into `out`, in their own type.
     #[inline(always)]
-    pub fn rows_raw<T: Element>(&self, src: &[T], idx: &[usize], out: &mut [MaybeUninit<T>]) {
+    pub fn rows_raw<T: Element>(&self, src: &Rows, idx: &[usize], out: &mut [MaybeUninit<T>]) {
         let (g, pad) = (self.geometry, self.params.pad);
-        let fill = self.fill(T::from_f64);
-        for (image, d, o) in self.each(src, idx, out) {
-            place_prepared(image, g, pad, &d, T::default(), &fill, o, &Copies);
+        let fill = &self.fill(T::from_f64);
+        for (image, d, o) in self.each::<T, T>(src, idx, out) {
+            place_prepared(image, g, pad, &d, T::default(), fill, o, &Copies);
         }
     }
 
     /// Augments rows `idx` of `src` into `out`, element by element through `runs`.
     #[inline(always)]
-    pub fn rows<T, R: Runs<T>>(
+    pub fn rows<T: Element, R: Runs<T>>(
         &self,
-        src: &[T],
+        src: &Rows,
         idx: &[usize],
         fill: &[R::Out],
         runs: &R,
         out: &mut [MaybeUninit<R::Out>],
     ) {
-        for (image, d, o) in self.each(src, idx, out) {
+        for (image, d, o) in self.each::<T, R::Out>(src, idx, out) {
             place(image, self.geometry, self.params.pad, &d, fill, o, runs);
         }
     }

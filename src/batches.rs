@@ -15,53 +15,8 @@ use std::thread::JoinHandle;
 
 use crate::augment::{place_prepared, Fused, Normalised, Span};
 use crate::element::{Element, ElementType};
+pub use crate::rows::Rows;
 use crate::Error;
-
-/// A read-only, C-contiguous array of `count` rows of `row_len` elements of type `ty`, owned by
-/// someone else who keeps it alive (and unmoved) for as long as this value exists.
-pub struct Rows {
-    ptr: *const u8,
-    count: usize,
-    row_len: usize,
-    ty: ElementType,
-}
-
-// SAFETY: Rows is only ever read, and `Rows::new`'s contract makes the memory valid for reads
-// for its whole life, from any thread.
-unsafe impl Send for Rows {}
-unsafe impl Sync for Rows {}
-
-impl Rows {
-    /// # Safety
-    /// `ptr` must point to `count * row_len` initialised elements of `ty`, aligned for it, that
-    /// stay valid and unmoved until this `Rows` is dropped.
-    pub unsafe fn new(ptr: *const u8, count: usize, row_len: usize, ty: ElementType) -> Rows {
-        Rows { ptr, count, row_len, ty }
-    }
-
-    pub fn count(&self) -> usize {
-        self.count
-    }
-
-    pub fn row_len(&self) -> usize {
-        self.row_len
-    }
-
-    pub fn element_type(&self) -> ElementType {
-        self.ty
-    }
-
-    fn row_bytes(&self) -> usize {
-        self.row_len * self.ty.size()
-    }
-
-    /// The elements, as `T` (which must be `ty`'s type).
-    fn slice<T: Element>(&self) -> &[T] {
-        assert_eq!(T::TYPE, self.ty, "rows are read as their own type");
-        // SAFETY: guaranteed by the contract of `Rows::new`, and T is `ty`'s type.
-        unsafe { std::slice::from_raw_parts(self.ptr as *const T, self.count * self.row_len) }
-    }
-}
 
 /// A finished batch column: `len` elements of `ty`, in memory aligned to 8 bytes (every element
 /// type fits).
@@ -132,12 +87,24 @@ pub struct Normalize {
 }
 
 impl Normalize {
-    /// `mean`/`std`: one value per image element (already broadcast), or None.
-    pub fn new(mean: Option<Vec<f32>>, std: Option<Vec<f32>>) -> Normalize {
-        let std = std.unwrap_or_default();
+    /// `mean`/`std`: one value per image element (already broadcast), or None. Every mean must
+    /// be finite and every std finite and positive (as torchvision's `Normalize` refuses
+    /// `std=0`): anything else would fill the batches with inf or NaN.
+    pub fn new(mean: Option<Vec<f32>>, std: Option<Vec<f32>>) -> Result<Normalize, Error> {
+        let (mean, mut std) = (mean.unwrap_or_default(), std.unwrap_or_default());
+        if let Some((k, m)) = mean.iter().enumerate().find(|(_, m)| !m.is_finite()) {
+            return Err(Error::Usage(format!("mean must be finite; element {k} is {m}")));
+        }
+        if let Some((k, s)) = std.iter().enumerate().find(|(_, s)| !(s.is_finite() && **s > 0.0)) {
+            return Err(Error::Usage(format!(
+                "std must be finite and positive (torchvision's Normalize refuses std=0 too); element {k} is {s}"
+            )));
+        }
         let reciprocal = std.iter().all(|s| (1.0 / s).is_normal());
-        let scale = if reciprocal { std.iter().map(|s| 1.0 / s).collect() } else { std };
-        Normalize { mean: mean.unwrap_or_default(), scale, reciprocal }
+        if reciprocal {
+            std.iter_mut().for_each(|s| *s = 1.0 / *s);
+        }
+        Ok(Normalize { mean, scale: std, reciprocal })
     }
 }
 
@@ -351,7 +318,7 @@ impl Work {
                             (self.x_ptr as *mut MaybeUninit<T>).add(first * row),
                             idx.len() * row,
                         );
-                        aug.fused.rows_raw(spec.images.slice::<T>(), idx, out)
+                        aug.fused.rows_raw::<T>(&spec.images, idx, out)
                     });
                 }
                 (None, Some(norm)) => {
@@ -385,25 +352,17 @@ impl Work {
     }
 }
 
-/// Copies rows `idx` of `rows` to output rows `first..` of `out`, a column of the same type.
-///
-/// # Safety
-/// `out` must have room for `first + idx.len()` rows, and nothing else may write those rows.
 /// Copies rows `idx` of `rows` to rows `first..` of the column at `out`, as bytes.
 ///
 /// # Safety
-/// `out` has room for `first + idx.len()` rows of `rows`' row size; every index is in range.
+/// `out` has room for `first + idx.len()` rows of `rows`' row size, and nothing else writes
+/// those rows; every index is in range.
 unsafe fn gather(rows: &Rows, out: *mut u8, idx: &[usize], first: usize) {
     let row_bytes = rows.row_bytes();
-    for &i in idx.iter().take(PREFETCH_ROWS) {
-        prefetch(rows.ptr.add(i * row_bytes), row_bytes);
-    }
+    rows.prefetch_first(idx);
     for (r, &i) in idx.iter().enumerate() {
-        debug_assert!(i < rows.count);
-        if let Some(&ahead) = idx.get(r + PREFETCH_ROWS) {
-            prefetch(rows.ptr.add(ahead * row_bytes), row_bytes);
-        }
-        std::ptr::copy_nonoverlapping(rows.ptr.add(i * row_bytes), out.add((first + r) * row_bytes), row_bytes);
+        rows.ahead(idx, r);
+        std::ptr::copy_nonoverlapping(rows.row_as_bytes(i).as_ptr(), out.add((first + r) * row_bytes), row_bytes);
     }
 }
 
@@ -432,74 +391,35 @@ fn convert_row<T: Element>(src: &[T], norm: &Normalize, out: &mut [MaybeUninit<f
     }
 }
 
-/// Rows are read in random order, so the hardware cannot guess the next one: we tell it
-/// this many rows ahead (measured on Fashion-MNIST rows of 784 bytes: 1, 2 and 4 are close,
-/// 8 starts to evict what is still needed).
-pub(crate) const PREFETCH_ROWS: usize = 4;
-
-/// Asks the CPU to start loading `bytes` bytes at `p` into cache, one 64-byte line at a time.
-/// A hint only: never faults. x86_64 has `prefetcht0`, aarch64 `prfm pldl1keep` (stable Rust
-/// has no intrinsic for it, so inline asm); elsewhere it does nothing.
 #[inline(always)]
-pub(crate) fn prefetch(p: *const u8, bytes: usize) {
-    for line in (0..bytes).step_by(64) {
-        let at = p.wrapping_add(line);
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: prefetch instructions never fault, whatever the address.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch(at as *const i8, std::arch::x86_64::_MM_HINT_T0)
-        };
-        #[cfg(target_arch = "aarch64")]
-        // SAFETY: prfm is a hint that never faults, whatever the address; it changes no memory
-        // the program can observe, touches no stack and leaves the flags alone.
-        unsafe {
-            std::arch::asm!("prfm pldl1keep, [{0}]", in(reg) at, options(nostack, readonly, preserves_flags))
-        };
-        #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-        let _ = at;
-    }
-}
-
-#[inline(always)]
-fn convert_rows<T: Element>(src: &[T], row: usize, idx: &[usize], norm: &Normalize, out: &mut [MaybeUninit<f32>]) {
+fn convert_rows<T: Element>(rows: &Rows, idx: &[usize], norm: &Normalize, out: &mut [MaybeUninit<f32>]) {
+    let row = rows.row_len();
     if row == 0 {
         return; // zero-width rows (images of shape (N, 0)): nothing to convert
     }
-    let row_bytes = row * std::mem::size_of::<T>();
-    for &i in idx.iter().take(PREFETCH_ROWS) {
-        prefetch(src[i * row..].as_ptr() as *const u8, row_bytes);
-    }
+    rows.prefetch_first(idx);
     for (r, (o, &i)) in out.chunks_exact_mut(row).zip(idx).enumerate() {
-        if let Some(&ahead) = idx.get(r + PREFETCH_ROWS) {
-            prefetch(src[ahead * row..].as_ptr() as *const u8, row_bytes);
-        }
-        convert_row(&src[i * row..(i + 1) * row], norm, o);
+        rows.ahead(idx, r);
+        convert_row(rows.row::<T>(i), norm, o);
     }
 }
 
 /// The same loop compiled for AVX2 (8 floats a step), chosen at run time.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn convert_rows_avx2<T: Element>(
-    src: &[T],
-    row: usize,
-    idx: &[usize],
-    norm: &Normalize,
-    out: &mut [MaybeUninit<f32>],
-) {
-    convert_rows(src, row, idx, norm, out)
+unsafe fn convert_rows_avx2<T: Element>(rows: &Rows, idx: &[usize], norm: &Normalize, out: &mut [MaybeUninit<f32>]) {
+    convert_rows::<T>(rows, idx, norm, out)
 }
 
 /// Converts rows `idx` into `out` (exactly `idx.len()` rows long), every element written.
 fn convert<T: Element>(rows: &Rows, idx: &[usize], norm: &Normalize, out: &mut [MaybeUninit<f32>]) {
-    let src = rows.slice::<T>();
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         // SAFETY: the CPU has AVX2 and FMA, checked just above.
-        unsafe { convert_rows_avx2(src, rows.row_len, idx, norm, out) };
+        unsafe { convert_rows_avx2::<T>(rows, idx, norm, out) };
         return;
     }
-    convert_rows(src, rows.row_len, idx, norm, out);
+    convert_rows::<T>(rows, idx, norm, out);
 }
 
 /// Augments rows `idx` into float32 `out`. With one mean and scale for every element (the
@@ -508,17 +428,17 @@ fn convert<T: Element>(rows: &Rows, idx: &[usize], norm: &Normalize, out: &mut [
 /// the same for all. Else element by element.
 #[inline(always)]
 fn augment_rows<T: Element>(
-    src: &[T],
+    src: &Rows,
     idx: &[usize],
     aug: &Augmenting,
     norm: &Normalize,
     out: &mut [MaybeUninit<f32>],
 ) {
     let Some(zero) = aug.uniform else {
-        return aug.fused.rows(src, idx, &aug.fill, &aug.normalised(), out);
+        return aug.fused.rows::<T, _>(src, idx, &aug.fill, &aug.normalised(), out);
     };
     let (g, pad) = (aug.fused.geometry, aug.fused.params.pad);
-    for (image, d, o) in aug.fused.each(src, idx, out) {
+    for (image, d, o) in aug.fused.each::<T, f32>(src, idx, out) {
         place_prepared(image, g, pad, &d, zero, &aug.fill, o, &Converts(norm));
     }
 }
@@ -543,24 +463,24 @@ fn augment_to_f32<T: Element>(
     norm: &Normalize,
     out: &mut [MaybeUninit<f32>],
 ) {
-    let src = rows.slice::<T>();
+    let src = rows;
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
         #[target_feature(enable = "avx2,fma")]
         unsafe fn avx2<T: Element>(
-            src: &[T],
+            src: &Rows,
             idx: &[usize],
             aug: &Augmenting,
             norm: &Normalize,
             out: &mut [MaybeUninit<f32>],
         ) {
-            augment_rows(src, idx, aug, norm, out)
+            augment_rows::<T>(src, idx, aug, norm, out)
         }
         // SAFETY: the CPU has AVX2 and FMA, checked just above.
-        unsafe { avx2(src, idx, aug, norm, out) };
+        unsafe { avx2::<T>(src, idx, aug, norm, out) };
         return;
     }
-    augment_rows(src, idx, aug, norm, out)
+    augment_rows::<T>(src, idx, aug, norm, out)
 }
 
 /// Makes the batches of a `Spec` one batch ahead of the consumer.
@@ -759,7 +679,7 @@ mod tests {
 
     fn rows<T: Element>(v: &[T], row_len: usize) -> Rows {
         // SAFETY: the test keeps `v` alive for as long as the Rows.
-        unsafe { Rows::new(v.as_ptr() as *const u8, v.len() / row_len, row_len, T::TYPE) }
+        unsafe { Rows::contiguous(v.as_ptr() as *const u8, v.len() / row_len, row_len, T::TYPE) }
     }
 
     #[test]
@@ -795,7 +715,7 @@ mod tests {
             order: vec![0, 1, 2, 3, 99, 5],
             batch_size: 2,
             drop_last: false,
-            to_f32: Some(Normalize::new(None, None)),
+            to_f32: Some(Normalize::new(None, None).unwrap()),
             augment: None,
         };
         assert!(spec.validate().is_err());
@@ -817,7 +737,7 @@ mod tests {
             order: vec![1, 0],
             batch_size: 4,
             drop_last: true,
-            to_f32: Some(Normalize::new(Some(vec![0.5, 0.25]), Some(vec![0.5, 2.0]))),
+            to_f32: Some(Normalize::new(Some(vec![0.5, 0.25]), Some(vec![0.5, 2.0])).unwrap()),
             augment: None,
         };
         assert_eq!(spec.len(), 0);

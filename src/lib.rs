@@ -17,6 +17,7 @@ pub mod idx;
 #[cfg(unix)]
 pub mod mapping;
 pub mod reader;
+pub mod rows;
 pub mod writer;
 pub mod xz;
 

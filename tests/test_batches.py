@@ -3,6 +3,7 @@ torch's DistributedSampler rule, written out as torch writes it), plus thread hy
 
 from __future__ import annotations
 
+import functools
 import gc
 import math
 import threading
@@ -216,6 +217,11 @@ def test_batches_are_fresh_writeable_arrays() -> None:
         ({"images": np.zeros((10, 2), bool)}, TypeError, "integer or float dtype"),
         ({"images": np.zeros((10, 2), np.float64)}, ValueError, "dtype='uint8' needs uint8 images"),
         ({"images": np.float32(3)}, ValueError, "first axis"),
+        ({"dtype": "float32", "mean": float("nan")}, ValueError, "mean must be finite; element 0 is NaN"),
+        ({"dtype": "float32", "mean": [0, float("inf")]}, ValueError, "mean must be finite; element 1 is inf"),
+        ({"dtype": "float32", "std": 0}, ValueError, "std must be finite and positive .* element 0 is 0"),
+        ({"dtype": "float32", "std": [1, -1]}, ValueError, "std must be finite and positive .* element 1 is -1"),
+        ({"dtype": "float32", "std": float("inf")}, ValueError, "std must be finite and positive"),
     ],
 )
 def test_bad_arguments(kwargs: dict[str, Any], error: type, message: str) -> None:
@@ -260,3 +266,64 @@ def test_len_counts_batches_left() -> None:
     assert len(it) == 3
     next(it)
     assert len(it) == 2
+
+
+def _numpy_allocations(make: Any) -> int:
+    """The peak of numpy's own allocations (tracemalloc traces them) while ``make()`` runs: a
+    copy of the input would show here; the engine's batch buffers do not."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        make()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_views_are_read_through_their_strides_never_copied() -> None:
+    base = np.arange(20000 * 28 * 28, dtype=np.uint32).astype(np.uint8).reshape(20000, 28, 28)
+    labels = np.arange(20000)
+    views = {
+        "every other row": (base[::2], labels[::2]),
+        "reversed": (base[::-1], labels[::-1]),
+        "broadcast": (np.broadcast_to(base[7], (50000, 28, 28)), np.broadcast_to(labels[7:8], (50000,))),
+    }
+    for what, (x, y) in views.items():
+        want = [(x[i : i + 4096], y[i : i + 4096]) for i in range(0, len(x), 4096)]
+        got = list(fmnist.batches(x, y, 4096, shuffle=False))
+        assert len(got) == len(want) and all(
+            np.array_equal(a, c) and np.array_equal(b, d) for (a, b), (c, d) in zip(got, want)
+        ), what
+        # Making the iterator and its first batch allocates nothing of numpy's in proportion to
+        # the view (a copy of it would be 7.8 MB or more).
+        assert _numpy_allocations(functools.partial(next, fmnist.batches(x, y, 4096))) < 1 << 20, what
+    # Rows that are not each contiguous are copied, and served the same.
+    inner = base[:, :, ::2]
+    (x, y), *_ = fmnist.batches(inner, labels, 3, shuffle=False)
+    assert np.array_equal(x, inner[:3]) and y.tolist() == [0, 1, 2]
+
+
+def test_a_broadcast_view_claiming_more_rows_than_memory_is_refused_from_its_shape() -> None:
+    x = np.broadcast_to(np.zeros((1, 28, 28), np.uint8), (2**40, 28, 28))
+    y = np.broadcast_to(np.zeros(1, np.uint8), (2**40,))
+
+    def make() -> None:
+        with pytest.raises(ValueError, match=r"1099511627776 rows: an epoch's order alone would need"):
+            fmnist.batches(x, y, 256)
+
+    assert _numpy_allocations(make) < 1 << 20
+
+
+def test_a_world_far_larger_than_the_rows_allocates_nothing_in_proportion() -> None:
+    x = np.arange(16 * 4, dtype=np.uint8).reshape(16, 2, 2)
+    y = np.arange(16)
+    for rank in (0, 15, 2**40 - 1):
+        shard: list[Any] = []
+        make = functools.partial(fmnist.batches, x, y, 4, shuffle=False, rank=rank, world_size=2**40)
+        peak = _numpy_allocations(lambda make=make, shard=shard: shard.extend(make()))
+        assert peak < 1 << 20
+        # DistributedSampler's padding: rank r serves row r % 16.
+        ((bx, by),) = shard
+        assert by.tolist() == [rank % 16] and np.array_equal(bx[0], x[rank % 16])
+    assert list(fmnist.batches(x, y, 4, rank=3, world_size=2**40, drop_last=True)) == []

@@ -1,7 +1,8 @@
 //! The batch maker against a naive gather: any rows, any order, any batch size, uint8 or
 //! float32 with mean/std, with or without augmentation, served one batch ahead on the helper
 //! thread, must equal gathering the rows one by one, cropping, flipping and erasing each pixel
-//! from its draws, and converting each element as numpy does.
+//! from its draws, and converting each element as numpy does. The images are read in place, or
+//! through a negative row stride (a reversed view).
 #![no_main]
 
 use std::sync::Arc;
@@ -59,12 +60,22 @@ fuzz_target!(|data: &[u8]| {
     };
     let to_f32 = flags & 1 == 1;
     let (mean, std) = (0.25f32 + (flags >> 4) as f32 / 16.0, 0.5f32 + (flags >> 1 & 7) as f32 / 8.0);
-    let norm = to_f32.then(|| Normalize::new(Some(vec![mean; row_len]), Some(vec![std; row_len])));
-    // SAFETY: `images` and `labels` outlive the Spec and the Prefetch built on it (dropped below).
+    let norm = to_f32.then(|| Normalize::new(Some(vec![mean; row_len]), Some(vec![std; row_len])).expect("positive"));
+    // Rows read through a negative stride: the same images stored last row first, row i of the
+    // Rows still being images[i].
+    let reversed = flags & 0x80 != 0 && count > 0;
+    let stored: Vec<u8> = if reversed { images.chunks(row_len.max(1)).rev().flatten().copied().collect() } else { Vec::new() };
+    // SAFETY: `images`, `stored` and `labels` outlive the Spec and the Prefetch built on it
+    // (dropped below); row i of the reversed Rows is stored row count - 1 - i.
     let (x_rows, y_rows) = unsafe {
         (
-            Rows::new(images.as_ptr(), count, row_len, ElementType::U8),
-            Rows::new(labels.as_ptr() as *const u8, count, 1, ElementType::U32),
+            if reversed {
+                let last = stored.as_ptr().add((count - 1) * row_len);
+                Rows::new(last, count, row_len, -(row_len as isize), ElementType::U8)
+            } else {
+                Rows::contiguous(images.as_ptr(), count, row_len, ElementType::U8)
+            },
+            Rows::contiguous(labels.as_ptr() as *const u8, count, 1, ElementType::U32),
         )
     };
     let fused = augment.as_ref().map(|(h, w, p)| Fused::new(p.clone(), *flags as u64, 3, &[*h, *w]).expect("valid"));

@@ -15,6 +15,8 @@ happen in one pass in Rust with the GIL released, one batch ahead on a backgroun
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
 from typing import Any, Union
 
@@ -31,6 +33,15 @@ Stat = Union[float, Sequence[float], npt.NDArray[Any], None]
 Batches = _core.Batcher
 
 
+def _order_limit() -> int:
+    """The most bytes an epoch's order may take: this machine's memory (an order is 8 bytes a
+    row; a view claiming more rows than that serves no epoch)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): numpy's MemoryError decides
+        return sys.maxsize
+
+
 def epoch_indices(
     n: int,
     *,
@@ -41,25 +52,38 @@ def epoch_indices(
     rank: int = 0,
     world_size: int = 1,
 ) -> npt.NDArray[np.int64]:
-    """The row indices one rank serves in one epoch, in order (steps 1 and 2 above)."""
+    """The row indices one rank serves in one epoch, in order (steps 1 and 2 above). The padded
+    (or cut) order is never made whole: a rank's share is computed from its positions in it, so
+    a world far larger than the rows costs nothing in proportion to it."""
+    if 8 * n > _order_limit():
+        raise ValueError(
+            f"{n} rows: an epoch's order alone would need {8 * n:,} bytes, more than this machine's "
+            f"{_order_limit():,} bytes of memory (a broadcast view claiming rows it does not hold?)"
+        )
     perm = np.random.default_rng(seed + epoch).permutation(n) if shuffle else np.arange(n)
     if world_size > 1:
-        if drop_last:
-            perm = perm[: (n // world_size) * world_size]
-        else:
-            total = -(-n // world_size) * world_size
-            if total > n and n > 0:
-                perm = np.resize(perm, total)  # repeats from the start, as often as needed
-        perm = perm[rank::world_size]
+        # DistributedSampler's rule: the order padded by repeating from the start to a multiple
+        # of world_size (padded[j] = perm[j % n]), or cut to one; rank takes positions
+        # rank, rank + world_size, ...
+        share = n // world_size if drop_last else -(-n // world_size)
+        positions = rank + world_size * np.arange(share, dtype=np.int64)
+        perm = perm[positions % n] if n else perm[:0]
     return perm.astype(np.int64, copy=False)
 
 
-def _native(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
-    """``a`` C-contiguous in native byte order (a copy only when it is not so already); the engine
-    checks everything else about it."""
-    native = a.dtype.newbyteorder("=") if a.dtype.byteorder not in ("=", "|") else a.dtype
-    # (ascontiguousarray would make a 0-d array 1-d: the engine refuses it as it is.)
-    return a if a.ndim == 0 else np.ascontiguousarray(a, dtype=native)
+def _rows(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """``a`` as the engine reads it in place: native byte order, each row contiguous and aligned.
+    Rows may be any distance apart (every other row, reversed, a broadcast view): those are read
+    through their stride, never copied. Only an array whose rows are not so is copied."""
+    if a.ndim == 0:
+        return a  # the engine refuses it, with the reason
+    step, contiguous = a.itemsize, True
+    for n, s in zip(reversed(a.shape[1:]), reversed(a.strides[1:])):
+        contiguous &= n <= 1 or s == step
+        step *= n
+    if a.dtype.isnative and a.flags.aligned and contiguous:
+        return a
+    return np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("="))
 
 
 def _stat(value: Stat, name: str, shape: tuple[int, ...]) -> list[float] | None:
@@ -111,7 +135,7 @@ def batches(
     x = np.asarray(images)
     y = np.asarray(labels)
     batch_size, rank, world_size, dtype = _core.batch_args(batch_size, rank, world_size, dtype)
-    x, y = _native(x), _native(y)
+    x, y = _rows(x), _rows(y)
     fused = None  # checked before the order is drawn: a bad seed is named for what it keys
     if augment is not None:
         if not isinstance(augment, Augment):

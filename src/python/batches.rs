@@ -8,7 +8,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::Duration;
 
-use numpy::{PyArrayDescrMethods, PyReadonlyArrayDyn, PyUntypedArray, PyUntypedArrayMethods};
+use numpy::{PyReadonlyArrayDyn, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyInt, PyWeakrefReference};
@@ -21,7 +21,10 @@ use crate::augment::Fused;
 use crate::batches::{Augmenting, Column, Normalize, Prefetch, Rows, Spec};
 use crate::element::ElementType;
 
-/// A borrowed view of a numpy array the Batcher keeps a reference to.
+/// A borrowed view of a numpy array the Batcher keeps a reference to: its rows read in place,
+/// at whatever distance they are apart (a strided, reversed or broadcast view is not copied).
+/// Each row must be contiguous and aligned; the Python layer copies an array whose rows are not
+/// (`fmnist.pipeline._rows`).
 fn rows_of(array: &Bound<'_, PyAny>, what: &str) -> PyResult<Rows> {
     let array = array.cast::<PyUntypedArray>()?;
     let (ty, native) = element_type_of(array).map_err(|_| {
@@ -33,21 +36,39 @@ fn rows_of(array: &Bound<'_, PyAny>, what: &str) -> PyResult<Rows> {
     if array.ndim() == 0 {
         return Err(PyValueError::new_err(format!("{what} must have a first axis, one row per example")));
     }
-    if !native || !array.is_c_contiguous() {
-        return Err(PyValueError::new_err(format!("{what} must be a C-contiguous, native-order array of rows")));
-    }
-    let shape = array.shape();
+    let (shape, strides) = (array.shape(), array.strides());
     let count = shape[0];
-    let row_len = shape[1..].iter().product();
+    let row_len: usize = shape[1..].iter().product();
+    // Each row C-contiguous: every axis after the first of more than one element steps by the
+    // elements after it.
+    let mut step = ty.size() as isize;
+    let mut contiguous = true;
+    for (&n, &s) in shape[1..].iter().zip(&strides[1..]).rev() {
+        contiguous &= n <= 1 || s == step;
+        step = step.saturating_mul(n as isize);
+    }
     // SAFETY: reading the data pointer of a live array object.
     let data = unsafe { (*array.as_array_ptr()).data }.cast::<u8>().cast_const();
-    if !(data as usize).is_multiple_of(ty.size()) {
-        return Err(PyValueError::new_err(format!("{what} is not aligned for its dtype")));
+    let stride = if count > 1 { strides[0] } else { step };
+    let aligned = (data as usize).is_multiple_of(ty.size()) && stride.unsigned_abs().is_multiple_of(ty.size());
+    let empty = count == 0 || row_len == 0; // nothing is ever read
+    if !native || !(empty || (contiguous && aligned)) {
+        return Err(PyValueError::new_err(format!(
+            "{what} must be a native-order array whose rows are each contiguous and aligned"
+        )));
     }
-    // SAFETY: numpy says the array holds count * row_len elements of `ty`, C-contiguous and (just
-    // checked) aligned. The Batcher holds a reference to the array for as long as these Rows
-    // live (its progress drops first), and weak references that stop numpy from resizing it.
-    Ok(unsafe { Rows::new(data, count, row_len, ty) })
+    // SAFETY: numpy says row i of the array starts i * strides[0] bytes from `data` and holds
+    // row_len contiguous elements of `ty` (just checked), aligned (checked). The Batcher holds
+    // a reference to the array for as long as these Rows live (its progress drops first), and
+    // weak references that stop numpy from resizing it.
+    Ok(unsafe {
+        if empty {
+            // An aligned pointer, never read: numpy's pointer of an empty array may not be.
+            Rows::new(std::ptr::NonNull::<u64>::dangling().as_ptr().cast(), count, row_len, 0, ty)
+        } else {
+            Rows::new(data, count, row_len, stride, ty)
+        }
+    })
 }
 
 /// Keeps a finished batch column alive for as long as an array (its base object) uses it.
@@ -67,12 +88,14 @@ fn column_to_numpy(py: Python<'_>, column: Column, shape: Vec<usize>) -> PyResul
     unsafe { arrays::array_over(owner.into_any(), ty, &shape, data) }
 }
 
-/// Where an array's memory is, and how large: checked before each batch.
-fn memory_of(array: &Bound<'_, PyAny>) -> PyResult<(usize, usize)> {
+/// Where an array's memory is and how it is laid out: checked before each batch.
+type Layout = (usize, Vec<usize>, Vec<isize>);
+
+fn layout_of(array: &Bound<'_, PyAny>) -> PyResult<Layout> {
     let array = array.cast::<PyUntypedArray>()?;
     // SAFETY: reading the data pointer of a live array object, with the GIL held.
     let ptr = unsafe { (*array.as_array_ptr()).data } as usize;
-    Ok((ptr, array.len() * array.dtype().itemsize()))
+    Ok((ptr, array.shape().to_vec(), array.strides().to_vec()))
 }
 
 /// Weak references to `array` and every array it is a view of. numpy refuses to resize an
@@ -187,7 +210,7 @@ pub struct Batcher {
     image_shape: Vec<usize>,
     label_shape: Vec<usize>,
     /// (array, its memory as the Rows saw it) for images and labels.
-    arrays: [(Py<PyAny>, (usize, usize)); 2],
+    arrays: [(Py<PyAny>, Layout); 2],
     _pins: Vec<Py<PyAny>>,
 }
 
@@ -208,7 +231,7 @@ impl Batcher {
     /// `a.data = ...` swap it out).
     fn check_memory(&self, py: Python<'_>) -> PyResult<()> {
         for ((array, seen), what) in self.arrays.iter().zip(["images", "labels"]) {
-            if memory_of(array.bind(py))? != *seen {
+            if layout_of(array.bind(py))? != *seen {
                 return Err(PyRuntimeError::new_err(format!(
                     "the {what} array's memory was replaced or resized during iteration; make a new iterator"
                 )));
@@ -296,7 +319,7 @@ impl Batcher {
             if dtype != Some("float32") && (mean.is_some() || std.is_some()) {
                 return Err(PyValueError::new_err("mean/std normalise float32 batches: pass dtype='float32'"));
             }
-            let to_f32 = (dtype == Some("float32")).then(|| Normalize::new(mean, std));
+            let to_f32 = (dtype == Some("float32")).then(|| Normalize::new(mean, std)).transpose().map_err(usage)?;
             let augment = match augment {
                 None => None,
                 Some((params, seed, epoch)) => {
@@ -319,7 +342,7 @@ impl Batcher {
                 }),
                 image_shape,
                 label_shape,
-                arrays: [(images.clone().unbind(), memory_of(images)?), (labels.clone().unbind(), memory_of(labels)?)],
+                arrays: [(images.clone().unbind(), layout_of(images)?), (labels.clone().unbind(), layout_of(labels)?)],
                 _pins: pins,
             })
         })
