@@ -297,7 +297,7 @@ def test_views_are_read_through_their_strides_never_copied() -> None:
         ), what
         # Making the iterator and its first batch allocates nothing of numpy's in proportion to
         # the view (a copy of it would be 7.8 MB or more).
-        assert _numpy_allocations(functools.partial(next, fmnist.batches(x, y, 4096))) < 1 << 20, what
+        assert _numpy_allocations(lambda x=x, y=y: next(fmnist.batches(x, y, 4096))) < 1 << 20, what
     # Rows that are not each contiguous are copied, and served the same.
     inner = base[:, :, ::2]
     (x, y), *_ = fmnist.batches(inner, labels, 3, shuffle=False)
