@@ -1,8 +1,11 @@
-//! MD5 and SHA-256: the digests datasets publish, as lowercase hex.
+//! MD5 and SHA-256: the digests datasets publish, as lowercase hex; the kinds of digest a
+//! source can be asked for (an algorithm over the stored bytes or the content), and the verdict
+//! on an expected one.
 
 use md5::Md5;
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 
+use crate::codec::Codec;
 use crate::Error;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,7 +42,7 @@ impl Algo {
 /// hashing the slice in one call.
 pub fn hex(algo: Algo, data: &[u8]) -> String {
     const STEP: usize = 1 << 20;
-    fn run<D: Digest>(data: &[u8]) -> Vec<u8> {
+    fn run<D: sha2::Digest>(data: &[u8]) -> Vec<u8> {
         let mut h = D::new();
         for chunk in data.chunks(STEP) {
             h.update(chunk);
@@ -110,6 +113,167 @@ pub fn parse_expected(algo: Algo, given: &str) -> Result<String, Error> {
         )));
     }
     Ok(s)
+}
+
+/// What was hashed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Covers {
+    /// The bytes as stored (the .gz file itself when compressed).
+    Stored,
+    /// The decompressed IDX bytes.
+    Content,
+}
+
+impl Covers {
+    pub fn name(self) -> &'static str {
+        match self {
+            Covers::Stored => "stored",
+            Covers::Content => "content",
+        }
+    }
+
+    pub(crate) fn describe(self, codec: Codec) -> &'static str {
+        match (self, codec) {
+            (Covers::Stored, Codec::Gzip) => "the stored (gzip-compressed) bytes",
+            (Covers::Stored, Codec::Xz) => "the stored (xz-compressed) bytes",
+            (Covers::Content, Codec::Gzip | Codec::Xz) => "the decompressed IDX content",
+            (_, Codec::Raw) => "the file's bytes (uncompressed: stored = content)",
+        }
+    }
+
+    /// What a digest of this kind covers in a source of `codec`: in an uncompressed source the
+    /// stored bytes are the content.
+    pub fn of(self, codec: Codec) -> Covers {
+        if codec.is_compressed() {
+            self
+        } else {
+            Covers::Stored
+        }
+    }
+}
+
+/// A kind of digest: an algorithm over what it covers, named as the Python API names it
+/// (`md5`, `sha256`, `content_md5`, `content_sha256`). The one encoding of digest kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DigestKind {
+    pub algo: Algo,
+    pub covers: Covers,
+}
+
+impl DigestKind {
+    pub const MD5: DigestKind = DigestKind { algo: Algo::Md5, covers: Covers::Stored };
+    pub const SHA256: DigestKind = DigestKind { algo: Algo::Sha256, covers: Covers::Stored };
+    pub const CONTENT_MD5: DigestKind = DigestKind { algo: Algo::Md5, covers: Covers::Content };
+    pub const CONTENT_SHA256: DigestKind = DigestKind { algo: Algo::Sha256, covers: Covers::Content };
+    pub const ALL: [DigestKind; 4] =
+        [DigestKind::MD5, DigestKind::SHA256, DigestKind::CONTENT_MD5, DigestKind::CONTENT_SHA256];
+}
+
+impl std::fmt::Display for DigestKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let prefix = if self.covers == Covers::Content { "content_" } else { "" };
+        write!(f, "{prefix}{}", self.algo.key())
+    }
+}
+
+impl std::str::FromStr for DigestKind {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<DigestKind, Error> {
+        DigestKind::ALL.into_iter().find(|k| k.to_string() == name).ok_or_else(|| {
+            Error::Usage(format!("unknown digest {name:?}: expected md5, sha256, content_md5 or content_sha256"))
+        })
+    }
+}
+
+/// A digest a source is expected to have, and (for messages) whose value it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Expected {
+    pub kind: DigestKind,
+    /// Lowercase hex.
+    pub hex: String,
+    /// Where the value comes from ("the registry", "the verified copy at ..."), if not the caller.
+    pub from: Option<String>,
+}
+
+impl Expected {
+    /// An expected digest as a user gave it, its form checked (hex of the algorithm's length).
+    pub fn new(kind: DigestKind, given: &str, from: Option<String>) -> Result<Expected, Error> {
+        Ok(Expected { kind, hex: parse_expected(kind.algo, given)?, from })
+    }
+}
+
+/// A digest as computed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Digest {
+    pub kind: DigestKind,
+    pub hex: String,
+}
+
+/// The judgement on one expected digest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub expected: Expected,
+    pub actual: String,
+    pub codec: Codec,
+}
+
+impl Verdict {
+    pub fn matched(&self) -> bool {
+        self.expected.hex == self.actual
+    }
+
+    /// "MD5 of the stored (gzip-compressed) bytes matches the registry's value", or the mismatch.
+    pub fn message(&self) -> String {
+        let what = self.expected.kind.covers.of(self.codec).describe(self.codec);
+        let whose = self.expected.from.as_deref().unwrap_or("the expected value");
+        if self.matched() {
+            format!("{} of {what} matches {whose}", self.expected.kind.algo.name())
+        } else {
+            self.mismatch().to_string()
+        }
+    }
+
+    pub fn mismatch(&self) -> Mismatch {
+        Mismatch {
+            kind: self.expected.kind,
+            codec: self.codec,
+            expected: self.expected.hex.clone(),
+            actual: self.actual.clone(),
+            from: self.expected.from.clone(),
+        }
+    }
+}
+
+/// A digest that did not match: `Error::Checksum`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mismatch {
+    pub kind: DigestKind,
+    pub codec: Codec,
+    pub expected: String,
+    pub actual: String,
+    pub from: Option<String>,
+}
+
+impl Mismatch {
+    /// What the digest covered: stored (for an uncompressed source, always) or content.
+    pub fn covers(&self) -> Covers {
+        self.kind.covers.of(self.codec)
+    }
+}
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let whose = self.from.as_deref().map(|w| format!(" ({w})")).unwrap_or_default();
+        write!(
+            f,
+            "{} mismatch over {}: expected {}{whose}, found {}",
+            self.kind.algo.name(),
+            self.covers().describe(self.codec),
+            self.expected,
+            self.actual
+        )
+    }
 }
 
 #[cfg(test)]

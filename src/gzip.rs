@@ -10,6 +10,7 @@ use std::os::raw::c_void;
 use flate2::{Decompress, FlushDecompress, Status};
 use libdeflate_sys as sys;
 
+use crate::idx::Fit;
 use crate::Error;
 
 pub const MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -346,16 +347,6 @@ impl Drop for Inflater {
         // SAFETY: allocated by libdeflate_alloc_decompressor and freed once.
         unsafe { sys::libdeflate_free_decompressor(self.0) }
     }
-}
-
-/// Where the content turned out longer or shorter than the buffer the caller sized for it.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Fit {
-    Exact,
-    /// All members decoded, giving this many bytes (fewer than the buffer).
-    Short(usize),
-    /// A member produced more than the space left.
-    Long,
 }
 
 /// Inflates every member of `data` into `out`, checking each trailer. The buffer is filled in

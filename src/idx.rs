@@ -168,6 +168,16 @@ pub fn check_max(header: &Header, max_bytes: Option<usize>) -> Result<(), Error>
     }
 }
 
+/// Where the content turned out longer or shorter than the buffer the caller sized for it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Fit {
+    Exact,
+    /// All members decoded, giving this many bytes (fewer than the buffer).
+    Short(usize),
+    /// A member produced more than the space left.
+    Long,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

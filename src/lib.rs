@@ -1,15 +1,18 @@
 //! fmnist: fast, verified IDX (MNIST-format) reading and writing.
 //!
 //! The engine is plain Rust: [`element`] is the table of element types, [`idx`] every IDX fact
-//! (header encode/decode, sizes, limits), [`gzip`] and [`xz`] the codecs, [`digest`] hashes,
-//! [`reader`] is the one read call (sources in, outcomes out), [`writer`] encodes, [`batches`]
-//! feeds training loops, `mapping` maps files copy-on-write (Unix). Only `python/` (feature
-//! `python`) knows about pyo3 and numpy.
+//! (header encode/decode, sizes, limits), [`codec`] tells raw, gzip and xz apart, [`gzip`] and
+//! [`xz`] decode them, [`digest`] hashes and judges digests, [`reader`] is the one read call
+//! (sources in, outcomes out), [`writer`] encodes, [`batches`] feeds training loops from
+//! [`rows`], [`augment`] augments what it feeds, `mapping` maps files copy-on-write (Unix).
+//! Only `python/` (feature `python`) knows about pyo3 and numpy. No module imports one that
+//! imports it back.
 
 use std::fmt;
 
 pub mod augment;
 pub mod batches;
+pub mod codec;
 pub mod digest;
 pub mod element;
 pub mod gzip;
@@ -38,7 +41,7 @@ pub enum Error {
     /// Corrupt or truncated xz: a bad stream, index or integrity check.
     Xz(String),
     /// A digest did not match.
-    Checksum(Box<reader::Mismatch>),
+    Checksum(Box<digest::Mismatch>),
     /// A bad argument (not bad data): a malformed expected digest, an impossible option.
     Usage(String),
     /// The allocator refused the memory a valid file needs.

@@ -27,9 +27,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::thread;
 
-use crate::digest::{self, Algo, Hasher};
+use crate::codec::Codec;
+use crate::digest::{Algo, Hasher};
+pub use crate::digest::{Covers, Digest, DigestKind, Expected, Mismatch, Verdict};
 use crate::element;
-use crate::gzip::{self, Fit};
+use crate::gzip;
+use crate::idx::Fit;
 use crate::idx::{self, Header};
 use crate::xz;
 use crate::Error;
@@ -39,208 +42,6 @@ use crate::Error;
 pub enum Source<'a> {
     Path(&'a Path),
     Bytes(&'a [u8]),
-}
-
-/// How a source is stored, told by its magic bytes (never by a file name).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Codec {
-    Raw,
-    Gzip,
-    Xz,
-}
-
-impl Codec {
-    pub fn of(data: &[u8]) -> Codec {
-        if gzip::is_gzip(data) {
-            Codec::Gzip
-        } else if xz::is_xz(data) {
-            Codec::Xz
-        } else {
-            Codec::Raw
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Codec::Raw => "raw",
-            Codec::Gzip => "gzip",
-            Codec::Xz => "xz",
-        }
-    }
-
-    pub fn is_compressed(self) -> bool {
-        self != Codec::Raw
-    }
-
-    /// The whole stream checked, content discarded: which error a corrupt stream gives.
-    fn check_stream(self, data: &[u8]) -> Result<(), Error> {
-        match self {
-            Codec::Raw => Ok(()),
-            Codec::Gzip => gzip::check_stream(data),
-            Codec::Xz => xz::check_stream(data, xz_limit(data)?),
-        }
-    }
-}
-
-/// What was hashed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Covers {
-    /// The bytes as stored (the .gz file itself when compressed).
-    Stored,
-    /// The decompressed IDX bytes.
-    Content,
-}
-
-impl Covers {
-    pub fn name(self) -> &'static str {
-        match self {
-            Covers::Stored => "stored",
-            Covers::Content => "content",
-        }
-    }
-
-    fn describe(self, codec: Codec) -> &'static str {
-        match (self, codec) {
-            (Covers::Stored, Codec::Gzip) => "the stored (gzip-compressed) bytes",
-            (Covers::Stored, Codec::Xz) => "the stored (xz-compressed) bytes",
-            (Covers::Content, Codec::Gzip | Codec::Xz) => "the decompressed IDX content",
-            (_, Codec::Raw) => "the file's bytes (uncompressed: stored = content)",
-        }
-    }
-
-    /// What a digest of this kind covers in a source of `codec`: in an uncompressed source the
-    /// stored bytes are the content.
-    fn of(self, codec: Codec) -> Covers {
-        if codec.is_compressed() {
-            self
-        } else {
-            Covers::Stored
-        }
-    }
-}
-
-/// A kind of digest: an algorithm over what it covers, named as the Python API names it
-/// (`md5`, `sha256`, `content_md5`, `content_sha256`). The one encoding of digest kinds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DigestKind {
-    pub algo: Algo,
-    pub covers: Covers,
-}
-
-impl DigestKind {
-    pub const MD5: DigestKind = DigestKind { algo: Algo::Md5, covers: Covers::Stored };
-    pub const SHA256: DigestKind = DigestKind { algo: Algo::Sha256, covers: Covers::Stored };
-    pub const CONTENT_MD5: DigestKind = DigestKind { algo: Algo::Md5, covers: Covers::Content };
-    pub const CONTENT_SHA256: DigestKind = DigestKind { algo: Algo::Sha256, covers: Covers::Content };
-    pub const ALL: [DigestKind; 4] =
-        [DigestKind::MD5, DigestKind::SHA256, DigestKind::CONTENT_MD5, DigestKind::CONTENT_SHA256];
-}
-
-impl std::fmt::Display for DigestKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let prefix = if self.covers == Covers::Content { "content_" } else { "" };
-        write!(f, "{prefix}{}", self.algo.key())
-    }
-}
-
-impl std::str::FromStr for DigestKind {
-    type Err = Error;
-
-    fn from_str(name: &str) -> Result<DigestKind, Error> {
-        DigestKind::ALL.into_iter().find(|k| k.to_string() == name).ok_or_else(|| {
-            Error::Usage(format!("unknown digest {name:?}: expected md5, sha256, content_md5 or content_sha256"))
-        })
-    }
-}
-
-/// A digest a source is expected to have, and (for messages) whose value it is.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Expected {
-    pub kind: DigestKind,
-    /// Lowercase hex.
-    pub hex: String,
-    /// Where the value comes from ("the registry", "the verified copy at ..."), if not the caller.
-    pub from: Option<String>,
-}
-
-impl Expected {
-    /// An expected digest as a user gave it, its form checked (hex of the algorithm's length).
-    pub fn new(kind: DigestKind, given: &str, from: Option<String>) -> Result<Expected, Error> {
-        Ok(Expected { kind, hex: digest::parse_expected(kind.algo, given)?, from })
-    }
-}
-
-/// A digest as computed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Digest {
-    pub kind: DigestKind,
-    pub hex: String,
-}
-
-/// The judgement on one expected digest.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Verdict {
-    pub expected: Expected,
-    pub actual: String,
-    pub codec: Codec,
-}
-
-impl Verdict {
-    pub fn matched(&self) -> bool {
-        self.expected.hex == self.actual
-    }
-
-    /// "MD5 of the stored (gzip-compressed) bytes matches the registry's value", or the mismatch.
-    pub fn message(&self) -> String {
-        let what = self.expected.kind.covers.of(self.codec).describe(self.codec);
-        let whose = self.expected.from.as_deref().unwrap_or("the expected value");
-        if self.matched() {
-            format!("{} of {what} matches {whose}", self.expected.kind.algo.name())
-        } else {
-            self.mismatch().to_string()
-        }
-    }
-
-    fn mismatch(&self) -> Mismatch {
-        Mismatch {
-            kind: self.expected.kind,
-            codec: self.codec,
-            expected: self.expected.hex.clone(),
-            actual: self.actual.clone(),
-            from: self.expected.from.clone(),
-        }
-    }
-}
-
-/// A digest that did not match: `Error::Checksum`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Mismatch {
-    pub kind: DigestKind,
-    pub codec: Codec,
-    pub expected: String,
-    pub actual: String,
-    pub from: Option<String>,
-}
-
-impl Mismatch {
-    /// What the digest covered: stored (for an uncompressed source, always) or content.
-    pub fn covers(&self) -> Covers {
-        self.kind.covers.of(self.codec)
-    }
-}
-
-impl std::fmt::Display for Mismatch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let whose = self.from.as_deref().map(|w| format!(" ({w})")).unwrap_or_default();
-        write!(
-            f,
-            "{} mismatch over {}: expected {}{whose}, found {}",
-            self.kind.algo.name(),
-            self.covers().describe(self.codec),
-            self.expected,
-            self.actual
-        )
-    }
 }
 
 /// What to make of a source.
@@ -747,7 +548,7 @@ fn settle(req: &Request<'_>, data: Option<&[u8]>, err: Error) -> Error {
     if !matches!(err, Error::Format(_)) {
         return err;
     }
-    if let Err(stream) = codec.check_stream(data) {
+    if let Err(stream) = check_stream(codec, data) {
         return stream;
     }
     if req.strict && !content_kinds.is_empty() {
@@ -758,6 +559,15 @@ fn settle(req: &Request<'_>, data: Option<&[u8]>, err: Error) -> Error {
         }
     }
     err
+}
+
+/// The whole stream in memory checked, content discarded: which error a corrupt stream gives.
+fn check_stream(codec: Codec, data: &[u8]) -> Result<(), Error> {
+    match codec {
+        Codec::Raw => Ok(()),
+        Codec::Gzip => gzip::check_stream(data),
+        Codec::Xz => xz::check_stream(data, xz_limit(data)?),
+    }
 }
 
 /// Decodes a source's whole stream (if compressed), keeping nothing: its codec error, if any.
@@ -1058,6 +868,7 @@ pub fn read_many_to_vec(requests: &[Request<'_>]) -> Vec<Result<(Outcome, Vec<u8
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::digest;
     use crate::element::ElementType;
     use crate::writer::{encode, Compress};
 

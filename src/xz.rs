@@ -7,7 +7,7 @@
 
 use liblzma::stream::{Action, Status, Stream, CONCATENATED};
 
-use crate::gzip::Fit;
+use crate::idx::Fit;
 use crate::Error;
 
 /// The six bytes every xz stream starts with.

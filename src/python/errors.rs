@@ -39,7 +39,7 @@ pub fn to_py(py: Python<'_>, err: Error, name: &str, path: Option<&Bound<'_, PyS
 /// `ChecksumError(message, path=, algorithm=, covers=, expected=, actual=)`.
 fn checksum_error(
     py: Python<'_>,
-    m: &crate::reader::Mismatch,
+    m: &crate::digest::Mismatch,
     name: &str,
     path: Option<&Bound<'_, PyString>>,
 ) -> PyResult<PyErr> {
