@@ -21,6 +21,7 @@ pub mod idx;
 pub mod mapping;
 pub mod reader;
 pub mod rows;
+pub mod streaming;
 pub mod writer;
 pub mod xz;
 

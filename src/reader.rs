@@ -13,18 +13,28 @@
 //! `finish_many` do the same for many sources at once, largest first, on every core, hashing
 //! the stored bytes of each source on one core while another inflates it.
 //!
-//! One judgement for every way in: a path and the same bytes give the same result, because a
-//! compressed file is read whole before its header is judged (by the same function as bytes),
-//! and an uncompressed one is judged by the same checks in the same order. When several things
-//! are wrong, the error is the reference's (`fmnist.reference`): a stored digest that does not
-//! match, then a corrupt stream, then a content digest, then malformed IDX (`settle`).
+//! A path is judged before it is read (`open_path`): it is opened without blocking (a FIFO with
+//! no writer, a device), its first bytes tell the codec, and the IDX header is judged as soon
+//! as it is out (read from an uncompressed file, decoded from a compressed one): bad magic, a
+//! bad type code, sizes over `max_bytes` or over what the file's length can hold are refused
+//! before the rest is read or anything is allocated for it. A compressed file of at most `WHOLE`
+//! bytes is then read whole and inflated by libdeflate in one call (the fastest way, and what
+//! bytes in memory get); a larger one, and any pipe, FIFO or device, is decoded as it is read,
+//! straight into the output (`streaming`), so that the working memory stays under `WHOLE`
+//! whatever the file's size.
+//!
+//! One judgement for every way in: a path and the same bytes give the same result. When several
+//! things are wrong, the error is the reference's (`fmnist.reference`): a stored digest that
+//! does not match, then a corrupt stream, then a content digest, then malformed IDX (`settle`,
+//! which streams a regular file again to find out; a pipe cannot be read twice, and its first
+//! error stands).
 
 use std::borrow::Cow;
 use std::fs::File;
-use std::io::Read;
+use std::io::{Cursor, Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::thread;
 
 use crate::codec::Codec;
@@ -34,6 +44,7 @@ use crate::element;
 use crate::gzip;
 use crate::idx::Fit;
 use crate::idx::{self, Header};
+use crate::streaming::{Counted, Decoder, Tally};
 use crate::xz;
 use crate::Error;
 
@@ -118,10 +129,22 @@ pub struct Opened<'a> {
 }
 
 enum Body<'a> {
-    /// An uncompressed regular file: its header read, the payload still in the file.
+    /// An uncompressed file (regular, or a stream): its header read and judged, the payload
+    /// still in the file.
     RawFile { file: File, prefix: Vec<u8>, header: Header },
-    /// Bytes in memory (given, or a file read whole): the header judged when an array is wanted.
+    /// Bytes in memory (given, or a compressed file of at most `WHOLE` bytes read whole): the
+    /// header judged when an array is wanted.
     Bytes { data: Cow<'a, [u8]>, codec: Codec, header: Option<Header> },
+    /// A compressed file over `WHOLE` bytes, or a compressed stream: its header decoded (`head`)
+    /// and judged, the rest decoded in `finish` straight into the caller's buffer as it is read;
+    /// the stored bytes are hashed as they pass (`tally`).
+    Streamed {
+        decoder: Mutex<Option<Box<StreamedDecoder>>>,
+        tally: Arc<Mutex<Tally>>,
+        codec: Codec,
+        head: Vec<u8>,
+        header: Header,
+    },
     /// `Mode::Stored` of a regular file: read (and hashed) in `finish` straight into the caller's
     /// buffer of the file's length.
     StoredFile { file: File, len: usize },
@@ -129,10 +152,19 @@ enum Body<'a> {
     Stream,
 }
 
+/// A file's content as it is decoded: the first bytes already read (to tell the codec), then
+/// the rest of the file.
+type StreamedDecoder = Decoder<Counted<std::io::Chain<Cursor<Vec<u8>>, File>>>;
+
+/// The largest compressed file read whole (libdeflate inflates one stream from memory, about
+/// twice as fast as inflating as it is read); larger ones, and streams, are decoded as they are
+/// read, with a working memory of about a megabyte.
+pub const WHOLE: usize = 64 << 20;
+
 impl Opened<'_> {
     pub fn header(&self) -> Option<&Header> {
         match &self.body {
-            Body::RawFile { header, .. } => Some(header),
+            Body::RawFile { header, .. } | Body::Streamed { header, .. } => Some(header),
             Body::Bytes { header, .. } => header.as_ref(),
             Body::StoredFile { .. } | Body::Stream => None,
         }
@@ -158,7 +190,7 @@ impl Opened<'_> {
     fn codec(&self) -> Codec {
         match &self.body {
             Body::RawFile { .. } => Codec::Raw,
-            Body::Bytes { codec, .. } => *codec,
+            Body::Bytes { codec, .. } | Body::Streamed { codec, .. } => *codec,
             Body::StoredFile { .. } | Body::Stream => Codec::Raw,
         }
     }
@@ -181,34 +213,10 @@ fn open_body<'a>(req: &'a Request<'a>) -> Result<Body<'a>, Error> {
     let data = match (req.source, req.mode) {
         (_, Mode::Digests) => return Ok(Body::Stream),
         (Source::Bytes(data), _) => Cow::Borrowed(data),
-        (Source::Path(path), mode) => {
-            let mut file = File::open(path)?;
-            let meta = file.metadata()?;
-            // A regular file's length is known; a pipe's, a FIFO's or a terminal's is not.
-            let known = meta.is_file().then_some(meta.len() as usize);
-            if let (Mode::Stored, Some(len)) = (mode, known) {
-                return Ok(Body::StoredFile { file, len });
-            }
-            let mut prefix = Vec::with_capacity(xz::MAGIC.len());
-            (&mut file).take(2).read_to_end(&mut prefix)?;
-            if prefix == xz::MAGIC[..2] {
-                (&mut file).take(xz::MAGIC.len() as u64 - 2).read_to_end(&mut prefix)?;
-            }
-            if let (Codec::Raw, Mode::Array, Some(len)) = (Codec::of(&prefix), mode, known) {
-                (&mut file).take(4u64.saturating_sub(prefix.len() as u64)).read_to_end(&mut prefix)?;
-                let want = idx::needed(&prefix);
-                (&mut file).take(want.saturating_sub(prefix.len()) as u64).read_to_end(&mut prefix)?;
-                let header = raw_header(&prefix, len, req)?;
-                return Ok(Body::RawFile { file, prefix, header });
-            }
-            let mut data = Vec::new();
-            let reserve = known.unwrap_or(0).max(prefix.len());
-            data.try_reserve_exact(reserve)
-                .map_err(|_| Error::Memory(format!("cannot allocate {reserve} bytes to read the file")))?;
-            data.extend_from_slice(&prefix);
-            read_judging(&mut file, &mut data, known, req)?;
-            Cow::Owned(data)
-        }
+        (Source::Path(path), mode) => match open_path(req, path, mode)? {
+            PathRead::Body(body) => return Ok(body),
+            PathRead::Whole(data) => Cow::Owned(data),
+        },
     };
     let codec = Codec::of(&data);
     let header = match req.mode {
@@ -218,33 +226,145 @@ fn open_body<'a>(req: &'a Request<'a>) -> Result<Body<'a>, Error> {
     Ok(Body::Bytes { data, codec, header })
 }
 
-/// Reads the rest of a compressed file into `data`. A gzip file is read in growing steps until
-/// its IDX header is out (however far into the stream: empty members and long header fields
-/// come first in some files); once it is, the header's limits and the length it justifies are
-/// judged against the file's length before the rest is read. These are the checks
-/// `judge_header` makes of the whole bytes, made early, so the result is the same.
-fn read_judging(file: &mut File, data: &mut Vec<u8>, known: Option<usize>, req: &Request<'_>) -> Result<(), Error> {
-    let mut step = 1usize << 20;
-    loop {
-        let before = data.len();
-        file.take(step as u64).read_to_end(data)?;
-        if data.len() < before + step {
-            return Ok(()); // the end: judged whole by `judge_header`
+/// What opening a path gave: a body to finish, or a compressed file read whole (judged as bytes).
+enum PathRead<'a> {
+    Body(Body<'a>),
+    Whole(Vec<u8>),
+}
+
+/// Opens `path` without waiting: a FIFO with no writer, or a device, opens at once (reads then
+/// wait for data as it comes; a FIFO with no writer reads as empty). The file, and its length
+/// when it is a regular file (a pipe's, a FIFO's or a device's is not known).
+pub fn open_file(path: &Path) -> Result<(File, Option<usize>), Error> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::io::AsRawFd;
+        let fd = file.as_raw_fd();
+        // SAFETY: F_GETFL/F_SETFL on a descriptor we own; a failure is an OS error.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+        if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
+            return Err(Error::Io(std::io::Error::last_os_error()));
         }
-        if Codec::of(data) == Codec::Gzip {
-            let prefix = gzip::read_prefix(data, idx::header_len(255)).unwrap_or_default();
-            if prefix.len() >= 4 && prefix.len() >= idx::needed(&prefix) {
-                if let Ok(header) = idx::parse(&prefix) {
-                    check_limits(&header, req)?;
-                    if let Some(len) = known {
-                        check_gzip_trailing(&header, len)?;
-                    }
-                    return Ok(file.read_to_end(data).map(drop)?);
-                }
-            }
-        }
-        step = step.saturating_mul(2);
     }
+    let meta = file.metadata()?;
+    if meta.is_dir() {
+        return Err(Error::Io(std::io::Error::from_raw_os_error(libc::EISDIR)));
+    }
+    Ok((file, meta.is_file().then_some(meta.len() as usize)))
+}
+
+/// Opens a path and judges what its first bytes tell, before the rest is read (see the module's
+/// comment).
+fn open_path<'a>(req: &Request<'_>, path: &Path, mode: Mode) -> Result<PathRead<'a>, Error> {
+    let (mut file, known) = open_file(path)?;
+    if let (Mode::Stored, Some(len)) = (mode, known) {
+        return Ok(PathRead::Body(Body::StoredFile { file, len }));
+    }
+    let mut prefix = Vec::with_capacity(xz::MAGIC.len());
+    (&mut file).take(2).read_to_end(&mut prefix)?;
+    if prefix == xz::MAGIC[..2] {
+        (&mut file).take(xz::MAGIC.len() as u64 - 2).read_to_end(&mut prefix)?;
+    }
+    let codec = Codec::of(&prefix);
+    match (codec, mode) {
+        (Codec::Raw, Mode::Array) => {
+            (&mut file).take(4u64.saturating_sub(prefix.len() as u64)).read_to_end(&mut prefix)?;
+            let want = idx::needed(&prefix);
+            (&mut file).take(want.saturating_sub(prefix.len()) as u64).read_to_end(&mut prefix)?;
+            if prefix.is_empty() && known.is_none() {
+                return Err(Error::Format(
+                    "nothing to read: a pipe, FIFO or device that gave no bytes (a FIFO with no writer?)".into(),
+                ));
+            }
+            let header = idx::parse(&prefix)?;
+            check_limits(&header, req)?;
+            if let Some(len) = known {
+                idx::check_len(&header, len)?;
+            }
+            Ok(PathRead::Body(Body::RawFile { file, prefix, header }))
+        }
+        (Codec::Gzip | Codec::Xz, Mode::Array) if known.is_none_or(|len| len > WHOLE) => {
+            open_streamed(req, file, prefix, known, codec).map(PathRead::Body)
+        }
+        _ => {
+            let mut data = Vec::new();
+            let reserve = known.unwrap_or(0).max(prefix.len());
+            data.try_reserve_exact(reserve)
+                .map_err(|_| Error::Memory(format!("cannot allocate {reserve} bytes to read the file")))?;
+            data.extend_from_slice(&prefix);
+            file.read_to_end(&mut data)?;
+            Ok(PathRead::Whole(data))
+        }
+    }
+}
+
+/// A compressed file over `WHOLE` bytes, or a compressed stream, whose first bytes are `prefix`:
+/// decoded until its IDX header is out, and the header judged as `judge_header` judges bytes
+/// (its limits; for a regular file, what its length can hold), before the rest is read. A
+/// stream's stored bytes are then bounded by what the header justifies.
+fn open_streamed<'a>(
+    req: &Request<'_>,
+    mut file: File,
+    prefix: Vec<u8>,
+    known: Option<usize>,
+    codec: Codec,
+) -> Result<Body<'a>, Error> {
+    let recorded = match (codec, known) {
+        (Codec::Xz, Some(len)) => {
+            let claimed = xz::uncompressed_size(xz::FileAt::new(&file, len))?;
+            xz::check_claim(claimed, len)?;
+            file.seek(SeekFrom::Start(prefix.len() as u64))?;
+            Some(claimed)
+        }
+        _ => None,
+    };
+    let algos: Vec<Algo> = req.split_kinds(codec).0.iter().map(|k| k.algo).collect();
+    let (counted, tally) = Counted::new(Cursor::new(prefix).chain(file), &algos);
+    let mut decoder = Decoder::new(codec, counted, xz::memlimit(recorded.unwrap_or(0)))?;
+    let mut head = vec![0u8; 4];
+    let n = decoder.fill(&mut head)?;
+    head.truncate(n);
+    if n == 4 {
+        head.resize(idx::needed(&head), 0);
+        let more = decoder.fill(&mut head[4..])?;
+        head.truncate(4 + more);
+    }
+    let header = idx::parse(&head)?;
+    check_limits(&header, req)?;
+    match (codec, known, recorded) {
+        (Codec::Gzip, Some(len), _) => {
+            check_gzip_len(&header, len)?;
+            check_gzip_trailing(&header, len)?;
+        }
+        (Codec::Xz, Some(_), Some(recorded)) => check_xz_recorded(&header, recorded)?,
+        _ => {
+            tally.lock().expect("not poisoned").limit = gzip_most(&header) as u64;
+            decoder.set_xz_limit(xz::memlimit(header.total_len() as u64));
+        }
+    }
+    Ok(Body::Streamed { decoder: Mutex::new(Some(Box::new(decoder))), tally, codec, head, header })
+}
+
+/// The content length the xz indexes record must be what the IDX header declares.
+fn check_xz_recorded(header: &Header, recorded: u64) -> Result<(), Error> {
+    if recorded != header.total_len() as u64 {
+        return Err(Error::Format(format!(
+            "IDX length mismatch: header declares {header} = {} bytes in all; the xz streams hold {recorded}",
+            header.total_len()
+        )));
+    }
+    Ok(())
+}
+
+/// The most stored bytes a gzip (or xz) of `header`'s content can need: see `check_gzip_trailing`.
+fn gzip_most(header: &Header) -> usize {
+    let total = header.total_len();
+    total.saturating_add(total / 8).saturating_add(64 << 20)
 }
 
 /// The most stored bytes a gzip of `header`'s content can need: 1/8 more than the content (deflate
@@ -252,8 +372,7 @@ fn read_judging(file: &mut File, data: &mut Vec<u8>, known: Option<usize>, req: 
 /// fields, empty members and zero padding. A longer file is refused (a sparse file of zeros
 /// after a small member would otherwise be read to its end).
 fn check_gzip_trailing(header: &Header, len: usize) -> Result<(), Error> {
-    let total = header.total_len();
-    let most = total.saturating_add(total / 8).saturating_add(64 << 20);
+    let (total, most) = (header.total_len(), gzip_most(header));
     if len > most {
         return Err(Error::Gzip(format!(
             "the file has {len} bytes, more than any gzip of the {total} bytes of content its IDX header \
@@ -287,13 +406,7 @@ fn judge_header(codec: Codec, data: &[u8], req: &Request<'_>) -> Result<Header, 
             let limit = xz_limit(data)?;
             let header = idx::parse(&xz::read_prefix(data, idx::header_len(255), limit)?)?;
             check_limits(&header, req)?;
-            let recorded = xz::uncompressed_size(data)?;
-            if recorded != header.total_len() as u64 {
-                return Err(Error::Format(format!(
-                    "IDX length mismatch: header declares {header} = {} bytes in all; the xz streams hold {recorded}",
-                    header.total_len()
-                )));
-            }
+            check_xz_recorded(&header, xz::uncompressed_size(data)?)?;
             Ok(header)
         }
     }
@@ -392,6 +505,27 @@ fn decode_into(op: &Opened<'_>, out: Option<&mut [u8]>) -> Result<Vec<Digest>, E
                 idx::check_len(header, hlen + got + more)?;
             }
             let digests = hash(&[&prefix[..hlen], out], &op.req.kinds());
+            element::swap_in_place(out, header.dtype.size());
+            Ok(digests)
+        }
+        (Body::Streamed { decoder, tally, head, header, .. }, Some(out)) => {
+            let mut decoder = decoder.lock().expect("not poisoned").take().expect("decoded once");
+            let out = &mut out[..header.payload_len];
+            advise_huge_pages(out);
+            let got = decoder.fill(out)?;
+            if got < out.len() {
+                idx::check_len(header, head.len() + got)?; // the content ended short
+            }
+            if decoder.rest(0)? > 0 {
+                check_fit(header, Fit::Long)?;
+            }
+            let (_, content_kinds) = op.req.split_kinds(op.codec());
+            let mut digests = hash(&[head, out], &content_kinds);
+            let stored = std::mem::replace(&mut tally.lock().expect("not poisoned").hasher, Hasher::new(&[])).finish();
+            for kind in op.req.split_kinds(op.codec()).0 {
+                let hex = stored.iter().find(|(a, _)| *a == kind.algo).map(|(_, h)| h.clone()).expect("hashed as read");
+                digests.push(Digest { kind, hex });
+            }
             element::swap_in_place(out, header.dtype.size());
             Ok(digests)
         }
@@ -517,48 +651,55 @@ fn settle(req: &Request<'_>, data: Option<&[u8]>, err: Error) -> Error {
     if !matches!(err, Error::Format(_) | Error::Gzip(_) | Error::Xz(_) | Error::Limit(_)) {
         return err;
     }
-    let read;
-    let data = match (data, req.source) {
-        (Some(d), _) => d,
-        (None, Source::Bytes(d)) => d,
-        (None, Source::Path(_)) if !req.strict || req.expected.is_empty() => {
-            if matches!(err, Error::Format(_)) {
-                if let Err(stream) = stream_check(req.source) {
-                    return stream;
-                }
-            }
-            return err;
-        }
-        (None, Source::Path(p)) => match std::fs::read(p) {
-            Ok(d) => {
-                read = d;
-                &read
-            }
-            Err(_) => return err,
-        },
+    // What to judge again: the bytes in memory, or a regular file, streamed again (bounded
+    // memory). A pipe, FIFO or device cannot be read twice: its first error stands.
+    let source = match (data, req.source) {
+        (Some(d), _) | (None, Source::Bytes(d)) => Source::Bytes(d),
+        (None, Source::Path(p)) if std::fs::metadata(p).is_ok_and(|m| m.is_file()) => Source::Path(p),
+        (None, Source::Path(_)) => return err,
     };
-    let codec = Codec::of(data);
+    let Ok(codec) = codec_of(source) else { return err };
     let (stored_kinds, content_kinds) = req.split_kinds(codec);
-    if req.strict {
-        let stored = hash(&[data], &stored_kinds);
-        if let Some(v) = verdicts(req, codec, &stored).into_iter().find(|v| !v.matched()) {
-            return Error::Checksum(Box::new(v.mismatch()));
+    let mismatch = |kinds: &[DigestKind]| -> Option<Error> {
+        let (digests, _) = digests_only(source, kinds).ok()?;
+        let v = verdicts(req, codec, &digests).into_iter().find(|v| !v.matched())?;
+        Some(Error::Checksum(Box::new(v.mismatch())))
+    };
+    if req.strict && !stored_kinds.is_empty() {
+        if let Some(e) = mismatch(&stored_kinds) {
+            return e;
         }
     }
     if !matches!(err, Error::Format(_)) {
         return err;
     }
-    if let Err(stream) = check_stream(codec, data) {
+    let stream = match source {
+        Source::Bytes(d) => check_stream(codec, d),
+        Source::Path(_) if codec.is_compressed() => stream_check(source),
+        Source::Path(_) => Ok(()),
+    };
+    if let Err(stream) = stream {
         return stream;
     }
     if req.strict && !content_kinds.is_empty() {
-        if let Ok((content, _)) = digests_only(Source::Bytes(data), &content_kinds) {
-            if let Some(v) = verdicts(req, codec, &content).into_iter().find(|v| !v.matched()) {
-                return Error::Checksum(Box::new(v.mismatch()));
-            }
+        if let Some(e) = mismatch(&content_kinds) {
+            return e;
         }
     }
     err
+}
+
+/// The codec of a source, from its first bytes.
+fn codec_of(source: Source<'_>) -> Result<Codec, Error> {
+    match source {
+        Source::Bytes(d) => Ok(Codec::of(d)),
+        Source::Path(p) => {
+            let (file, _) = open_file(p)?;
+            let mut magic = Vec::with_capacity(xz::MAGIC.len());
+            file.take(xz::MAGIC.len() as u64).read_to_end(&mut magic)?;
+            Ok(Codec::of(&magic))
+        }
+    }
 }
 
 /// The whole stream in memory checked, content discarded: which error a corrupt stream gives.
@@ -623,41 +764,53 @@ fn read_fully(reader: &mut impl Read, out: &mut [u8]) -> std::io::Result<usize> 
 /// as they are read, in 1 MiB steps; content digests of a compressed source are taken over its
 /// decoded stream (gzip members, CRC32 and ISIZE checked; xz checks verified), never held whole.
 fn digests_only(source: Source<'_>, kinds: &[DigestKind]) -> Result<(Vec<Digest>, Codec), Error> {
-    let mut reader: Box<dyn Read + '_> = match source {
-        Source::Path(p) => Box::new(File::open(p)?),
-        Source::Bytes(b) => Box::new(b),
+    let wants_content = |codec: Codec| kinds.iter().any(|k| k.covers.of(codec) == Covers::Content);
+    // The input from its first byte, its codec, and for xz content the decoder's memory limit
+    // from the indexes at its end (read at their positions in a regular file; a stream's is the
+    // default).
+    let (input, codec, limit): (Box<dyn Read + '_>, Codec, u64) = match source {
+        Source::Bytes(b) => {
+            let codec = Codec::of(b);
+            let limit = if codec == Codec::Xz && wants_content(codec) { xz_limit(b)? } else { 0 };
+            (Box::new(b), codec, limit)
+        }
+        Source::Path(p) => {
+            let (mut file, known) = open_file(p)?;
+            let mut magic = Vec::with_capacity(xz::MAGIC.len());
+            (&mut file).take(xz::MAGIC.len() as u64).read_to_end(&mut magic)?;
+            let codec = Codec::of(&magic);
+            match known {
+                Some(len) if codec == Codec::Xz && wants_content(codec) => {
+                    let claimed = xz::uncompressed_size(xz::FileAt::new(&file, len))?;
+                    xz::check_claim(claimed, len)?;
+                    file.seek(SeekFrom::Start(0))?;
+                    (Box::new(file), codec, xz::memlimit(claimed))
+                }
+                _ => (Box::new(Cursor::new(magic).chain(file)), codec, xz::memlimit(0)),
+            }
+        }
     };
-    let mut first = vec![0u8; 1 << 20];
-    let n = read_fully(&mut reader, &mut first)?;
-    first.truncate(n);
-    let codec = Codec::of(&first);
     let (stored_kinds, content_kinds) =
         kinds.iter().partition::<Vec<DigestKind>, _>(|k| k.covers.of(codec) == Covers::Stored);
     let algos = |ks: &[DigestKind]| ks.iter().map(|k| k.algo).collect::<Vec<_>>();
-    let mut stored = Hasher::new(&algos(&stored_kinds));
     let mut content = Hasher::new(&algos(&content_kinds));
-    let mut tee = Tee { head: std::io::Cursor::new(first), rest: reader, hasher: &mut stored };
-    match codec {
-        _ if content.is_empty() => {
-            std::io::copy(&mut tee, &mut std::io::sink())?;
-        }
-        Codec::Xz => {
-            // The decoder's memory limit comes from the content size the indexes record: the
-            // stored bytes are needed whole for that (they are small next to the content).
-            let mut data = Vec::new();
-            tee.read_to_end(&mut data)?;
-            let limit = xz_limit(&data)?;
-            let mut decoded = liblzma::read::XzDecoder::new_stream(&data[..], xz::decoder(limit)?);
-            stream_into(&mut decoded, &mut content, |e| xz::error(limit)(e))?;
-        }
-        _ => {
-            let mut decoded = gzip::Members::new(std::io::BufReader::with_capacity(1 << 16, tee));
-            stream_into(&mut decoded, &mut content, |e| {
-                Error::Gzip(format!("corrupt or truncated compressed data: {e}"))
-            })?;
+    let (counted, tally) = Counted::new(input, &algos(&stored_kinds));
+    if content.is_empty() {
+        let mut counted = counted;
+        std::io::copy(&mut counted, &mut std::io::sink())?;
+    } else {
+        let mut decoder = Decoder::new(codec, counted, limit)?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = decoder.fill(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            content.update(&buf[..n]);
         }
     }
-    let (stored, content) = (stored.finish(), content.finish());
+    let stored = std::mem::replace(&mut tally.lock().expect("not poisoned").hasher, Hasher::new(&[])).finish();
+    let content = content.finish();
     let digests = kinds
         .iter()
         .map(|&kind| {
@@ -667,53 +820,6 @@ fn digests_only(source: Source<'_>, kinds: &[DigestKind]) -> Result<(Vec<Digest>
         })
         .collect();
     Ok((digests, codec))
-}
-
-/// Feeds everything `decoded` gives to `hasher`. A decoder's own failures (corrupt data, and for
-/// xz its memory limit) become the codec's error by `codec_error`; the OS's stay `Error::Io`.
-fn stream_into(
-    decoded: &mut impl Read,
-    hasher: &mut Hasher,
-    codec_error: impl Fn(liblzma::stream::Error) -> Error,
-) -> Result<(), Error> {
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = decoded.read(&mut buf).map_err(|e| {
-            if let Some(lz) = e.get_ref().and_then(|inner| inner.downcast_ref::<liblzma::stream::Error>()) {
-                return codec_error(*lz);
-            }
-            match e.kind() {
-                std::io::ErrorKind::InvalidInput
-                | std::io::ErrorKind::InvalidData
-                | std::io::ErrorKind::UnexpectedEof => {
-                    Error::Gzip(format!("corrupt or truncated compressed data: {e}"))
-                }
-                _ => Error::Io(e),
-            }
-        })?;
-        if n == 0 {
-            return Ok(());
-        }
-        hasher.update(&buf[..n]);
-    }
-}
-
-/// Reads `head`, then `rest`, hashing every byte that passes.
-struct Tee<'a, 'h> {
-    head: std::io::Cursor<Vec<u8>>,
-    rest: Box<dyn Read + 'a>,
-    hasher: &'h mut Hasher,
-}
-
-impl Read for Tee<'_, '_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let mut n = self.head.read(buf)?;
-        if n == 0 {
-            n = self.rest.read(buf)?;
-        }
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
 }
 
 /// Runs `f(0..n)` on up to one thread per core, this one included (so one task starts no

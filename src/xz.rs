@@ -24,16 +24,76 @@ fn corrupt(what: impl std::fmt::Display) -> Error {
     Error::Xz(format!("corrupt or truncated xz data: {what}"))
 }
 
+/// Bytes of a file or a buffer, read at any position: what walking the indexes back from the end
+/// needs, without holding the whole file.
+pub trait At {
+    fn size(&self) -> usize;
+    /// `n` bytes at `pos` (`pos + n <= size()`).
+    fn at(&mut self, pos: usize, n: usize) -> Result<&[u8], Error>;
+}
+
+impl At for &[u8] {
+    fn size(&self) -> usize {
+        self.len()
+    }
+
+    fn at(&mut self, pos: usize, n: usize) -> Result<&[u8], Error> {
+        Ok(&self[pos..pos + n])
+    }
+}
+
+/// A regular file of `len` bytes, read at positions through a window of up to 64 KiB (stream
+/// padding is walked four bytes at a time: one read a window, not one a step).
+pub struct FileAt<'f> {
+    file: &'f std::fs::File,
+    len: usize,
+    start: usize,
+    window: Vec<u8>,
+}
+
+impl<'f> FileAt<'f> {
+    pub fn new(file: &'f std::fs::File, len: usize) -> FileAt<'f> {
+        FileAt { file, len, start: 0, window: Vec::new() }
+    }
+}
+
+impl At for FileAt<'_> {
+    fn size(&self) -> usize {
+        self.len
+    }
+
+    fn at(&mut self, pos: usize, n: usize) -> Result<&[u8], Error> {
+        use std::io::{Read, Seek, SeekFrom};
+        if !(pos >= self.start && pos + n <= self.start + self.window.len()) {
+            // A window ending at pos + n (the walk goes backwards), at least n bytes long.
+            let end = pos + n;
+            let start = end.saturating_sub((64 << 10).max(n));
+            self.window.clear();
+            self.window
+                .try_reserve_exact(end - start)
+                .map_err(|_| Error::Memory(format!("cannot allocate {n} bytes for an xz index")))?;
+            let mut f = self.file;
+            f.seek(SeekFrom::Start(start as u64))?;
+            f.take((end - start) as u64).read_to_end(&mut self.window)?;
+            if self.window.len() != end - start {
+                return Err(corrupt("the file changed size while its indexes were read"));
+            }
+            self.start = start;
+        }
+        Ok(&self.window[pos - self.start..pos - self.start + n])
+    }
+}
+
 /// The total uncompressed size recorded in the indexes of the streams that make up `data` (the
 /// whole file), read backwards from the last stream's footer; nothing is decoded. The block
 /// data itself is checked later, by decoding.
-pub fn uncompressed_size(data: &[u8]) -> Result<u64, Error> {
-    let mut end = data.len();
+pub fn uncompressed_size(mut data: impl At) -> Result<u64, Error> {
+    let mut end = data.size();
     let mut total: u64 = 0;
     let mut streams = 0;
     while end > 0 {
         // Stream padding: zero bytes, four at a time, between and after streams.
-        while end >= 4 && data[end - 4..end] == [0; 4] {
+        while end >= 4 && data.at(end - 4, 4)? == [0; 4] {
             end -= 4;
         }
         if end == 0 && streams > 0 {
@@ -42,10 +102,10 @@ pub fn uncompressed_size(data: &[u8]) -> Result<u64, Error> {
         if end < FOOTER + MAGIC.len() || !end.is_multiple_of(4) {
             return Err(corrupt("the file does not end with a whole stream footer"));
         }
-        let (index, size) = stream_index(&data[..end])?;
+        let (index, size) = stream_index(&mut data, end)?;
         total = total.checked_add(index).ok_or_else(|| corrupt("uncompressed size overflows"))?;
         end = end.checked_sub(size).ok_or_else(|| corrupt("a stream claims to be larger than the file"))?;
-        if !is_xz(&data[end..]) {
+        if end + MAGIC.len() > data.size() || data.at(end, MAGIC.len())? != MAGIC {
             return Err(corrupt("a stream's index does not lead back to a stream header"));
         }
         streams += 1;
@@ -53,11 +113,12 @@ pub fn uncompressed_size(data: &[u8]) -> Result<u64, Error> {
     Ok(total)
 }
 
-/// The last stream of `data` (which ends at its footer): its uncompressed size, and its total
-/// size in the file.
-fn stream_index(data: &[u8]) -> Result<(u64, usize), Error> {
+/// The stream of `data` that ends (with its footer) at `end`: its uncompressed size, and its
+/// total size in the file.
+fn stream_index(data: &mut impl At, end: usize) -> Result<(u64, usize), Error> {
     use liblzma_sys as sys;
-    let footer = &data[data.len() - FOOTER..];
+    let mut footer = [0u8; FOOTER];
+    footer.copy_from_slice(data.at(end - FOOTER, FOOTER)?);
     // SAFETY: lzma_stream_flags is plain data (integers and reserved fields): all-zero is a
     // valid value for the decoder to overwrite; it reads exactly FOOTER bytes from `footer`.
     let mut flags: sys::lzma_stream_flags = unsafe { std::mem::zeroed() };
@@ -65,8 +126,8 @@ fn stream_index(data: &[u8]) -> Result<(u64, usize), Error> {
         return Err(corrupt("bad stream footer"));
     }
     let index_len = usize::try_from(flags.backward_size).map_err(|_| corrupt("bad index size"))?;
-    let index_start = (data.len() - FOOTER).checked_sub(index_len).ok_or_else(|| corrupt("bad index size"))?;
-    let index = &data[index_start..data.len() - FOOTER];
+    let index_start = (end - FOOTER).checked_sub(index_len).ok_or_else(|| corrupt("bad index size"))?;
+    let index = data.at(index_start, index_len)?;
     let mut idx: *mut sys::lzma_index = std::ptr::null_mut();
     let mut memlimit: u64 = 64 << 20; // an index of a few hundred blocks needs kilobytes
     let mut pos: usize = 0;
@@ -230,7 +291,7 @@ mod tests {
         let content: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
         let packed = compress(&content, 6).unwrap();
         assert!(is_xz(&packed));
-        assert_eq!(uncompressed_size(&packed).unwrap(), content.len() as u64);
+        assert_eq!(uncompressed_size(&packed[..]).unwrap(), content.len() as u64);
         let limit = memlimit(content.len() as u64);
         let (mut head, mut out) = (vec![0u8; 16], vec![0u8; content.len() - 16]);
         assert!(matches!(decode_into(&packed, &mut head, &mut out, limit).unwrap(), Fit::Exact));
@@ -240,7 +301,7 @@ mod tests {
         let mut two = packed.clone();
         two.extend_from_slice(&[0; 8]);
         two.extend_from_slice(&compress(b"tail", 0).unwrap());
-        assert_eq!(uncompressed_size(&two).unwrap(), content.len() as u64 + 4);
+        assert_eq!(uncompressed_size(&two[..]).unwrap(), content.len() as u64 + 4);
         let mut out = vec![0u8; content.len() + 4];
         assert!(matches!(decode_into(&two, &mut [], &mut out, limit).unwrap(), Fit::Exact));
         assert_eq!(&out[content.len()..], b"tail");

@@ -312,20 +312,39 @@ def test_paths_that_are_not_utf8(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+# A FIFO's writer, deterministic without a reader waiting in open(): it opens the FIFO for
+# reading and writing (on Linux that never waits), then for writing, writes everything into the
+# pipe's buffer, lets go of its reading end and says it is ready; it closes once a reader has
+# emptied the buffer (FIONREAD), so the reader then sees the end of the data.
+FIFO_WRITER = """
+import fcntl, os, struct, sys, termios, time
+data = sys.stdin.buffer.read()
+both = os.open(sys.argv[1], os.O_RDWR)
+fd = os.open(sys.argv[1], os.O_WRONLY)
+os.write(fd, data)
+os.close(both)
+print("ready", flush=True)
+while struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, bytes(4)))[0]:
+    time.sleep(0.01)
+os.close(fd)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="opening a FIFO O_RDWR is Linux's")
 @pytest.mark.parametrize("compressed", [False, True, "xz"])
 def test_pipes_and_fifos_are_read_as_they_come(tmp_path: Path, compressed: bool | str) -> None:
     a = np.arange(3000, dtype=np.float32).reshape(30, 100)
     data = fmnist.reference.write_idx(a, members=2 if compressed else 0, xz=compressed == "xz")
+    assert len(data) < 65536  # the pipe's buffer holds it all
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     writer = subprocess.Popen(
-        [sys.executable, "-c", "import sys; open(sys.argv[1], 'wb').write(sys.stdin.buffer.read())", str(fifo)],
-        stdin=subprocess.PIPE,
+        [sys.executable, "-c", FIFO_WRITER, str(fifo)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
     )
-    assert writer.stdin is not None
+    assert writer.stdin is not None and writer.stdout is not None
     writer.stdin.write(data)
     writer.stdin.close()
+    assert writer.stdout.readline().strip() == b"ready"
     assert np.array_equal(fmnist.read_idx(fifo), a)
     writer.wait(30)
     # /dev/stdin of a child fed through a pipe; a short one is a length error, not a hang.
@@ -338,6 +357,29 @@ def test_pipes_and_fifos_are_read_as_they_come(tmp_path: Path, compressed: bool 
     for feed, out in ((data, "(30, 100)"), (data[:-7], short)):
         done = subprocess.run([sys.executable, "-c", code], input=feed, capture_output=True, timeout=60)
         assert done.stdout.decode().strip() == out, done.stderr
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/dev/zero and FIFOs as Linux has them")
+def test_a_fifo_with_no_writer_and_dev_zero_are_refused_at_once(tmp_path: Path) -> None:
+    # open() never waits (O_NONBLOCK), and what is read is judged as it comes: a FIFO no one
+    # writes to reads as empty; /dev/zero's type code (byte 2) is already wrong. A child with a
+    # deadline: a hang fails the test rather than the suite.
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    code = (
+        "import sys, fmnist\n"
+        "for source in sys.argv[1:]:\n"
+        "    for max_bytes in (None, 100):\n"
+        "        try:\n            fmnist.read_idx(source, max_bytes=max_bytes)\n"
+        "        except fmnist.IdxFormatError as e:\n            print(e)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(fifo), "/dev/zero"], capture_output=True, text=True, timeout=60
+    )
+    lines = out.stdout.splitlines()
+    assert len(lines) == 4, out.stdout + out.stderr
+    assert all(f"{fifo}: nothing to read: a pipe, FIFO or device that gave no bytes" in line for line in lines[:2])
+    assert all(line.startswith("/dev/zero: unknown IDX type code 0x00") for line in lines[2:])
 
 
 def test_fmnist_torch_without_torch_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
