@@ -165,24 +165,12 @@ impl DigestKind {
     pub const SHA256: DigestKind = DigestKind { algo: Algo::Sha256, covers: Covers::Stored };
     pub const CONTENT_MD5: DigestKind = DigestKind { algo: Algo::Md5, covers: Covers::Content };
     pub const CONTENT_SHA256: DigestKind = DigestKind { algo: Algo::Sha256, covers: Covers::Content };
-    pub const ALL: [DigestKind; 4] =
-        [DigestKind::MD5, DigestKind::SHA256, DigestKind::CONTENT_MD5, DigestKind::CONTENT_SHA256];
 }
 
 impl std::fmt::Display for DigestKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let prefix = if self.covers == Covers::Content { "content_" } else { "" };
         write!(f, "{prefix}{}", self.algo.key())
-    }
-}
-
-impl std::str::FromStr for DigestKind {
-    type Err = Error;
-
-    fn from_str(name: &str) -> Result<DigestKind, Error> {
-        DigestKind::ALL.into_iter().find(|k| k.to_string() == name).ok_or_else(|| {
-            Error::Usage(format!("unknown digest {name:?}: expected md5, sha256, content_md5 or content_sha256"))
-        })
     }
 }
 

@@ -241,40 +241,55 @@ def test_a_valid_file_larger_than_memory_is_a_memory_error(tmp_path: Path) -> No
         fmnist.read_idx(path)
 
 
-def test_internal_digest_reader_refuses_unknown_names() -> None:
+def test_the_engines_seam_is_typed() -> None:
     from fmnist import _core
 
-    with pytest.raises(ValueError, match='unknown digest "sha1"'):
-        _core.read([GOOD], report=[["sha1"]])
-    with pytest.raises(ValueError, match="1 sources but 1 expected-digest lists and 2 report lists"):
-        _core.read([GOOD], report=[[], []])
-    with pytest.raises(ValueError, match="mode must be"):
-        _core.read([GOOD], mode="decode")
-    (outcome,) = _core.read([GOOD_GZ], report=[["md5", "content_sha256"]])
-    assert outcome.array is not None and outcome.codec == "gzip"
-    assert outcome.array.shape == (3, 4) and set(outcome.digests) == {"md5", "content_sha256"}
+    K = _core.Kind
+    with pytest.raises(TypeError):
+        _core.Request(GOOD, report=["sha1"])  # type: ignore[list-item]
+    with pytest.raises(TypeError):
+        _core.Request(GOOD, mode="decode")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        _core.read([_core.Request(GOOD)], errors="return")  # type: ignore[arg-type]
+    (outcome,) = _core.read([_core.Request(GOOD_GZ, report=[K.MD5, K.CONTENT_SHA256])])
+    assert outcome.array is not None and outcome.codec == _core.Codec.GZIP
+    assert outcome.array.shape == (3, 4) and set(outcome.digests) == {K.MD5, K.CONTENT_SHA256}
     assert (outcome.dtype, outcome.shape) == ("int16", [3, 4])
+    assert [k.key for k in (K.MD5, K.SHA256, K.CONTENT_MD5, K.CONTENT_SHA256)] == [
+        "md5",
+        "sha256",
+        "content_md5",
+        "content_sha256",
+    ]
+    # A malformed expected digest names the source it was for.
+    with pytest.raises(ValueError, match=r"<\d+ bytes in memory>: expected MD5 digest must be 32 hex digits"):
+        _core.read([_core.Request(GOOD, expected=[_core.Expected(K.MD5, "abc")])])
 
 
 def test_internal_digest_reader_gives_one_outcome_per_file(tmp_path: Path) -> None:
     from fmnist import _core
 
-    every = ["md5", "sha256", "content_md5", "content_sha256"]
+    every = [_core.Kind.MD5, _core.Kind.SHA256, _core.Kind.CONTENT_MD5, _core.Kind.CONTENT_SHA256]
     broken = GOOD_GZ[:-5]
-    outcomes = _core.read([GOOD, broken, str(tmp_path / "nope"), GOOD_GZ], report=[every] * 4, errors="return")
+    sources = [GOOD, broken, str(tmp_path / "nope"), GOOD_GZ]
+    outcomes = _core.read([_core.Request(s, report=every) for s in sources], errors=_core.Errors.RETURN)
     assert isinstance(outcomes[1], gzip.BadGzipFile) and isinstance(outcomes[2], FileNotFoundError)
     good, good_gz = outcomes[0], outcomes[3]
     assert not isinstance(good, BaseException) and not isinstance(good_gz, BaseException)
-    assert good.codec == "raw" and good_gz.codec == "gzip"
-    assert good.digests["content_sha256"] == good_gz.digests["content_sha256"] == hashlib.sha256(GOOD).hexdigest()
-    assert good_gz.digests["md5"] == hashlib.md5(GOOD_GZ).hexdigest()
+    assert good.codec == _core.Codec.RAW and good_gz.codec == _core.Codec.GZIP
+    sha = _core.Kind.CONTENT_SHA256
+    assert good.digests[sha] == good_gz.digests[sha] == hashlib.sha256(GOOD).hexdigest()
+    assert good_gz.digests[_core.Kind.MD5] == hashlib.md5(GOOD_GZ).hexdigest()
     # Without decoding: the same digests, no array, and the same outcome for the broken one.
-    streamed = _core.read([GOOD, broken, GOOD_GZ], mode="digests", report=[every] * 3, errors="return")
-    assert streamed[0].array is None and streamed[0].digests == good.digests and streamed[0].codec == "raw"
+    streamed = _core.read(
+        [_core.Request(s, _core.Mode.DIGESTS, report=every) for s in (GOOD, broken, GOOD_GZ)],
+        errors=_core.Errors.RETURN,
+    )
+    assert streamed[0].array is None and streamed[0].digests == good.digests and streamed[0].codec == _core.Codec.RAW
     assert isinstance(streamed[1], gzip.BadGzipFile)
     assert not isinstance(streamed[2], BaseException) and streamed[2].digests == good_gz.digests
     with pytest.raises(gzip.BadGzipFile):
-        _core.read([GOOD, broken], report=[every] * 2)  # errors="raise": the first failing one
+        _core.read([_core.Request(s, report=every) for s in (GOOD, broken)])  # raise: the first failing one
 
 
 # --- sources beyond paths and bytes -------------------------------------------------------------
@@ -296,6 +311,57 @@ def test_file_objects_buffers_and_any_writable(tmp_path: Path) -> None:
     assert [x.shape for x in fmnist.read_idx_many([io.BytesIO(path.read_bytes()), path])] == [(2, 3, 4)] * 2
     with open(path) as text, pytest.raises(TypeError, match="binary mode"):
         fmnist.read_idx(text)  # type: ignore[arg-type]
+
+
+def test_every_buffer_is_read_in_place(tmp_path: Path) -> None:
+    import mmap
+
+    a = np.arange(24, dtype=np.int16).reshape(2, 3, 4)
+    data = fmnist.reference.write_idx(a, members=1)
+    path = tmp_path / "a.idx.gz"
+    path.write_bytes(data)
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+        padded = bytearray(data) + bytearray(-len(data) % 4)
+        sources: list[Any] = [
+            bytearray(data),
+            memoryview(data),
+            memoryview(bytearray(data))[: len(data)],
+            np.frombuffer(data, np.uint8),
+            mapped,
+        ]
+        for source in sources:
+            assert np.array_equal(fmnist.read_idx(source), a), type(source)
+        # Any element type: its bytes are the file (here with zero padding after it: trailing
+        # data in gzip's padding, which gzip allows).
+        assert np.array_equal(fmnist.read_idx(np.frombuffer(padded, np.float32)), a)
+        assert [x.shape for x in fmnist.read_idx_many([mapped, bytearray(data)])] == [(2, 3, 4)] * 2
+        # Held for the call, released after it: the map closes.
+    strided = memoryview(bytes(range(16)))[::2]
+    with pytest.raises(TypeError, match=r"source is a buffer that is not contiguous \(shape \(8,\), strides \(2,\)\)"):
+        fmnist.read_idx(strided)
+    with pytest.raises(TypeError, match="not contiguous"):
+        fmnist.read_idx(np.zeros((4, 4), np.uint8)[:, ::2])
+
+
+@linux_only
+def test_a_bytearray_is_read_without_a_copy() -> None:
+    # 100 MB of raw IDX in a bytearray: reading it raises the peak RSS by the array it returns
+    # (the payload, 100 MB) and not by a second copy of the input.
+    code = (
+        "import fmnist\n"
+        "def peak():\n"
+        "    with open('/proc/self/status') as f:\n"
+        "        return next(int(l.split()[1]) for l in f if l.startswith('VmHWM:'))\n"
+        "n = 100 * 1000 * 1000\n"
+        "data = bytearray(bytes([0, 0, 8, 1]) + n.to_bytes(4, 'big')) + bytearray(n)\n"
+        "before = peak()\n"
+        "a = fmnist.read_idx(data)\n"
+        "print(a.nbytes, (peak() - before) * 1024)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    nbytes, grown = map(int, out.stdout.split())
+    assert nbytes == 100_000_000 and grown <= 1.1 * nbytes, grown / nbytes
 
 
 @pytest.mark.skipif(os.name == "nt", reason="POSIX file names are bytes; Windows ones are UTF-16")

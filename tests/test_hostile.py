@@ -133,8 +133,9 @@ def test_a_header_far_into_the_stream_reads_the_same_from_a_path_and_from_bytes(
     for source in (path, data):
         got = fmnist.read_idx(source)
         assert got.shape == want.shape and np.array_equal(got, want), (what, source)
-    (digests,) = _core.read([str(path)], mode="digests", report=[["content_md5"]])
-    (decoded,) = _core.read([data], report=[["content_md5"]])
+    md5 = [_core.Kind.CONTENT_MD5]
+    (digests,) = _core.read([_core.Request(str(path), _core.Mode.DIGESTS, report=md5)])
+    (decoded,) = _core.read([_core.Request(data, report=md5)])
     assert digests.digests == decoded.digests
 
 
@@ -160,5 +161,5 @@ def test_every_file_the_xz_tool_writes_decodes_on_every_path(tmp_path: Path) -> 
         subprocess.run([XZ, "--lzma2=preset=0,dict=128MiB", "-T1", "-c", str(big)], stdout=out, check=True)
     arrays = [fmnist.read_idx(packed_path), fmnist.read_idx(packed_path.read_bytes())]
     assert all(a.shape == (120, 1 << 20) and not a.any() for a in arrays)
-    (outcome,) = _core.read([str(packed_path)], mode="digests", report=[["content_md5"]])
-    assert outcome.codec == "xz" and len(outcome.digests["content_md5"]) == 32
+    (outcome,) = _core.read([_core.Request(str(packed_path), _core.Mode.DIGESTS, report=[_core.Kind.CONTENT_MD5])])
+    assert outcome.codec == _core.Codec.XZ and len(outcome.digests[_core.Kind.CONTENT_MD5]) == 32

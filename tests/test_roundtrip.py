@@ -96,12 +96,12 @@ def test_digests_without_decoding_agree_with_the_decoder(
     data = reference.write_idx(array, members=members, xz=True) if xz else reference.write_idx(array, **layout)
     if members:
         data += b"\0" * (4 * padding if xz else padding)
-    wanted = [["md5", "sha256", "content_md5", "content_sha256"]]
-    (decoded,) = _core.read([data], report=wanted)
-    (streamed,) = _core.read([data], mode="digests", report=wanted)
+    wanted = [_core.Kind.MD5, _core.Kind.SHA256, _core.Kind.CONTENT_MD5, _core.Kind.CONTENT_SHA256]
+    (decoded,) = _core.read([_core.Request(data, report=wanted)])
+    (streamed,) = _core.read([_core.Request(data, _core.Mode.DIGESTS, report=wanted)])
     assert streamed.array is None and streamed.digests == decoded.digests and streamed.codec == decoded.codec
-    assert streamed.digests["content_md5"] == hashlib.md5(reference.encode_idx(array)).hexdigest()
-    assert streamed.digests["md5"] == hashlib.md5(data).hexdigest()
+    assert streamed.digests[_core.Kind.CONTENT_MD5] == hashlib.md5(reference.encode_idx(array)).hexdigest()
+    assert streamed.digests[_core.Kind.MD5] == hashlib.md5(data).hexdigest()
 
 
 @given(arrays(), st.sampled_from([False, True, 0, 1, 9, "xz", "gzip"]), st.sampled_from(["C", "F", "strided", "big"]))

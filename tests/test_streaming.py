@@ -10,6 +10,7 @@ import lzma
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -50,7 +51,7 @@ def test_a_file_over_the_bound_reads_as_its_bytes_with_its_digests(
 ) -> None:
     path, content, array = big[codec]
     stored = path.read_bytes()
-    digests = {
+    digests: dict[str, Any] = {
         "md5": hashlib.md5(stored).hexdigest(),
         "sha256": hashlib.sha256(stored).hexdigest(),
         "content_md5": hashlib.md5(content).hexdigest(),
@@ -61,7 +62,8 @@ def test_a_file_over_the_bound_reads_as_its_bytes_with_its_digests(
     assert np.array_equal(fmnist.read_idx(stored), array)
     for kind in digests:
         with pytest.raises(fmnist.ChecksumError, match=str(path)) as e:
-            fmnist.read_idx(path, **{kind: "0" * len(digests[kind])})
+            wrong: dict[str, Any] = {kind: "0" * len(digests[kind])}
+            fmnist.read_idx(path, **wrong)
         assert e.value.actual == digests[kind] and e.value.covers == ("content" if "content" in kind else "stored")
     # max_bytes is judged from the header, before anything is allocated.
     with pytest.raises(fmnist.IdxFormatError, match="over max_bytes=1000"):

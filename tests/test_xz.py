@@ -45,10 +45,11 @@ def test_xz_digests_cover_the_stored_bytes_and_the_content(labels: npt.NDArray[n
     with pytest.raises(fmnist.ChecksumError, match=r"MD5 mismatch over the stored \(xz-compressed\) bytes"):
         fmnist.read_idx(packed, md5=hashlib.md5(content).hexdigest())
     # The streaming path (no array) agrees.
-    (outcome,) = _core.read([packed], mode="digests", report=[["md5", "content_md5"]])
+    K = _core.Kind
+    (outcome,) = _core.read([_core.Request(packed, _core.Mode.DIGESTS, report=[K.MD5, K.CONTENT_MD5])])
     assert not isinstance(outcome, Exception)
-    assert outcome.codec == "xz" and outcome.array is None
-    assert outcome.digests == {"md5": stored_md5, "content_md5": hashlib.md5(content).hexdigest()}
+    assert outcome.codec == _core.Codec.XZ and outcome.array is None
+    assert outcome.digests == {K.MD5: stored_md5, K.CONTENT_MD5: hashlib.md5(content).hexdigest()}
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_AS is POSIX")
@@ -107,7 +108,7 @@ def test_a_stream_asking_for_a_huge_dictionary_is_refused_before_liblzma_allocat
     with pytest.raises(fmnist.XzError, match=message):
         fmnist.read_idx(bytes(packed))
     with pytest.raises(fmnist.XzError, match=message):
-        _core.read([bytes(packed)], mode="digests", report=[["content_sha256"]])
+        _core.read([_core.Request(bytes(packed), _core.Mode.DIGESTS, report=[_core.Kind.CONTENT_SHA256])])
     # A stored digest that does not match comes first, as in the reference.
     with pytest.raises(fmnist.ChecksumError, match="MD5 mismatch over the stored"):
         fmnist.read_idx(bytes(packed), md5="0" * 32)

@@ -1,7 +1,7 @@
 # Stubs for the Rust extension module (src/python/). Checked by `mypy --strict` and stubtest in CI.
 import sys
 from collections.abc import Sequence
-from typing import Any, final
+from typing import Any, ClassVar, final
 
 import numpy as np
 import numpy.typing as npt
@@ -11,6 +11,12 @@ __all__ = [
     "ELEMENT_TYPES",
     "MAX_NDIM",
     "read",
+    "Request",
+    "Expected",
+    "Mode",
+    "Kind",
+    "Codec",
+    "Errors",
     "encode_idx",
     "idx_header",
     "idx_size",
@@ -31,12 +37,68 @@ ELEMENT_TYPES: tuple[tuple[int | None, str, int], ...]
 #: numpy's dimension limit (64 from numpy 2 on, 32 before)
 MAX_NDIM: int
 
-_Source = str | bytes | tuple[bytes, str]
+_Source = Any  # str (a path), bytes, any object with the buffer protocol, or (buffer, name)
+
+@final
+class Mode:
+    ARRAY: ClassVar[Mode]
+    DIGESTS: ClassVar[Mode]
+    STORED: ClassVar[Mode]
+    def __int__(self) -> int: ...
+
+@final
+class Kind:
+    MD5: ClassVar[Kind]
+    SHA256: ClassVar[Kind]
+    CONTENT_MD5: ClassVar[Kind]
+    CONTENT_SHA256: ClassVar[Kind]
+    @property
+    def key(self) -> str: ...
+    def __int__(self) -> int: ...
+
+@final
+class Codec:
+    RAW: ClassVar[Codec]
+    GZIP: ClassVar[Codec]
+    XZ: ClassVar[Codec]
+    @property
+    def key(self) -> str: ...
+    def __int__(self) -> int: ...
+
+@final
+class Errors:
+    RAISE: ClassVar[Errors]
+    RETURN: ClassVar[Errors]
+    def __int__(self) -> int: ...
+
+@final
+class Expected:
+    def __new__(cls, kind: Kind, hex: str, whose: str | None = None) -> Expected: ...
+    @property
+    def kind(self) -> Kind: ...
+    @property
+    def hex(self) -> str: ...
+    @property
+    def whose(self) -> str | None: ...
+
+@final
+class Request:
+    def __new__(
+        cls, source: _Source, mode: Mode = ..., expected: Sequence[Expected] = ..., report: Sequence[Kind] = ...
+    ) -> Request: ...
+    @property
+    def source(self) -> _Source: ...
+    @property
+    def mode(self) -> Mode: ...
+    @property
+    def expected(self) -> list[Expected]: ...
+    @property
+    def report(self) -> list[Kind]: ...
 
 @final
 class Verdict:
     @property
-    def kind(self) -> str: ...
+    def kind(self) -> Kind: ...
     @property
     def algorithm(self) -> str: ...
     @property
@@ -48,7 +110,7 @@ class Verdict:
     @property
     def matched(self) -> bool: ...
     @property
-    def source(self) -> str | None: ...
+    def whose(self) -> str | None: ...
     @property
     def message(self) -> str: ...
 
@@ -59,28 +121,22 @@ class Outcome:
     @property
     def stored(self) -> bytes | None: ...
     @property
-    def codec(self) -> str: ...
+    def codec(self) -> Codec: ...
     @property
     def dtype(self) -> str | None: ...
     @property
     def shape(self) -> list[int] | None: ...
     @property
-    def digests(self) -> dict[str, str]: ...
+    def digests(self) -> dict[Kind, str]: ...
     @property
     def verdicts(self) -> list[Verdict]: ...
-    @property
-    def all_matched(self) -> bool: ...
-    @property
-    def any_matched(self) -> bool: ...
 
 def read(
-    sources: Sequence[_Source],
-    mode: str | Sequence[str] | None = None,
-    expected: Sequence[Sequence[tuple[str, str, str | None]]] | None = None,
-    report: Sequence[Sequence[str]] | None = None,
+    requests: Sequence[Request],
+    *,
     strict: bool = True,
     max_bytes: int | None = None,
-    errors: str = "raise",
+    errors: Errors = ...,
 ) -> list[Any]: ...
 def encode_idx(array: npt.ArrayLike, compress: bool | int | str | None = None) -> bytes: ...
 def idx_header(dtype: str, shape: Sequence[int]) -> bytes: ...

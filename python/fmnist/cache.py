@@ -177,7 +177,7 @@ class Home:
         replace a mapped file, it is read instead."""
         path = str(self.path(info))
         if os.name == "nt":
-            (outcome,) = _core.read([path], max_bytes=info.content_size)
+            (outcome,) = _core.read([_core.Request(path)], max_bytes=info.content_size)
             array: npt.NDArray[Any] = outcome.array
         else:
             array = _core.map_idx(path, info.dtype, list(info.shape))

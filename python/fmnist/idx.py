@@ -33,15 +33,28 @@ Dest = Union[str, "os.PathLike[str]", Writable]
 IDX_DTYPES = {code: np.dtype(name) for code, name, _ in _core.ELEMENT_TYPES if code is not None}
 
 
-def _source(source: Any) -> str | bytes | tuple[bytes, str]:
+#: The digest arguments of ``read_idx`` and ``read_idx_many``, and the engine's kind for each.
+KINDS = {
+    "md5": _core.Kind.MD5,
+    "sha256": _core.Kind.SHA256,
+    "content_md5": _core.Kind.CONTENT_MD5,
+    "content_sha256": _core.Kind.CONTENT_SHA256,
+}
+
+
+def _source(source: Any) -> Any:
     """What the engine takes: a path becomes str (``os.fsdecode``: any path ``open()`` takes,
-    undecodable bytes surrogate-escaped), a file object opened for reading becomes its bytes
-    and its name, any other bytes-like object (``bytes``, a buffer, a uint8 array) becomes
-    bytes. gzip and xz are told by their magic bytes, never by a name."""
+    undecodable bytes surrogate-escaped); a file object opened for reading becomes what its
+    ``read()`` gives and its name; any object with the buffer protocol (bytes, bytearray,
+    memoryview, a numpy array, mmap) is passed as it is and read in place by the engine. gzip
+    and xz are told by their magic bytes, never by a name."""
     if isinstance(source, (str, os.PathLike)):
         return os.fsdecode(os.fspath(source))
-    if isinstance(source, bytes):
-        return source
+    try:
+        memoryview(source)
+        return source  # the buffer protocol first: an mmap is a file object too, but read in place
+    except TypeError:
+        pass
     if isinstance(source, io.TextIOBase):
         raise TypeError("the file object must be opened in binary mode ('rb'), not text mode")
     read = getattr(source, "read", None)
@@ -52,13 +65,15 @@ def _source(source: Any) -> str | bytes | tuple[bytes, str]:
                 f"the file object must be opened in binary mode ('rb'); its read() gave {type(data).__name__}"
             )
         name = getattr(source, "name", None)
-        return (bytes(data), name) if isinstance(name, str) else bytes(data)
-    try:
-        return memoryview(source).tobytes()
-    except TypeError:
-        raise TypeError(
-            f"source must be a path, a binary file object or a bytes-like object, not {type(source).__name__}"
-        ) from None
+        return (data, name) if isinstance(name, str) else data
+    return source  # the engine names what it is not
+
+
+def _request(source: Any, digests: dict[str, str | None]) -> _core.Request:
+    expected = [
+        _core.Expected(KINDS[kind], hex_digest) for kind, hex_digest in digests.items() if hex_digest is not None
+    ]
+    return _core.Request(_source(source), expected=expected)
 
 
 def read_idx(
@@ -72,8 +87,9 @@ def read_idx(
 ) -> npt.NDArray[Any]:
     """Read an IDX file, raw or gzip-compressed, into a numpy array.
 
-    ``source`` is a path, a binary file object opened for reading, or a bytes-like object
-    (bytes, a buffer, a uint8 array). ``md5``/``sha256`` are hex digests of the bytes
+    ``source`` is a path, a binary file object opened for reading, or any object with the buffer
+    protocol (bytes, bytearray, memoryview, a contiguous numpy array, mmap), read in place: no
+    copy is made of it. ``md5``/``sha256`` are hex digests of the bytes
     as stored (the .gz file itself when compressed); ``content_md5``/``content_sha256`` of the
     decompressed IDX bytes. Each one given must match, else ``ChecksumError``. ``max_bytes``
     refuses a larger payload before allocating it.
@@ -85,8 +101,7 @@ def read_idx(
     subclasses. A path and the same bytes give the same result.
     """
     given = {"md5": md5, "sha256": sha256, "content_md5": content_md5, "content_sha256": content_sha256}
-    expected = [(kind, hex_digest, None) for kind, hex_digest in given.items() if hex_digest is not None]
-    (outcome,) = _core.read([_source(source)], expected=[expected], max_bytes=max_bytes)
+    (outcome,) = _core.read([_request(source, given)], max_bytes=max_bytes)
     array: npt.NDArray[Any] = outcome.array
     return array
 
@@ -106,19 +121,19 @@ def read_idx_many(
     None). Returns the arrays in the order of ``sources``; if any source fails, raises the error
     of the first failing one, exactly as ``read_idx`` would have.
     """
-    srcs = [_source(s) for s in sources]
-    expected: list[list[tuple[str, str, str | None]]] = [[] for _ in srcs]
-    given = {"md5": md5, "sha256": sha256, "content_md5": content_md5, "content_sha256": content_sha256}
-    for kind, column in given.items():
+    sources = list(sources)
+    columns = {"md5": md5, "sha256": sha256, "content_md5": content_md5, "content_sha256": content_sha256}
+    given: list[dict[str, str | None]] = [{} for _ in sources]
+    for kind, column in columns.items():
         if column is None:
             continue
         column = list(column)
-        if len(column) != len(srcs):
-            raise ValueError(f"{kind} has {len(column)} entries for {len(srcs)} sources")
-        for per_source, hex_digest in zip(expected, column):
-            if hex_digest is not None:
-                per_source.append((kind, hex_digest, None))
-    return [o.array for o in _core.read(srcs, expected=expected, max_bytes=max_bytes)]
+        if len(column) != len(sources):
+            raise ValueError(f"{kind} has {len(column)} entries for {len(sources)} sources")
+        for per_source, hex_digest in zip(given, column):
+            per_source[kind] = hex_digest
+    requests = [_request(s, g) for s, g in zip(sources, given)]
+    return [o.array for o in _core.read(requests, max_bytes=max_bytes)]
 
 
 def write_idx(dest: Dest, array: npt.ArrayLike, *, compress: bool | int | str = False) -> None:

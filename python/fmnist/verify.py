@@ -16,7 +16,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from io import BytesIO
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -25,8 +25,10 @@ from . import _core
 from .datasets import Archive, FileInfo
 from .errors import BadZipFile
 
-#: What the engine is told a file must have: (digest kind, hex, whose value).
-Expected = list[tuple[str, str, Union[str, None]]]
+#: What the engine is told a file must have.
+Expected = list[_core.Expected]
+
+K = _core.Kind
 
 
 @dataclass(frozen=True)
@@ -62,9 +64,9 @@ def accepted(message: str, proof: str) -> Judged:
 
 def _proof(verdict: Any, info: FileInfo) -> str:
     """What a matched verdict proves the file by (see ``Judged.proof``)."""
-    if verdict.kind in ("md5", "sha256"):
-        return f"stored_{verdict.kind}"
-    return verdict.kind if verdict.expected in (info.content_sha256, info.content_md5) else "proven"
+    if verdict.kind in (K.MD5, K.SHA256):
+        return f"stored_{verdict.kind.key}"
+    return verdict.kind.key if verdict.expected in (info.content_sha256, info.content_md5) else "proven"
 
 
 def published(item: FileInfo | Archive) -> str:
@@ -93,22 +95,27 @@ def expected(info: FileInfo, proofs: Mapping[str, str] = {}, *, stored: bool = T
     # One digest of each form, the cheapest known: a second would prove the same bytes again.
     out: Expected = []
     if stored and info.stored_md5:
-        out.append(("md5", info.stored_md5, "the published stored MD5"))
+        out.append(_core.Expected(K.MD5, info.stored_md5, "the published stored MD5"))
     elif stored and info.stored_sha256:
-        out.append(("sha256", info.stored_sha256, "the published stored SHA-256"))
+        out.append(_core.Expected(K.SHA256, info.stored_sha256, "the published stored SHA-256"))
     if info.content_sha256:
-        out.append(("content_sha256", info.content_sha256, "the known content SHA-256"))
+        out.append(_core.Expected(K.CONTENT_SHA256, info.content_sha256, "the known content SHA-256"))
     elif info.content_md5:
-        out.append(("content_md5", info.content_md5, "the known content MD5"))
-    out += [("content_sha256", sha, f"that of {where}") for sha, where in proofs.items() if sha != info.content_sha256]
+        out.append(_core.Expected(K.CONTENT_MD5, info.content_md5, "the known content MD5"))
+    out += [
+        _core.Expected(K.CONTENT_SHA256, sha, f"that of {where}")
+        for sha, where in proofs.items()
+        if sha != info.content_sha256
+    ]
     return out
 
 
 def _judge(outcome: Any, info: FileInfo) -> Judged:
     """The policy over the engine's verdicts on one file: accepted if any expected digest
     matched (for a decompressed copy, any content digest) and the array is the registry's."""
-    relevant = [v for v in outcome.verdicts if outcome.codec != "raw" or v.kind.startswith("content_")]
-    sha = outcome.digests.get("content_sha256", "")
+    raw = outcome.codec == _core.Codec.RAW
+    relevant = [v for v in outcome.verdicts if not raw or v.kind in (K.CONTENT_MD5, K.CONTENT_SHA256)]
+    sha = outcome.digests.get(K.CONTENT_SHA256, "")
     for v in relevant:
         if v.matched:
             array = outcome.array
@@ -118,7 +125,7 @@ def _judge(outcome: Any, info: FileInfo) -> Judged:
             return Judged(array, v.message, sha, proof=_proof(v, info))
     if relevant:
         return Judged(None, "; ".join(v.message for v in relevant), sha, unproven=outcome.array)
-    form = "decompressed" if outcome.codec == "raw" else "compressed"
+    form = "decompressed" if raw else "compressed"
     return Judged(
         None,
         f"no published digest covers this form of the file ({form})"
@@ -144,12 +151,13 @@ def read_files(
     if not paths:
         return []
     outcomes = _core.read(
-        [os.fspath(p) for p in paths],
-        # A decompressed copy is judged by content digests only: no stored digest is hashed for it.
-        expected=[expected(i, p, stored=not raw) for i, p, raw in zip(infos, proofs, decompressed)],
-        report=[["content_sha256"] for _ in paths],
+        [
+            # A decompressed copy is judged by content digests only: no stored digest is hashed for it.
+            _core.Request(os.fspath(p), expected=expected(i, pr, stored=not raw), report=[K.CONTENT_SHA256])
+            for p, i, pr, raw in zip(paths, infos, proofs, decompressed)
+        ],
         strict=False,
-        errors="return",
+        errors=_core.Errors.RETURN,
         # (unbounded only for decompressed files, whose length must equal what their header says)
         max_bytes=max(i.content_size for i in infos) if bounded else None,
     )
@@ -157,8 +165,8 @@ def read_files(
     for info, outcome, raw in zip(infos, outcomes, decompressed):
         if isinstance(outcome, BaseException):  # IdxFormatError, BadGzipFile, XzError, OSError
             out.append(refused(f"unreadable: {outcome}", outcome))
-        elif raw and outcome.codec != "raw":
-            out.append(refused(f"{outcome.codec} data under a decompressed file's name"))
+        elif raw and outcome.codec != _core.Codec.RAW:
+            out.append(refused(f"{outcome.codec.key} data under a decompressed file's name"))
         else:
             out.append(_judge(outcome, info))
     return out
@@ -169,16 +177,14 @@ def hash_file(path: str | os.PathLike[str], info: FileInfo, proofs: Mapping[str,
     checked before it is mapped). There is no array either way: it matched when ``proof`` is
     set (then ``content_sha256`` is its digest)."""
     (outcome,) = _core.read(
-        [os.fspath(path)],
-        mode="digests",
-        expected=[expected(info, proofs, stored=False)],
+        [_core.Request(os.fspath(path), _core.Mode.DIGESTS, expected(info, proofs, stored=False))],
         strict=False,
-        errors="return",
+        errors=_core.Errors.RETURN,
     )
     if isinstance(outcome, BaseException):
         return refused(f"unreadable: {outcome}", outcome)
     matched = [v for v in outcome.verdicts if v.matched]
-    if matched and outcome.codec == "raw":
+    if matched and outcome.codec == _core.Codec.RAW:
         return Judged(None, matched[0].message, matched[0].actual, proof=_proof(matched[0], info))
     return refused("; ".join(v.message for v in outcome.verdicts) or "no content digest to check it by")
 
@@ -209,9 +215,9 @@ def read_archive(
     recorded when it was verified before) check each member too."""
     where = os.fspath(path)
     kind, _, hex_digest = published(archive).partition(":")
-    algorithm = {"stored_md5": "MD5", "stored_sha256": "SHA-256"}[kind]
-    digest = [(kind.removeprefix("stored_"), hex_digest, f"the published archive {algorithm}")]
-    (whole,) = _core.read([where], mode="stored", errors="return")  # the bytes, read once
+    algorithm, engine_kind = {"stored_md5": ("MD5", K.MD5), "stored_sha256": ("SHA-256", K.SHA256)}[kind]
+    digest = [_core.Expected(engine_kind, hex_digest, f"the published archive {algorithm}")]
+    (whole,) = _core.read([_core.Request(where, _core.Mode.STORED)], errors=_core.Errors.RETURN)  # read once
     if isinstance(whole, BaseException):
         bad = refused(f"unreadable: {whole}", whole)
         return bad, [bad] * len(infos)
@@ -228,12 +234,15 @@ def read_archive(
     # One engine call: the archive's digest on one core while its members inflate on the others,
     # all from the bytes read above. No member counts unless the digest matches.
     whole_proof, *outcomes = _core.read(
-        [data, *blobs],
-        mode=["digests", *("array" for _ in todo)],
-        expected=[digest, *(expected(infos[k], proofs[k], stored=False) for k in todo)],
-        report=[[], *(["content_sha256"] for _ in todo)],
+        [
+            _core.Request(data, _core.Mode.DIGESTS, digest),
+            *(
+                _core.Request(blob, expected=expected(infos[k], proofs[k], stored=False), report=[K.CONTENT_SHA256])
+                for k, blob in zip(todo, blobs)
+            ),
+        ],
         strict=False,
-        errors="return",
+        errors=_core.Errors.RETURN,
         max_bytes=max((infos[k].content_size for k in todo), default=0),
     )
     if isinstance(whole_proof, BaseException):
@@ -257,7 +266,7 @@ def read_archive(
             out[k] = refused(f"expected {info.shape} {info.dtype}, found {array.shape} {array.dtype}")
         else:
             rule = f"a member of the verified archive ({verdict.message})"
-            out[k] = Judged(array, rule, outcome.digests["content_sha256"], proof="archive")
+            out[k] = Judged(array, rule, outcome.digests[K.CONTENT_SHA256], proof="archive")
     return accepted(verdict.message, "archive"), out
 
 
@@ -297,11 +306,13 @@ def read_npz(path: str | os.PathLike[str], sha256: str) -> tuple[Judged, dict[st
     for it and, when that matches, its arrays, read from the very bytes that were hashed (and
     without pickles)."""
     (outcome,) = _core.read(
-        [os.fspath(path)],
-        mode="stored",
-        expected=[[("sha256", sha256, "keras's published SHA-256")]],
+        [
+            _core.Request(
+                os.fspath(path), _core.Mode.STORED, [_core.Expected(K.SHA256, sha256, "keras's published SHA-256")]
+            )
+        ],
         strict=False,
-        errors="return",
+        errors=_core.Errors.RETURN,
     )
     if isinstance(outcome, BaseException):
         return refused(f"unreadable: {outcome}", outcome), {}
@@ -318,5 +329,5 @@ def read_npz(path: str | os.PathLike[str], sha256: str) -> tuple[Judged, dict[st
 def content_sha256(array: npt.NDArray[Any]) -> str:
     """The content SHA-256 of ``array`` as an IDX file (encoded and hashed by the engine): what
     proves a copy that came in another form (keras's .npz)."""
-    (outcome,) = _core.read([_core.encode_idx(array)], mode="digests", report=[["content_sha256"]])
-    return str(outcome.digests["content_sha256"])
+    (outcome,) = _core.read([_core.Request(_core.encode_idx(array), _core.Mode.DIGESTS, report=[K.CONTENT_SHA256])])
+    return str(outcome.digests[K.CONTENT_SHA256])

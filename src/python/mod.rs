@@ -45,6 +45,12 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(read::idx_header, m)?)?;
     m.add_function(wrap_pyfunction!(read::idx_size, m)?)?;
     m.add_function(wrap_pyfunction!(read::max_compressed_size, m)?)?;
+    m.add_class::<read::Request>()?;
+    m.add_class::<read::Expected>()?;
+    m.add_class::<read::Mode>()?;
+    m.add_class::<read::Kind>()?;
+    m.add_class::<read::Codec>()?;
+    m.add_class::<read::Errors>()?;
     m.add_class::<read::Outcome>()?;
     m.add_class::<read::Verdict>()?;
     #[cfg(unix)]

@@ -1,52 +1,251 @@
 //! Reading and writing from Python, and the IDX facts the Python layer asks for.
 //!
-//! `read` is the one read call: sources (paths, bytes, a file object's bytes and name) in,
-//! one `Outcome` per source out (or the exception it raised). Sources are opened with the GIL
-//! released, their arrays allocated by numpy with it, then filled and hashed without it.
+//! `read` is the one read call: `Request`s in (a source, a `Mode`, the digests it must have as
+//! `Expected`, the `Kind`s to report), one `Outcome` per request out (or, with
+//! `errors=Errors.RETURN`, the exception it raised). It works in three steps: `parse` turns the
+//! requests into the engine's (every source held for the call: a path, bytes, or any object with
+//! the buffer protocol, read in place); `allocate` lets numpy allocate each array (with the GIL)
+//! once the engine has opened its source and judged its header (without it); `collect` turns
+//! what the engine finished (without the GIL) into outcomes.
 
 use std::path::PathBuf;
 
-use numpy::{PyUntypedArray, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use numpy::npyffi::PY_ARRAY_API;
+use numpy::{PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
+use pyo3::exceptions::{PyMemoryError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyString, PyTuple};
 
 use super::arrays;
 use super::errors::{guarded, to_py, usage};
 use super::exit::detach;
+use crate::codec::Codec as EngineCodec;
+use crate::digest::{DigestKind, Expected as EngineExpected, Verdict as Judged};
 use crate::element::ElementType;
 use crate::idx::{self, Header};
-use crate::reader::{self, DigestKind, Expected, Mode, Outcome as Read, Request, Source, Verdict as Judged};
+use crate::reader::{self, Mode as EngineMode, Opened, Outcome as Read, Request as EngineRequest, Source};
 use crate::writer;
 use crate::Error;
 
-/// A source as Python passed it: a path (str, surrogate-escaped bytes allowed: any path `open()`
-/// takes), bytes, or (bytes, name) for the contents of a named file object. The Python layer
-/// normalises os.PathLike, file objects and other bytes-like objects to these.
+/// What to make of a source: its IDX array, only its digests, or its stored bytes.
+#[pyclass(eq, eq_int, frozen, hash, from_py_object, module = "fmnist._core")]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mode {
+    #[pyo3(name = "ARRAY")]
+    Array,
+    #[pyo3(name = "DIGESTS")]
+    Digests,
+    #[pyo3(name = "STORED")]
+    Stored,
+}
+
+impl From<Mode> for EngineMode {
+    fn from(m: Mode) -> EngineMode {
+        match m {
+            Mode::Array => EngineMode::Array,
+            Mode::Digests => EngineMode::Digests,
+            Mode::Stored => EngineMode::Stored,
+        }
+    }
+}
+
+/// A kind of digest: an algorithm over the stored bytes or over the decompressed content.
+#[pyclass(eq, eq_int, frozen, hash, from_py_object, module = "fmnist._core")]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    #[pyo3(name = "MD5")]
+    Md5,
+    #[pyo3(name = "SHA256")]
+    Sha256,
+    #[pyo3(name = "CONTENT_MD5")]
+    ContentMd5,
+    #[pyo3(name = "CONTENT_SHA256")]
+    ContentSha256,
+}
+
+impl Kind {
+    const ALL: [Kind; 4] = [Kind::Md5, Kind::Sha256, Kind::ContentMd5, Kind::ContentSha256];
+
+    fn engine(self) -> DigestKind {
+        match self {
+            Kind::Md5 => DigestKind::MD5,
+            Kind::Sha256 => DigestKind::SHA256,
+            Kind::ContentMd5 => DigestKind::CONTENT_MD5,
+            Kind::ContentSha256 => DigestKind::CONTENT_SHA256,
+        }
+    }
+
+    fn of(kind: DigestKind) -> Kind {
+        *Kind::ALL.iter().find(|k| k.engine() == kind).expect("every engine kind has its Kind")
+    }
+}
+
+#[pymethods]
+impl Kind {
+    /// The name the public API gives it: "md5", "sha256", "content_md5", "content_sha256".
+    #[getter]
+    fn key(&self) -> String {
+        self.engine().to_string()
+    }
+}
+
+/// How a source was stored.
+#[pyclass(eq, eq_int, frozen, hash, from_py_object, module = "fmnist._core")]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Codec {
+    #[pyo3(name = "RAW")]
+    Raw,
+    #[pyo3(name = "GZIP")]
+    Gzip,
+    #[pyo3(name = "XZ")]
+    Xz,
+}
+
+#[pymethods]
+impl Codec {
+    /// Its name: "raw", "gzip" or "xz".
+    #[getter]
+    fn key(&self) -> &'static str {
+        match self {
+            Codec::Raw => "raw",
+            Codec::Gzip => "gzip",
+            Codec::Xz => "xz",
+        }
+    }
+}
+
+impl Codec {
+    fn of(c: EngineCodec) -> Codec {
+        match c {
+            EngineCodec::Raw => Codec::Raw,
+            EngineCodec::Gzip => Codec::Gzip,
+            EngineCodec::Xz => Codec::Xz,
+        }
+    }
+}
+
+/// What `read` does with a source that fails: raise the first such error, or put each in its
+/// source's place among the outcomes.
+#[pyclass(eq, eq_int, frozen, hash, from_py_object, module = "fmnist._core")]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Errors {
+    #[pyo3(name = "RAISE")]
+    Raise,
+    #[pyo3(name = "RETURN")]
+    Return,
+}
+
+/// A digest a source must have: its kind, its hex value, and whose value it is (for messages:
+/// "the registry's", ...; None: the caller's own). The hex is checked when it is read, so that
+/// a malformed one is an error naming the source.
+#[pyclass(frozen, get_all, from_py_object, module = "fmnist._core")]
+#[derive(Clone)]
+pub struct Expected {
+    kind: Kind,
+    hex: String,
+    whose: Option<String>,
+}
+
+#[pymethods]
+impl Expected {
+    #[new]
+    #[pyo3(signature = (kind, hex, whose=None))]
+    fn new(kind: Kind, hex: String, whose: Option<String>) -> Expected {
+        Expected { kind, hex, whose }
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Expected({}, {:?}, whose={:?})", self.kind.key(), self.hex, self.whose)
+    }
+}
+
+/// One source to read, and what is required of it: `read`'s options, one object a source.
+/// `source`: a path (str: any path `open()` takes), bytes or any object with the buffer protocol
+/// (read in place, held for the call), or (buffer, name) for the contents of a named file object.
+#[pyclass(frozen, get_all, module = "fmnist._core")]
+pub struct Request {
+    source: Py<PyAny>,
+    mode: Mode,
+    expected: Vec<Expected>,
+    report: Vec<Kind>,
+}
+
+#[pymethods]
+impl Request {
+    #[new]
+    #[pyo3(signature = (source, mode=Mode::Array, expected=Vec::new(), report=Vec::new()))]
+    fn new(source: Py<PyAny>, mode: Mode, expected: Vec<Expected>, report: Vec<Kind>) -> Request {
+        Request { source, mode, expected, report }
+    }
+}
+
+/// A source as Python passed it, held for the call.
 enum Arg<'py> {
     /// The path, and the `str` it came as (messages and `OSError.filename` use it as given).
     Path(PathBuf, Bound<'py, PyString>),
     /// Bytes in memory, and the name of the file object they were read from, if it had one.
     Bytes(Bound<'py, PyBytes>, Option<String>),
+    /// Any other buffer, as a uint8 array over its memory (numpy holds the buffer export for
+    /// the array's life: the caller's object cannot be resized or closed during the call).
+    Buffer(Bound<'py, PyUntypedArray>, Option<String>),
+}
+
+/// A uint8 array over the memory of `obj`, an object with the buffer protocol (no copy); a
+/// clear TypeError for anything else, or for a buffer that is not contiguous.
+fn buffer_of<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyUntypedArray>> {
+    let py = obj.py();
+    let view = py.import("builtins")?.getattr("memoryview")?.call1((obj,)).map_err(|_| {
+        PyTypeError::new_err(format!(
+            "source must be a path, a binary file object or a bytes-like object, not {}",
+            obj.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+        ))
+    })?;
+    if !view.getattr("c_contiguous")?.is_truthy()? {
+        let shape = view.getattr("shape")?.repr()?;
+        let strides = view.getattr("strides")?.repr()?;
+        return Err(PyTypeError::new_err(format!(
+            "source is a buffer that is not contiguous (shape {shape}, strides {strides}): read from bytes(...) \
+             or numpy.ascontiguousarray(...) of it"
+        )));
+    }
+    if view.getattr("nbytes")?.extract::<usize>()? == 0 {
+        return arrays::new_array(py, ElementType::U8, &[0]);
+    }
+    let descr = arrays::descr(py, ElementType::U8)?.into_dtype_ptr();
+    // SAFETY: `view` is a live memoryview (contiguous: checked); numpy takes a reference to the
+    // dtype (stolen), requests the buffer, and returns a new array over it that keeps the
+    // buffer exported for its life, or null with an exception set.
+    let array =
+        unsafe { Bound::from_owned_ptr_or_err(py, PY_ARRAY_API.PyArray_FromBuffer(py, view.as_ptr(), descr, -1, 0))? };
+    Ok(array.cast_into::<PyUntypedArray>()?)
 }
 
 impl<'py> Arg<'py> {
     fn new(obj: &Bound<'py, PyAny>) -> PyResult<Arg<'py>> {
         if let Ok(s) = obj.cast::<PyString>() {
-            Ok(Arg::Path(s.extract::<PathBuf>()?, s.clone()))
-        } else if let Ok(b) = obj.cast::<PyBytes>() {
-            Ok(Arg::Bytes(b.clone(), None))
-        } else if let Ok((b, name)) = obj.extract::<(Bound<'py, PyBytes>, String)>() {
-            Ok(Arg::Bytes(b, Some(name)))
-        } else {
-            Err(PyTypeError::new_err(format!("source must be a path (str) or bytes, not {}", obj.get_type().name()?)))
+            return Ok(Arg::Path(s.extract::<PathBuf>()?, s.clone()));
         }
+        if let Ok(b) = obj.cast::<PyBytes>() {
+            return Ok(Arg::Bytes(b.clone(), None));
+        }
+        if let Ok(t) = obj.cast::<PyTuple>() {
+            if let Ok((data, name)) = t.extract::<(Bound<'py, PyAny>, String)>() {
+                return Ok(match data.cast::<PyBytes>() {
+                    Ok(b) => Arg::Bytes(b.clone(), Some(name)),
+                    Err(_) => Arg::Buffer(buffer_of(&data)?, Some(name)),
+                });
+            }
+        }
+        Ok(Arg::Buffer(buffer_of(obj)?, None))
     }
 
     fn source(&self) -> Source<'_> {
         match self {
             Arg::Path(p, _) => Source::Path(p),
             Arg::Bytes(b, _) => Source::Bytes(b.as_bytes()),
+            // SAFETY: a C-contiguous uint8 array over the caller's buffer, held (and the buffer
+            // exported) for the whole call; only read.
+            Arg::Buffer(a, _) => Source::Bytes(unsafe { arrays::bytes_of(a) }),
         }
     }
 
@@ -54,15 +253,16 @@ impl<'py> Arg<'py> {
     fn name(&self) -> String {
         match self {
             Arg::Path(_, s) => s.to_string_lossy().into_owned(),
-            Arg::Bytes(_, Some(name)) => name.clone(),
+            Arg::Bytes(_, Some(name)) | Arg::Buffer(_, Some(name)) => name.clone(),
             Arg::Bytes(b, None) => format!("<{} bytes in memory>", b.as_bytes().len()),
+            Arg::Buffer(a, None) => format!("<{} bytes in memory>", a.len()),
         }
     }
 
     fn error(&self, py: Python<'py>, e: Error) -> PyErr {
         let path = match self {
             Arg::Path(_, s) => Some(s),
-            Arg::Bytes(..) => None,
+            _ => None,
         };
         to_py(py, e, &self.name(), path)
     }
@@ -94,9 +294,9 @@ pub fn max_bytes_arg(value: Option<&Bound<'_, PyAny>>) -> PyResult<Option<usize>
 /// One verdict on an expected digest, as Python sees it.
 #[pyclass(frozen, get_all, module = "fmnist._core")]
 pub struct Verdict {
-    /// "md5", "sha256", "content_md5" or "content_sha256": the kind asked for.
-    kind: String,
-    /// "md5" or "sha256".
+    /// The kind asked for.
+    kind: Kind,
+    /// "md5" or "sha256" (hashlib's names).
     algorithm: String,
     /// What was hashed: "stored" or "content" (always "stored" for an uncompressed source).
     covers: String,
@@ -104,7 +304,7 @@ pub struct Verdict {
     actual: String,
     matched: bool,
     /// Whose value was expected, as the caller named it (None: the caller's own).
-    source: Option<String>,
+    whose: Option<String>,
     /// The judgement in words: what matched, or the mismatch (expected, found).
     message: String,
 }
@@ -113,13 +313,13 @@ impl Verdict {
     fn new(v: &Judged) -> Verdict {
         let kind = v.expected.kind;
         Verdict {
-            kind: kind.to_string(),
+            kind: Kind::of(kind),
             algorithm: kind.algo.key().to_string(),
-            covers: if v.codec.is_compressed() { kind.covers.name() } else { "stored" }.to_string(),
+            covers: kind.covers.of(v.codec).name().to_string(),
             expected: v.expected.hex.clone(),
             actual: v.actual.clone(),
             matched: v.matched(),
-            source: v.expected.from.clone(),
+            whose: v.expected.from.clone(),
             message: v.message(),
         }
     }
@@ -128,23 +328,22 @@ impl Verdict {
 #[pymethods]
 impl Verdict {
     fn __repr__(&self) -> String {
-        format!("Verdict({}: {})", self.kind, self.message)
+        format!("Verdict({}: {})", self.kind.key(), self.message)
     }
 }
 
 /// What reading one source gave.
 #[pyclass(frozen, get_all, module = "fmnist._core")]
 pub struct Outcome {
-    /// The array (mode "array"), else None.
+    /// The array (`Mode.ARRAY`), else None.
     array: Option<Py<PyAny>>,
-    /// The stored bytes (mode "stored"), else None.
+    /// The stored bytes (`Mode.STORED`), else None.
     stored: Option<Py<PyBytes>>,
-    /// "raw", "gzip" or "xz".
-    codec: String,
-    /// The IDX header's element type (numpy's name) and dimensions (mode "array"), else None.
+    codec: Codec,
+    /// The IDX header's element type (numpy's name) and dimensions (`Mode.ARRAY`), else None.
     dtype: Option<String>,
     shape: Option<Vec<usize>>,
-    /// Every digest asked for (expected or reported): kind -> hex.
+    /// Every digest asked for (expected or reported): `Kind` -> hex.
     digests: Py<PyDict>,
     /// One per expected digest, in order (stored digests first).
     verdicts: Vec<Py<Verdict>>,
@@ -152,22 +351,10 @@ pub struct Outcome {
 
 #[pymethods]
 impl Outcome {
-    /// Whether every expected digest matched (True when none was expected).
-    #[getter]
-    fn all_matched(&self) -> bool {
-        self.verdicts.iter().all(|v| v.get().matched)
-    }
-
-    /// Whether at least one expected digest matched.
-    #[getter]
-    fn any_matched(&self) -> bool {
-        self.verdicts.iter().any(|v| v.get().matched)
-    }
-
     fn __repr__(&self) -> String {
+        let name = self.codec.key();
         format!(
-            "Outcome(codec={:?}, dtype={:?}, shape={:?}, {} verdicts)",
-            self.codec,
+            "Outcome(codec={name}, dtype={:?}, shape={:?}, {} verdicts)",
             self.dtype,
             self.shape,
             self.verdicts.len()
@@ -175,177 +362,179 @@ impl Outcome {
     }
 }
 
-fn outcome<'py>(
+/// Step 1: each request's source, held for the call (a bad one is the call's TypeError).
+fn parse<'py>(py: Python<'py>, requests: &[PyRef<'py, Request>]) -> PyResult<Vec<Arg<'py>>> {
+    requests.iter().map(|r| Arg::new(r.source.bind(py))).collect()
+}
+
+/// The engine's request for `r` over `arg`'s source; a malformed expected digest is an error
+/// naming the source.
+fn engine_request<'a>(
+    py: Python<'_>,
+    r: &Request,
+    arg: &'a Arg<'_>,
+    strict: bool,
+    max_bytes: Option<usize>,
+) -> PyResult<EngineRequest<'a>> {
+    let mut req = EngineRequest::new(arg.source(), r.mode.into());
+    req.strict = strict;
+    req.max_bytes = max_bytes;
+    req.max_ndim = max_ndim(py);
+    for e in &r.expected {
+        req.expected.push(EngineExpected::new(e.kind.engine(), &e.hex, e.whose.clone()).map_err(|e| arg.error(py, e))?);
+    }
+    req.report = r.report.iter().map(|k| k.engine()).collect();
+    Ok(req)
+}
+
+/// Where the engine writes one source's output: a numpy array (an IDX payload) or a bytes
+/// object (stored bytes), allocated by Python, with the GIL.
+enum Output<'py> {
+    Array(Bound<'py, PyUntypedArray>),
+    Stored(Bound<'py, PyBytes>),
+}
+
+/// Step 2: the output an opened source needs, allocated by numpy (or CPython, for stored bytes)
+/// with the GIL; a refused allocation is `MemoryError` naming the source and what it was for.
+fn allocate<'py>(py: Python<'py>, arg: &Arg<'py>, op: &Opened<'_>) -> PyResult<Option<Output<'py>>> {
+    let len = op.output_len();
+    match op.header() {
+        None if op.fills_stored() => {
+            Ok(Some(Output::Stored(uninit_bytes(py, len).map_err(|_| {
+                arg.error(py, Error::Memory(format!("cannot allocate {len} bytes for the stored file")))
+            })?)))
+        }
+        None => Ok(None),
+        Some(h) => match arrays::new_array(py, h.dtype, &[len.div_ceil(h.dtype.size())]) {
+            Ok(a) => Ok(Some(Output::Array(a))),
+            Err(e) if e.is_instance_of::<PyMemoryError>(py) => {
+                Err(arg.error(py, Error::Memory(format!("cannot allocate {} bytes for {h}", h.payload_len))))
+            }
+            Err(e) => Err(e),
+        },
+    }
+}
+
+/// The memory of a freshly allocated output, for the engine to fill.
+fn memory_of<'a>(out: &Output<'_>, len: usize) -> &'a mut [u8] {
+    match out {
+        // SAFETY: a fresh C-contiguous array nobody else has seen; it is kept until the engine
+        // is done writing.
+        Output::Array(a) => unsafe { &mut arrays::bytes_mut(a)[..len] },
+        // SAFETY: a fresh bytes object of `len` bytes nobody else has seen, kept likewise.
+        Output::Stored(b) => unsafe {
+            std::slice::from_raw_parts_mut(pyo3::ffi::PyBytes_AsString(b.as_ptr()).cast::<u8>(), len)
+        },
+    }
+}
+
+/// Step 3: the outcome of a finished source, its array given the header's shape.
+fn collect<'py>(
     py: Python<'py>,
+    arg: &Arg<'py>,
+    mode: Mode,
+    output: Option<Output<'py>>,
     r: Read,
-    array: Option<Bound<'py, PyAny>>,
-    bytes: Option<Bound<'py, PyBytes>>,
-) -> PyResult<Outcome> {
+) -> PyResult<Bound<'py, PyAny>> {
     let digests = PyDict::new(py);
     for d in &r.digests {
-        digests.set_item(d.kind.to_string(), &d.hex)?;
+        digests.set_item(Kind::of(d.kind), &d.hex)?;
     }
-    Ok(Outcome {
-        array: array.map(Bound::unbind),
-        stored: bytes.map(Bound::unbind).or_else(|| r.stored.map(|b| PyBytes::new(py, &b).unbind())),
-        codec: r.codec.name().to_string(),
+    let (array, stored) = match (output, &r.header) {
+        (Some(Output::Array(a)), Some(h)) => {
+            arrays::resize(&a, &h.dims)?;
+            (Some(a.into_any().unbind()), None)
+        }
+        (Some(Output::Stored(b)), _) => (None, Some(b.unbind())),
+        // The caller's own bytes, or (from a pipe) the engine's.
+        (None, _) if mode == Mode::Stored => match (arg, r.stored) {
+            (Arg::Bytes(b, _), _) => (None, Some(b.clone().unbind())),
+            (_, Some(v)) => (None, Some(PyBytes::new(py, &v).unbind())),
+            (Arg::Buffer(a, _), None) => {
+                // SAFETY: the caller's buffer, held for the call; copied into a bytes object.
+                (None, Some(PyBytes::new(py, unsafe { arrays::bytes_of(a) }).unbind()))
+            }
+            (Arg::Path(..), None) => (None, None),
+        },
+        _ => (None, None),
+    };
+    let outcome = Outcome {
+        array,
+        stored,
+        codec: Codec::of(r.codec),
         dtype: r.header.as_ref().map(|h| h.dtype.name().to_string()),
         shape: r.header.map(|h| h.dims),
         digests: digests.unbind(),
         verdicts: r.verdicts.iter().map(|v| Py::new(py, Verdict::new(v))).collect::<PyResult<_>>()?,
-    })
+    };
+    Ok(Bound::new(py, outcome)?.into_any())
 }
 
-/// The digests expected of one source: (kind, hex, whose value or None) triples.
-type ExpectedArg = Vec<(String, String, Option<String>)>;
-
-/// read(sources, mode="array", expected=None, report=None, strict=True, max_bytes=None,
-/// errors="raise") -> one Outcome per source, in order.
+/// read(requests, *, strict=True, max_bytes=None, errors=Errors.RAISE) -> one Outcome per
+/// request, in order.
 ///
-/// mode: "array" (decode the IDX payload), "digests" (hash only, nothing decoded is kept) or
-/// "stored" (return the stored bytes); one for all sources, or a list of one per source (an
-/// archive hashed on one core while its members are decoded on the others). expected[i]: the digests source i must have (strict: a
-/// mismatch is a ChecksumError; else each is judged in `Outcome.verdicts`); report[i]: digest
-/// kinds to compute without a check. errors="raise" raises the error of the first failing
-/// source; "return" puts it in that source's place.
+/// strict: a mismatch of an expected digest is a ChecksumError (else each is judged in
+/// `Outcome.verdicts`). Many requests are read at once, largest first, on every core (an
+/// archive hashed on one core while its members are decoded on the others).
 #[pyfunction]
-#[pyo3(signature = (sources, mode=None, expected=None, report=None, strict=true, max_bytes=None, errors="raise"))]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (requests, *, strict=true, max_bytes=None, errors=Errors::Raise))]
 pub fn read<'py>(
     py: Python<'py>,
-    sources: Vec<Bound<'py, PyAny>>,
-    mode: Option<Bound<'py, PyAny>>,
-    expected: Option<Vec<ExpectedArg>>,
-    report: Option<Vec<Vec<String>>>,
+    requests: Vec<PyRef<'py, Request>>,
     strict: bool,
     max_bytes: Option<Bound<'py, PyAny>>,
-    errors: &str,
+    errors: Errors,
 ) -> PyResult<Vec<Bound<'py, PyAny>>> {
     guarded("read", || {
-        let parse = |m: &str| match m {
-            "array" => Ok(Mode::Array),
-            "digests" => Ok(Mode::Digests),
-            "stored" => Ok(Mode::Stored),
-            _ => Err(PyValueError::new_err(format!("mode must be 'array', 'digests' or 'stored', not {m:?}"))),
-        };
-        let raise = match errors {
-            "raise" => true,
-            "return" => false,
-            _ => return Err(PyValueError::new_err(format!("errors must be 'raise' or 'return', not {errors:?}"))),
-        };
-        let n = sources.len();
-        let modes: Vec<Mode> = match &mode {
-            None => vec![Mode::Array; n],
-            Some(m) => match m.extract::<String>() {
-                Ok(one) => vec![parse(&one)?; n],
-                Err(_) => m.extract::<Vec<String>>()?.iter().map(|s| parse(s)).collect::<PyResult<_>>()?,
-            },
-        };
-        if modes.len() != n {
-            return Err(PyValueError::new_err(format!("{n} sources but {} modes", modes.len())));
-        }
-        let expected = expected.unwrap_or_else(|| vec![Vec::new(); n]);
-        let report = report.unwrap_or_else(|| vec![Vec::new(); n]);
-        if expected.len() != n || report.len() != n {
-            return Err(PyValueError::new_err(format!(
-                "{n} sources but {} expected-digest lists and {} report lists",
-                expected.len(),
-                report.len()
-            )));
-        }
         let max_bytes = max_bytes_arg(max_bytes.as_ref())?;
-        let args = sources.iter().map(Arg::new).collect::<PyResult<Vec<_>>>()?;
-        let mut requests = Vec::with_capacity(n);
-        for (((arg, exp), rep), &mode) in args.iter().zip(&expected).zip(&report).zip(&modes) {
-            let mut req = Request::new(arg.source(), mode);
-            req.strict = strict;
-            req.max_bytes = max_bytes;
-            req.max_ndim = max_ndim(py);
-            for (kind, hex, from) in exp {
-                let kind = kind.parse::<DigestKind>().map_err(usage)?;
-                req.expected.push(Expected::new(kind, hex, from.clone()).map_err(|e| arg.error(py, e))?);
-            }
-            for kind in rep {
-                req.report.push(kind.parse::<DigestKind>().map_err(usage)?);
-            }
-            requests.push(req);
-        }
-        let opened = detach(py, || reader::open_many(&requests));
-        // numpy allocates every array (with the GIL), sized for what the engine will write.
+        let args = parse(py, &requests)?;
+        let n = args.len();
         let mut results: Vec<Option<PyResult<Bound<'py, PyAny>>>> = (0..n).map(|_| None).collect();
-        let mut arrays: Vec<Option<Bound<'py, PyUntypedArray>>> = (0..n).map(|_| None).collect();
-        let mut stored: Vec<Option<Bound<'py, PyBytes>>> = (0..n).map(|_| None).collect();
-        let mut jobs = Vec::new();
-        let mut slots = Vec::new();
-        for (i, o) in opened.into_iter().enumerate() {
-            match o {
-                Err(e) => results[i] = Some(Err(args[i].error(py, e))),
-                Ok(op) => {
-                    let buffer = match op.header() {
-                        None if op.fills_stored() => match uninit_bytes(py, op.output_len()) {
-                            Ok((b, bytes)) => {
-                                stored[i] = Some(b);
-                                Some(bytes)
-                            }
-                            Err(e) => {
-                                results[i] = Some(Err(e));
-                                continue;
-                            }
-                        },
-                        None => None,
-                        Some(h) => match allocate(py, h, op.output_len()) {
-                            Ok(a) => {
-                                // SAFETY: a fresh C-contiguous array nobody else has seen; it is
-                                // kept in `arrays` until the engine is done writing.
-                                let bytes = unsafe { arrays::bytes_mut(&a) };
-                                arrays[i] = Some(a);
-                                Some(&mut bytes[..op.output_len()])
-                            }
-                            Err(e) => {
-                                let e = if e.is_instance_of::<pyo3::exceptions::PyMemoryError>(py) {
-                                    let m = format!("cannot allocate {} bytes for {h}", h.payload_len);
-                                    args[i].error(py, Error::Memory(m))
-                                } else {
-                                    e
-                                };
-                                results[i] = Some(Err(e));
-                                continue;
-                            }
-                        },
-                    };
-                    jobs.push((op, buffer));
+        let mut engine = Vec::with_capacity(n);
+        let mut slots = Vec::with_capacity(n);
+        for (i, (r, arg)) in requests.iter().zip(&args).enumerate() {
+            match engine_request(py, r, arg, strict, max_bytes) {
+                Ok(req) => {
+                    engine.push(req);
                     slots.push(i);
+                }
+                Err(e) => results[i] = Some(Err(e)),
+            }
+        }
+        let opened = detach(py, || reader::open_many(&engine));
+        let mut outputs: Vec<Option<Output<'py>>> = (0..n).map(|_| None).collect();
+        let mut jobs = Vec::new();
+        let mut finishing = Vec::new();
+        for (&i, o) in slots.iter().zip(opened) {
+            let op = match o {
+                Err(e) => {
+                    results[i] = Some(Err(args[i].error(py, e)));
+                    continue;
+                }
+                Ok(op) => op,
+            };
+            match allocate(py, &args[i], &op) {
+                Err(e) => results[i] = Some(Err(e)),
+                Ok(out) => {
+                    let memory = out.as_ref().map(|o| memory_of(o, op.output_len()));
+                    outputs[i] = out;
+                    jobs.push((op, memory));
+                    finishing.push(i);
                 }
             }
         }
         let finished = detach(py, || reader::finish_many(jobs));
-        for (i, r) in slots.into_iter().zip(finished) {
+        for (i, r) in finishing.into_iter().zip(finished) {
             results[i] = Some(match r {
                 Err(e) => Err(args[i].error(py, e)),
-                Ok(r) => {
-                    let array = match (arrays[i].take(), &r.header) {
-                        (Some(a), Some(h)) => {
-                            arrays::resize(&a, &h.dims)?;
-                            Some(a.into_any())
-                        }
-                        _ => None,
-                    };
-                    // The stored bytes: read into the bytes object allocated above, the caller's own
-                    // bytes, or (from a pipe) the engine's.
-                    let bytes = match (stored[i].take(), &args[i]) {
-                        (Some(b), _) => Some(b),
-                        (None, Arg::Bytes(b, _)) if modes[i] == Mode::Stored => Some(b.clone()),
-                        _ => None,
-                    };
-                    outcome(py, r, array, bytes).and_then(|o| Ok(Bound::new(py, o)?.into_any()))
-                }
+                Ok(r) => collect(py, &args[i], requests[i].mode, outputs[i].take(), r),
             });
         }
         let mut out = Vec::with_capacity(n);
         for r in results {
-            match r.expect("every source has a result") {
+            match r.expect("every request has a result") {
                 Ok(o) => out.push(o),
-                Err(e) if raise => return Err(e),
+                Err(e) if errors == Errors::Raise => return Err(e),
                 Err(e) => out.push(e.into_value(py).into_bound(py).into_any()),
             }
         }
@@ -355,24 +544,14 @@ pub fn read<'py>(
 
 /// A new bytes object of `len` bytes, not initialised, and its memory: filled (with the GIL
 /// released) before anyone else sees it, as CPython allows for a fresh `PyBytes_FromStringAndSize(NULL, n)`.
-fn uninit_bytes<'py, 'a>(py: Python<'py>, len: usize) -> PyResult<(Bound<'py, PyBytes>, &'a mut [u8])> {
+fn uninit_bytes<'py>(py: Python<'py>, len: usize) -> PyResult<Bound<'py, PyBytes>> {
     let size = pyo3::ffi::Py_ssize_t::try_from(len)
         .map_err(|_| pyo3::exceptions::PyMemoryError::new_err(format!("cannot allocate {len} bytes")))?;
     // SAFETY: a null source asks CPython for an uninitialised object of `size` bytes; the
     // result is a new reference or null with MemoryError set.
     let obj =
         unsafe { Bound::from_owned_ptr_or_err(py, pyo3::ffi::PyBytes_FromStringAndSize(std::ptr::null(), size))? };
-    let bytes = obj.cast_into::<PyBytes>()?;
-    // SAFETY: the object's buffer of `len` bytes (plus CPython's NUL), ours alone until returned;
-    // the slice is used while `bytes` is kept alive by the caller.
-    let data = unsafe { std::slice::from_raw_parts_mut(pyo3::ffi::PyBytes_AsString(bytes.as_ptr()).cast::<u8>(), len) };
-    Ok((bytes, data))
-}
-
-/// A 1-D array of `header`'s type with room for `bytes` bytes (at least the payload), allocated
-/// by numpy; `resize` gives it the header's shape once filled.
-fn allocate<'py>(py: Python<'py>, header: &Header, bytes: usize) -> PyResult<Bound<'py, PyUntypedArray>> {
-    arrays::new_array(py, header.dtype, &[bytes.div_ceil(header.dtype.size())])
+    Ok(obj.cast_into::<PyBytes>()?)
 }
 
 /// `compress` as `write_idx` takes it: False, True, "gzip", "xz", or a gzip level 0-9.
