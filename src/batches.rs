@@ -28,14 +28,18 @@ pub struct Column {
 }
 
 impl Column {
-    /// Room for `len` elements, not yet written (but for the padding of the last word).
-    fn with_capacity(ty: ElementType, len: usize) -> Column {
-        let mut words: Vec<u64> = Vec::with_capacity((len * ty.size()).div_ceil(8));
-        if words.capacity() > 0 {
+    /// Room for `len` elements, not yet written (but for the padding of the last word); a
+    /// refused allocation is `Error::Memory`, saying what it was for.
+    fn with_capacity(ty: ElementType, len: usize, what: impl Fn() -> String) -> Result<Column, Error> {
+        let refused =
+            || Error::Memory(format!("cannot allocate {} bytes for {}", len.saturating_mul(ty.size()), what()));
+        let words = len.checked_mul(ty.size()).ok_or_else(refused)?.div_ceil(8);
+        let mut v: Vec<u64> = crate::with_room(words, &what)?;
+        if v.capacity() > 0 {
             // SAFETY: inside the capacity; zeroes the padding the elements may not cover.
-            unsafe { words.as_mut_ptr().add(words.capacity() - 1).write(0) };
+            unsafe { v.as_mut_ptr().add(v.capacity() - 1).write(0) };
         }
-        Column { words, len, ty }
+        Ok(Column { words: v, len, ty })
     }
 
     fn as_mut_ptr(&mut self) -> *mut u8 {
@@ -123,20 +127,25 @@ pub struct Augmenting {
 }
 
 impl Augmenting {
-    pub fn new(fused: Fused, norm: Option<&Normalize>) -> Augmenting {
+    pub fn new(fused: Fused, norm: Option<&Normalize>) -> Result<Augmenting, Error> {
         let len = fused.geometry.len();
+        let what = || format!("augmentation's per-element statistics of an image of {len} elements");
         let full = |v: Option<&Vec<f32>>, default: f32| match v {
-            Some(v) if !v.is_empty() => v.clone(),
-            _ => vec![default; len],
+            Some(v) if !v.is_empty() => {
+                let mut out = crate::with_room(v.len(), what)?;
+                out.extend_from_slice(v);
+                Ok(out)
+            }
+            _ => crate::filled(len, default, what),
         };
-        let (mean, scale) = (full(norm.map(|n| &n.mean), 0.0), full(norm.map(|n| &n.scale), 1.0));
+        let (mean, scale) = (full(norm.map(|n| &n.mean), 0.0)?, full(norm.map(|n| &n.scale), 1.0)?);
         let reciprocal = norm.is_none_or(|n| n.reciprocal);
-        let zero: Vec<f32> =
-            mean.iter().zip(&scale).map(|(&m, &s)| if reciprocal { (0.0 - m) * s } else { (0.0 - m) / s }).collect();
+        let mut zero = crate::with_room(len, what)?;
+        zero.extend(mean.iter().zip(&scale).map(|(&m, &s)| if reciprocal { (0.0 - m) * s } else { (0.0 - m) / s }));
         let same = |v: &[f32]| v.iter().all(|x| x.to_bits() == v[0].to_bits());
         let uniform = (len > 0 && same(&mean) && same(&scale)).then(|| zero[0]);
         let fill = fused.fill(|v| v as f32);
-        Augmenting { mean, scale, zero, reciprocal, uniform, fill, fused }
+        Ok(Augmenting { mean, scale, zero, reciprocal, uniform, fill, fused })
     }
 
     fn normalised(&self) -> Normalised<'_> {
@@ -210,7 +219,7 @@ impl Spec {
 
     /// Batch `k` made on this thread alone: (images, labels, rows in it).
     pub fn batch(&self, k: usize) -> Result<(Buf, Buf, usize), Error> {
-        let work = Work::new(self, k);
+        let work = Work::new(self, k)?;
         while work.run_one(self) {}
         work.take()
     }
@@ -245,7 +254,7 @@ unsafe impl Send for Work {}
 unsafe impl Sync for Work {}
 
 impl Work {
-    fn new(spec: &Spec, k: usize) -> Work {
+    fn new(spec: &Spec, k: usize) -> Result<Work, Error> {
         let rows = spec.rows_of(k).len();
         let row_len = spec.images.row_len();
         let row_bytes = row_len * spec.images.element_type().size();
@@ -253,10 +262,10 @@ impl Work {
         let x_len = rows * row_len;
         let y_len = rows * spec.labels.row_len();
         let x_type = if spec.to_f32.is_some() { ElementType::F32 } else { spec.images.element_type() };
-        let mut x = Column::with_capacity(x_type, x_len);
-        let mut y = Column::with_capacity(spec.labels.element_type(), y_len);
+        let mut x = Column::with_capacity(x_type, x_len, || format!("batch {k}'s {rows} images ({x_type})"))?;
+        let mut y = Column::with_capacity(spec.labels.element_type(), y_len, || format!("batch {k}'s {rows} labels"))?;
         let (x_ptr, y_ptr) = (x.as_mut_ptr(), y.as_mut_ptr());
-        Work {
+        Ok(Work {
             k,
             rows,
             chunk_rows,
@@ -268,7 +277,7 @@ impl Work {
             y: Mutex::new(Some(y)),
             x_ptr,
             y_ptr,
-        }
+        })
     }
 
     fn all_claimed(&self) -> bool {
@@ -509,6 +518,8 @@ struct State {
     /// Batches given to the consumer so far.
     handed: usize,
     stop: bool,
+    /// The error of a batch that could not be started (its memory refused): the consumer's next.
+    refused: Option<Error>,
 }
 
 impl Shared {
@@ -527,10 +538,17 @@ impl Shared {
 
     /// Starts the next batch if none is in the making. Only the consumer calls this, so every
     /// output buffer is allocated (and later freed, by Python) on the consumer's thread: glibc
-    /// then recycles them from one arena instead of faulting fresh pages into another.
+    /// then recycles them from one arena instead of faulting fresh pages into another. A batch
+    /// whose memory is refused stops the iterator with that error.
     fn start_next(&self, g: &mut State) {
         if g.current.is_none() && g.handed < self.spec.len() && !g.stop {
-            g.current = Some(Arc::new(Work::new(&self.spec, g.handed)));
+            match Work::new(&self.spec, g.handed) {
+                Ok(w) => g.current = Some(Arc::new(w)),
+                Err(e) => {
+                    g.stop = true;
+                    g.refused = Some(e);
+                }
+            }
             self.events.fetch_add(1, Ordering::Release);
             self.wake.notify_all();
         }
@@ -569,6 +587,9 @@ impl Shared {
         let mut g = self.lock();
         loop {
             self.start_next(&mut g);
+            if let Some(e) = g.refused.take() {
+                return Some(Err(e)); // the next batch's memory was refused
+            }
             let w = g.current.clone()?;
             if w.is_done() {
                 g.current = None;
@@ -625,17 +646,16 @@ impl Prefetch {
     pub fn start(spec: Arc<Spec>) -> Prefetch {
         let shared = Arc::new(Shared {
             spec,
-            state: Mutex::new(State { current: None, handed: 0, stop: false }),
+            state: Mutex::new(State { current: None, handed: 0, stop: false, refused: None }),
             wake: Condvar::new(),
             events: AtomicUsize::new(0),
         });
         shared.start_next(&mut shared.lock()); // batch 0, allocated here on the consumer's thread
         let theirs = Arc::clone(&shared);
-        let worker = std::thread::Builder::new()
-            .name("fmnist-batches".into())
-            .spawn(move || theirs.produce())
-            .expect("the OS can start a thread");
-        Prefetch { shared, worker: Some(worker) }
+        // A thread the OS refuses (no memory for its stack, a thread limit) is no failure: the
+        // consumer then makes every batch itself, as it helps with them anyway.
+        let worker = std::thread::Builder::new().name("fmnist-batches".into()).spawn(move || theirs.produce()).ok();
+        Prefetch { shared, worker }
     }
 
     /// Stops the thread (it finishes at most the chunk in hand) and waits for it.
@@ -802,8 +822,11 @@ mod tests {
             &[3, 3],
         )
         .unwrap();
-        let wrong =
-            Spec { labels: rows(&images[..5], 1), augment: Some(Augmenting::new(fused, None)), ..make(vec![0], 1) };
+        let wrong = Spec {
+            labels: rows(&images[..5], 1),
+            augment: Some(Augmenting::new(fused, None).unwrap()),
+            ..make(vec![0], 1)
+        };
         let err = wrong.validate().unwrap_err().to_string();
         assert!(err.contains("augment's image shape (3, 3, 1) does not hold an image of 2 elements"), "{err}");
         assert!(make(vec![], 1).validate().unwrap_err().to_string().contains("images has 5 rows but labels has 4"));

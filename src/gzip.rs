@@ -372,13 +372,14 @@ pub fn inflate_into(data: &[u8], out: &mut [u8]) -> Result<Fit, Error> {
 }
 
 /// Compresses `data` as one gzip member at `level` (0-12, libdeflate's scale; 0 stores).
-pub fn compress(data: &[u8], level: i32) -> Vec<u8> {
+pub fn compress(data: &[u8], level: i32) -> Result<Vec<u8>, Error> {
     let lvl = libdeflater::CompressionLvl::new(level).unwrap_or_default();
     let mut c = libdeflater::Compressor::new(lvl);
-    let mut out = vec![0u8; c.gzip_compress_bound(data.len())];
+    let bound = c.gzip_compress_bound(data.len());
+    let mut out = crate::filled(bound, 0u8, || format!("the gzip of {} bytes", data.len()))?;
     let n = c.gzip_compress(data, &mut out).expect("gzip_compress_bound is always enough");
     out.truncate(n);
-    out
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -485,7 +486,7 @@ mod tests {
     fn compress_round_trips() {
         let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
         for level in [0, 1, 6, 9, 12] {
-            let z = compress(&data, level);
+            let z = compress(&data, level).unwrap();
             assert_eq!(inflate(&z, data.len()).unwrap(), (Fit::Exact, data.clone()));
         }
     }

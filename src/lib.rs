@@ -68,3 +68,21 @@ impl From<std::io::Error> for Error {
         Error::Io(e)
     }
 }
+
+/// An empty vector with room for `len` items, or `Error::Memory` saying what it was for: every
+/// allocation whose size a caller or a file chose goes through here (or `try_reserve`), never
+/// through an allocation that aborts the process when refused.
+pub fn with_room<T>(len: usize, what: impl FnOnce() -> String) -> Result<Vec<T>, Error> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| {
+        Error::Memory(format!("cannot allocate {} bytes for {}", len.saturating_mul(std::mem::size_of::<T>()), what()))
+    })?;
+    Ok(v)
+}
+
+/// `len` copies of `value`, allocated as `with_room` allocates.
+pub fn filled<T: Clone>(len: usize, value: T, what: impl FnOnce() -> String) -> Result<Vec<T>, Error> {
+    let mut v = with_room(len, what)?;
+    v.resize(len, value);
+    Ok(v)
+}

@@ -216,7 +216,7 @@ mod tests {
     fn gzip_and_xz_stream_in_pieces_as_they_decode_whole() {
         let content: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
         for (codec, packed) in
-            [(Codec::Gzip, gzip::compress(&content, 6)), (Codec::Xz, xz::compress(&content, 1).unwrap())]
+            [(Codec::Gzip, gzip::compress(&content, 6).unwrap()), (Codec::Xz, xz::compress(&content, 1).unwrap())]
         {
             let (counted, tally) = Counted::new(&packed[..], &[Algo::Md5]);
             let mut d = Decoder::new(codec, counted, 128 << 20).unwrap();
@@ -233,7 +233,7 @@ mod tests {
 
     #[test]
     fn stored_bytes_past_the_bound_and_corrupt_data_are_the_codecs_errors() {
-        let packed = gzip::compress(&[7u8; 100_000], 1);
+        let packed = gzip::compress(&[7u8; 100_000], 1).unwrap();
         let (counted, tally) = Counted::new(&packed[..], &[]);
         tally.lock().unwrap().limit = 10;
         let mut d = Decoder::new(Codec::Gzip, counted, 0).unwrap();

@@ -28,12 +28,13 @@ pub fn encode(ty: ElementType, dims: Vec<usize>, payload: &[u8], compress: Compr
             header.payload_len
         )));
     }
-    let mut content = header.encode();
-    let hlen = content.len();
+    let hlen = header.header_len();
+    let mut content = crate::with_room(hlen + payload.len(), || format!("the IDX file of {header}"))?;
+    content.extend_from_slice(&header.encode());
     content.extend_from_slice(payload);
     element::swap_in_place(&mut content[hlen..], ty.size()); // native to big-endian
     Ok(match compress {
-        Compress::Gzip(level) => gzip::compress(&content, level),
+        Compress::Gzip(level) => gzip::compress(&content, level)?,
         Compress::Xz(preset) => xz::compress(&content, preset)?,
         Compress::None => content,
     })

@@ -267,11 +267,13 @@ pub fn check_stream(data: &[u8], limit: u64) -> Result<(), Error> {
 pub fn compress(content: &[u8], preset: u32) -> Result<Vec<u8>, Error> {
     let mut stream = Stream::new_easy_encoder(preset, liblzma::stream::Check::Crc64)
         .map_err(|e| Error::Usage(format!("xz preset {preset}: {e}")))?;
-    let mut out = Vec::with_capacity(content.len() / 4 + 1024);
+    let what = || format!("the xz of {} bytes", content.len());
+    let mut out = crate::with_room(content.len() / 4 + 1024, what)?;
     loop {
         let before = stream.total_in() as usize;
         if out.capacity() == out.len() {
-            out.reserve(out.len().max(1 << 16));
+            out.try_reserve(out.len().max(1 << 16))
+                .map_err(|_| Error::Memory(format!("cannot allocate {} bytes for {}", 2 * out.len(), what())))?;
         }
         let status = stream
             .process_vec(&content[before..], &mut out, Action::Finish)

@@ -248,3 +248,53 @@ def test_batches_is_a_context_manager() -> None:
     assert len(it) == 0
     with pytest.raises(StopIteration):
         next(it)
+
+
+# --- 4. a refused allocation is a MemoryError naming what it was for, never an abort ----------
+
+UNDER_A_LIMIT = """
+import resource, sys
+import numpy as np
+import fmnist
+
+def vm():
+    with open("/proc/self/status") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("VmSize:")) * 1024
+
+images = np.zeros((200, 1000, 1000), np.uint8)  # 200 MB, before the limit
+labels = np.zeros(200, np.uint8)
+big = np.zeros((400, 1000, 1000), np.uint8)
+path = sys.argv[1]
+with open(path, "wb") as f:  # a valid raw IDX file of 700 MB, sparse
+    f.write(bytes([0, 0, 8, 3]) + (700).to_bytes(4, "big") + (1000).to_bytes(4, "big") * 2)
+    f.truncate(16 + 700 * 1000 * 1000)
+indices = np.broadcast_to(np.int64(3), (1 << 27,))  # 134M examples, in 8 bytes
+limit = vm() + (600 << 20)
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+cases = {
+    "batches": lambda: next(fmnist.batches(images, labels, 200, dtype="float32")),
+    "Augment.draws": lambda: fmnist.Augment(pad=2, erase=0.5).draws(indices),
+    "read_idx": lambda: fmnist.read_idx(path),
+    "write_idx": lambda: fmnist.write_idx(path + ".gz", big, compress=True),
+}
+for name, call in cases.items():
+    try:
+        call()
+        print(name, "no error")
+    except MemoryError as e:
+        print(name, "MemoryError:", e)
+"""
+
+
+@linux_only
+def test_a_refused_allocation_is_a_memory_error_naming_what_it_was_for(tmp_path: Path) -> None:
+    out = run(UNDER_A_LIMIT, str(tmp_path / "big.idx"), timeout=300)
+    assert out.returncode == 0, out.stderr  # no abort (SIGABRT: -6)
+    got = dict(line.split(" ", 1) for line in out.stdout.strip().splitlines())
+    assert got["batches"] == "MemoryError: cannot allocate 800000000 bytes for batch 0's 200 images (float32)"
+    assert got["Augment.draws"].startswith("MemoryError: cannot allocate 2147483648 bytes for the draws of 134217728")
+    assert (
+        got["read_idx"]
+        == f"MemoryError: {tmp_path / 'big.idx'}: cannot allocate 700000000 bytes for 700 x 1000 x 1000 uint8"
+    )
+    assert got["write_idx"].startswith("MemoryError: cannot allocate") and "400000016 bytes" in got["write_idx"]

@@ -90,7 +90,7 @@ fuzz_target!(|data: &[u8]| {
         order: order.clone(),
         batch_size: batch,
         drop_last: flags & 2 == 2,
-        augment: fused.map(|f| Augmenting::new(f, norm.as_ref())),
+        augment: fused.map(|f| Augmenting::new(f, norm.as_ref()).expect("small images")),
         to_f32: norm,
     };
     if spec.validate().is_err() {

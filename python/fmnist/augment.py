@@ -127,7 +127,7 @@ class Augment:
         ):
             raise ValueError(f"shape must be (height, width), two ints >= 0, not {shape!r}")
         h, w = (int(v) for v in shape)
-        return Draws(*_core.augment_draws(self, idx.astype(np.int64), seed, epoch, h, w))
+        return Draws(*_core.augment_draws(self, idx.astype(np.int64, copy=False), seed, epoch, h, w))
 
 
 def _seed_epoch(seed: object, epoch: object) -> tuple[int, int]:

@@ -2,7 +2,7 @@
 //! range checks, and the draws for given examples (what the batch maker applies).
 
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1};
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyMemoryError, PyValueError};
 use pyo3::prelude::*;
 
 use super::errors::{guarded, usage};
@@ -72,18 +72,19 @@ pub fn augment_draws<'py>(
         if let Some(bad) = indices.iter().find(|&&i| i < 0) {
             return Err(PyValueError::new_err(format!("indices must be >= 0, not {bad}")));
         }
-        let indices: Vec<u64> = indices.iter().map(|&i| i as u64).collect();
         let n = indices.len();
-        let (crop, flip, erase) = detach(py, || {
-            let (mut crop, mut flip, mut erase) =
-                (Vec::with_capacity(2 * n), Vec::with_capacity(n), Vec::with_capacity(4 * n));
-            for &i in &indices {
-                let d = a.draw(seed, epoch, i, height, width);
+        let what = || format!("the draws of {n} examples");
+        let room = |k: usize| crate::with_room::<i64>(k.saturating_mul(n), what);
+        let refused = |e: crate::Error| PyMemoryError::new_err(e.to_string());
+        let (mut crop, mut erase) = (room(2).map_err(refused)?, room(4).map_err(refused)?);
+        let mut flip = crate::with_room::<bool>(n, what).map_err(refused)?;
+        detach(py, || {
+            for &i in indices.iter() {
+                let d = a.draw(seed, epoch, i as u64, height, width);
                 crop.extend([d.top as i64, d.left as i64]);
                 flip.push(d.flip);
                 erase.extend(d.erase.map(|v| v as i64));
             }
-            (crop, flip, erase)
         });
         let shaped =
             |v: Vec<i64>, k: usize| ndarray::Array2::from_shape_vec((n, k), v).expect("n rows of k").into_pyarray(py);

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::Duration;
 
 use numpy::{PyReadonlyArrayDyn, PyUntypedArray, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyInt, PyWeakrefReference};
 
@@ -263,7 +263,10 @@ impl Batcher {
             Some(Err(e)) => {
                 progress.close();
                 progress.failed = Some(e.to_string());
-                return Err(PyRuntimeError::new_err(e.to_string()));
+                return Err(match e {
+                    crate::Error::Memory(m) => PyMemoryError::new_err(m),
+                    e => PyRuntimeError::new_err(e.to_string()),
+                });
             }
             Some(Ok(batch)) => batch,
         };
@@ -292,11 +295,13 @@ impl Batcher {
         augment: Option<(AugmentArgs, u64, u32)>,
     ) -> PyResult<Batcher> {
         guarded("Batcher", || {
-            let order = order
-                .as_array()
-                .iter()
-                .map(|&i| usize::try_from(i).map_err(|_| PyValueError::new_err(format!("negative index {i}"))))
-                .collect::<PyResult<Vec<usize>>>()?;
+            let order = order.as_array();
+            let mut indices = crate::with_room(order.len(), || format!("the epoch's order of {} rows", order.len()))
+                .map_err(|e| PyMemoryError::new_err(e.to_string()))?;
+            for &i in order.iter() {
+                indices.push(usize::try_from(i).map_err(|_| PyValueError::new_err(format!("negative index {i}")))?);
+            }
+            let order = indices;
             let label_shape = labels.cast::<PyUntypedArray>()?.shape()[1..].to_vec();
             let mut pins = pin_memory(images)?;
             pins.extend(pin_memory(labels)?);
@@ -325,7 +330,7 @@ impl Batcher {
                 Some((params, seed, epoch)) => {
                     let shape = &images.cast::<PyUntypedArray>()?.shape()[1..];
                     let fused = Fused::new(params.checked()?, seed, epoch, shape).map_err(usage)?;
-                    Some(Augmenting::new(fused, to_f32.as_ref()))
+                    Some(Augmenting::new(fused, to_f32.as_ref()).map_err(|e| PyMemoryError::new_err(e.to_string()))?)
                 }
             };
             let spec = Spec { images: images_rows, labels: labels_rows, order, batch_size, drop_last, to_f32, augment };

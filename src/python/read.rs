@@ -612,6 +612,7 @@ pub fn encode_idx<'py>(
         let payload = unsafe { arrays::bytes_of(native) };
         let encoded = detach(py, || writer::encode(ty, dims, payload, compress)).map_err(|e| match e {
             Error::Usage(m) | Error::Format(m) => PyValueError::new_err(m),
+            Error::Memory(m) => PyMemoryError::new_err(m),
             e => usage(e),
         })?;
         Ok(PyBytes::new(py, &encoded))
