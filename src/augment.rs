@@ -11,7 +11,7 @@
 
 use std::mem::MaybeUninit;
 
-use crate::element::Element;
+use crate::element::{Element, ElementType};
 use crate::rows::Rows;
 use crate::Error;
 
@@ -112,9 +112,9 @@ pub struct Augment {
 impl Augment {
     /// Every parameter in its range, else the one that is not, named.
     pub fn validate(&self) -> Result<(), Error> {
-        let bad = |m: String| Err(Error::Usage(m));
+        let bad = |m: String| Err(Error::Usage(format!("Augment.{m}")));
         if self.pad > MAX_PAD {
-            return bad(format!("pad must be at most {MAX_PAD}, not {}", self.pad));
+            return bad(format!("pad must be an int from 0 to {MAX_PAD}, not {}", self.pad));
         }
         for (name, p) in [("hflip", self.hflip), ("erase", self.erase)] {
             if !(0.0..=1.0).contains(&p) {
@@ -399,10 +399,26 @@ pub struct Fused {
 }
 
 impl Fused {
-    pub fn new(params: Augment, seed: u64, epoch: u32, shape: &[usize]) -> Result<Fused, Error> {
+    /// `raw`: the element type of batches in the images' own dtype (erasing then writes a value of
+    /// that type, which each value must be), None for float32 batches.
+    pub fn new(
+        params: Augment,
+        seed: u64,
+        epoch: u32,
+        shape: &[usize],
+        raw: Option<ElementType>,
+    ) -> Result<Fused, Error> {
         params.validate()?;
         let geometry = Geometry::of(shape)?;
-        params.values_for(geometry.c)?;
+        let values = params.values_for(geometry.c)?;
+        if let Some(ty) = raw {
+            if let Some(v) = values.iter().find(|&&v| crate::with_element!(ty, T => T::from_f64(v).to_f64()) != v) {
+                return Err(Error::Usage(format!(
+                    "Augment.value {v:?} is not a {ty} value: batches in the images' own dtype erase with a value \
+                     of that dtype (or use dtype='float32')"
+                )));
+            }
+        }
         Ok(Fused { params, seed, epoch, geometry })
     }
 

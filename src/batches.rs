@@ -820,6 +820,7 @@ mod tests {
             0,
             0,
             &[3, 3],
+            None,
         )
         .unwrap();
         let wrong = Spec {

@@ -40,6 +40,8 @@ pub unsafe trait Element: Copy + Default + Send + Sync + 'static + sealed::Seale
     /// `v as Self`: the augmenter's erasing value in an image's own type (the caller has
     /// checked that `v` is exactly representable).
     fn from_f64(v: f64) -> Self;
+    /// `self as f64`: whether a value survives `from_f64` unchanged.
+    fn to_f64(self) -> f64;
     /// As numpy's `astype(np.float32)` (round to nearest), and for uint8 then divided by 255
     /// (correctly rounded): what a float32 training batch holds.
     fn to_f32(self) -> f32;
@@ -59,6 +61,10 @@ macro_rules! element {
             #[inline(always)]
             fn from_f64(v: f64) -> Self {
                 v as $t
+            }
+            #[inline(always)]
+            fn to_f64(self) -> f64 {
+                self as f64
             }
         }
     )*};

@@ -222,6 +222,8 @@ def test_batches_are_fresh_writeable_arrays() -> None:
         ({"dtype": "float32", "std": 0}, ValueError, "std must be finite and positive .* element 0 is 0"),
         ({"dtype": "float32", "std": [1, -1]}, ValueError, "std must be finite and positive .* element 1 is -1"),
         ({"dtype": "float32", "std": float("inf")}, ValueError, "std must be finite and positive"),
+        ({"seed": -1}, ValueError, "seed must be an int >= 0, not -1"),
+        ({"epoch": 1.5}, ValueError, "epoch must be an int >= 0, not 1.5"),
     ],
 )
 def test_bad_arguments(kwargs: dict[str, Any], error: type, message: str) -> None:

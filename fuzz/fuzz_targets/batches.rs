@@ -78,7 +78,7 @@ fuzz_target!(|data: &[u8]| {
             Rows::contiguous(labels.as_ptr() as *const u8, count, 1, ElementType::U32),
         )
     };
-    let fused = augment.as_ref().map(|(h, w, p)| Fused::new(p.clone(), *flags as u64, 3, &[*h, *w]).expect("valid"));
+    let fused = augment.as_ref().map(|(h, w, p)| Fused::new(p.clone(), *flags as u64, 3, &[*h, *w], (!to_f32).then_some(ElementType::U8)).expect("valid"));
     let draws: Vec<Draw> = match &fused {
         Some(f) => (0..count).map(|i| f.draw(i)).collect(),
         None => vec![Draw::default(); count],

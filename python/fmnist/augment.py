@@ -21,7 +21,6 @@ an example is augmented the same way whatever the batch size, world size, rank o
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,18 +44,6 @@ class Draws(NamedTuple):
     #: (n, 4) int64: the erased rectangle's (top, left, height, width) in the augmented image;
     #: height or width 0 when nothing is erased.
     erase: npt.NDArray[np.int64]
-
-
-def _number(name: str, v: object) -> float:
-    if isinstance(v, bool) or not isinstance(v, numbers.Real):
-        raise TypeError(f"Augment.{name} must be a number, not {v!r}")
-    return float(v)
-
-
-def _pair(name: str, v: object) -> tuple[float, float]:
-    if isinstance(v, (str, bytes)) or not isinstance(v, Sequence) or len(v) != 2:
-        raise TypeError(f"Augment.{name} must be a (min, max) pair of numbers, not {v!r}")
-    return (_number(name, v[0]), _number(name, v[1]))
 
 
 @dataclass(frozen=True)
@@ -85,24 +72,11 @@ class Augment:
     value: Value = 0.0
 
     def __post_init__(self) -> None:
-        if isinstance(self.pad, bool) or not isinstance(self.pad, numbers.Integral) or self.pad < 0:
-            raise TypeError(f"Augment.pad must be an int >= 0, not {self.pad!r}")
-        set_ = object.__setattr__  # a frozen dataclass: the checked values are stored once, here
-        set_(self, "pad", int(self.pad))
-        set_(self, "hflip", _number("hflip", self.hflip))
-        set_(self, "erase", _number("erase", self.erase))
-        set_(self, "scale", _pair("scale", self.scale))
-        set_(self, "ratio", _pair("ratio", self.ratio))
-        if isinstance(self.value, str):
-            raise TypeError(
-                f"Augment.value must be a number or one per channel, not {self.value!r} "
-                "(torchvision's value='random' is not supported)"
-            )
-        if isinstance(self.value, Sequence):
-            set_(self, "value", tuple(_number("value", v) for v in self.value))
-        else:
-            set_(self, "value", _number("value", self.value))
-        _core.augment_check(self)  # the ranges: the engine's rules, named in its errors
+        # The engine checks every parameter (types and ranges, each error naming it) and gives
+        # them back as it holds them; a frozen dataclass stores them once, here.
+        checked = _core.augment_check(self)
+        for name, v in zip(("pad", "hflip", "erase", "scale", "ratio", "value"), checked):
+            object.__setattr__(self, name, v)
 
     def draws(
         self,
@@ -118,7 +92,6 @@ class Augment:
         idx = np.asarray(indices)
         if idx.ndim != 1 or not (idx.dtype.kind in "iu" or idx.size == 0):
             raise TypeError(f"indices must be a 1-d array of row numbers, not {idx.dtype} of shape {idx.shape}")
-        seed, epoch = _seed_epoch(seed, epoch)
         if (
             isinstance(shape, (str, bytes))
             or not isinstance(shape, Sequence)
@@ -128,24 +101,3 @@ class Augment:
             raise ValueError(f"shape must be (height, width), two ints >= 0, not {shape!r}")
         h, w = (int(v) for v in shape)
         return Draws(*_core.augment_draws(self, idx.astype(np.int64, copy=False), seed, epoch, h, w))
-
-
-def _seed_epoch(seed: object, epoch: object) -> tuple[int, int]:
-    """The seed (0 to 2**64 - 1) and epoch (0 to 2**32 - 1) the generator is keyed by."""
-    for name, v, bits in (("seed", seed, 64), ("epoch", epoch, 32)):
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or not 0 <= int(v) < 2**bits:
-            raise ValueError(f"with augment, {name} must be an int in [0, 2**{bits}), not {v!r}")
-    return int(seed), int(epoch)  # type: ignore[call-overload]
-
-
-def erase_value(augment: Augment, dtype: np.dtype[np.generic]) -> None:
-    """For batches in the images' own ``dtype``: every erasing value must be one of its values."""
-    values = augment.value if isinstance(augment.value, tuple) else (augment.value,)
-    for v in values:
-        with np.errstate(invalid="ignore", over="ignore"):  # out of range: the check below says so
-            exact = math.isfinite(v) and np.asarray(v).astype(dtype).astype(np.float64) == v
-        if not exact:
-            raise ValueError(
-                f"Augment.value {v!r} is not a {dtype} value: batches in the images' own dtype erase "
-                "with a value of that dtype (or use dtype='float32')"
-            )

@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import _core
-from .augment import Augment, _seed_epoch, erase_value
+from .augment import Augment
 
 Stat = Union[float, Sequence[float], npt.NDArray[Any], None]
 
@@ -134,15 +134,13 @@ def batches(
     """
     x = np.asarray(images)
     y = np.asarray(labels)
-    batch_size, rank, world_size, dtype = _core.batch_args(batch_size, rank, world_size, dtype)
+    if augment is not None and not isinstance(augment, Augment):
+        raise TypeError(f"augment must be an fmnist.Augment or None, not {type(augment).__name__}")
+    batch_size, rank, world_size, dtype, seed, epoch = _core.batch_args(
+        batch_size, rank, world_size, dtype, seed, epoch, augment is not None
+    )
     x, y = _rows(x), _rows(y)
-    fused = None  # checked before the order is drawn: a bad seed is named for what it keys
-    if augment is not None:
-        if not isinstance(augment, Augment):
-            raise TypeError(f"augment must be an fmnist.Augment or None, not {type(augment).__name__}")
-        if dtype != "float32":
-            erase_value(augment, x.dtype)
-        fused = (augment, *_seed_epoch(seed, epoch))
+    fused = None if augment is None else (augment, seed, epoch)
     image_shape = x.shape[1:]
     rows = x.shape[0] if x.ndim else 0  # a 0-d array: the engine refuses it, with the reason
     order = epoch_indices(

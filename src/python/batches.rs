@@ -14,7 +14,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyInt, PyWeakrefReference};
 
 use super::arrays::{self, element_type_of};
-use super::augment::AugmentArgs;
+use super::augment::{params, seed_epoch};
 use super::errors::{guarded, usage};
 use super::exit::detach;
 use crate::augment::Fused;
@@ -125,16 +125,26 @@ fn int_in(value: &Bound<'_, PyAny>, lo: i64, hi: Option<i64>) -> Option<i64> {
     (n >= lo && hi.is_none_or(|h| n < h)).then_some(n)
 }
 
-/// batch_args(batch_size, rank, world_size, dtype) -> (batch_size, rank, world_size, dtype): the
-/// checks of `fmnist.batches`' arguments; dtype comes back as "uint8", "float32" or None.
+/// The arguments of `fmnist.batches` once checked: (batch_size, rank, world_size, dtype, seed,
+/// epoch); dtype "uint8", "float32" or None.
+type BatchArgs<'py> = (usize, usize, usize, Option<&'static str>, Bound<'py, PyAny>, Bound<'py, PyAny>);
+
+/// batch_args(batch_size, rank, world_size, dtype, seed, epoch, augmenting) -> the same,
+/// checked, before anything is drawn or allocated: the one place `fmnist.batches`' arguments
+/// are judged. seed and epoch are ints >= 0 (the order's generator takes seed + epoch); with
+/// augmentation, a seed below 2**64 and an epoch below 2**32 (its generator's key and counter).
 #[pyfunction]
-pub fn batch_args(
-    py: Python<'_>,
-    batch_size: &Bound<'_, PyAny>,
-    rank: &Bound<'_, PyAny>,
-    world_size: &Bound<'_, PyAny>,
-    dtype: &Bound<'_, PyAny>,
-) -> PyResult<(usize, usize, usize, Option<&'static str>)> {
+#[allow(clippy::too_many_arguments)]
+pub fn batch_args<'py>(
+    py: Python<'py>,
+    batch_size: &Bound<'py, PyAny>,
+    rank: &Bound<'py, PyAny>,
+    world_size: &Bound<'py, PyAny>,
+    dtype: &Bound<'py, PyAny>,
+    seed: Bound<'py, PyAny>,
+    epoch: Bound<'py, PyAny>,
+    augmenting: bool,
+) -> PyResult<BatchArgs<'py>> {
     let is_numpy_int = |v: &Bound<'_, PyAny>| -> bool {
         v.is_instance_of::<PyInt>()
             || py.import("numpy").and_then(|np| v.is_instance(&np.getattr("integer")?)).unwrap_or(false)
@@ -174,7 +184,16 @@ pub fn batch_args(
             }
         }
     };
-    Ok((batch as usize, rank_n as usize, world as usize, dtype))
+    if augmenting {
+        seed_epoch(&seed, &epoch)?;
+    }
+    for (name, v) in [("seed", &seed), ("epoch", &epoch)] {
+        let ok = is_numpy_int(v) && !v.is_instance_of::<PyBool>() && v.call_method0("__index__")?.ge(0)?;
+        if !ok {
+            return Err(PyValueError::new_err(format!("{name} must be an int >= 0, not {}", v.repr()?)));
+        }
+    }
+    Ok((batch as usize, rank_n as usize, world as usize, dtype, seed, epoch))
 }
 
 /// The mutable state of a Batcher, behind its lock.
@@ -292,7 +311,7 @@ impl Batcher {
         mean: Option<Vec<f32>>,
         std: Option<Vec<f32>>,
         image_shape: Vec<usize>,
-        augment: Option<(AugmentArgs, u64, u32)>,
+        augment: Option<(Bound<'_, PyAny>, Bound<'_, PyAny>, Bound<'_, PyAny>)>,
     ) -> PyResult<Batcher> {
         guarded("Batcher", || {
             let order = order.as_array();
@@ -327,9 +346,11 @@ impl Batcher {
             let to_f32 = (dtype == Some("float32")).then(|| Normalize::new(mean, std)).transpose().map_err(usage)?;
             let augment = match augment {
                 None => None,
-                Some((params, seed, epoch)) => {
+                Some((augment, seed, epoch)) => {
+                    let (seed, epoch) = seed_epoch(&seed, &epoch)?;
                     let shape = &images.cast::<PyUntypedArray>()?.shape()[1..];
-                    let fused = Fused::new(params.checked()?, seed, epoch, shape).map_err(usage)?;
+                    let raw = (dtype != Some("float32")).then(|| images_rows.element_type());
+                    let fused = Fused::new(params(&augment)?, seed, epoch, shape, raw).map_err(usage)?;
                     Some(Augmenting::new(fused, to_f32.as_ref()).map_err(|e| PyMemoryError::new_err(e.to_string()))?)
                 }
             };
