@@ -448,6 +448,15 @@ def test_a_fifo_with_no_writer_and_dev_zero_are_refused_at_once(tmp_path: Path) 
     assert len(lines) == 4, out.stdout + out.stderr
     assert all(f"{fifo}: nothing to read: a pipe, FIFO or device that gave no bytes" in line for line in lines[:2])
     assert all(line.startswith("/dev/zero: unknown IDX type code 0x00") for line in lines[2:])
+    # A socket cannot be opened as a file at all: the OS's own error, at once.
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(tmp_path / "sock"))
+        server.listen()
+        with pytest.raises(OSError) as e:
+            fmnist.read_idx(tmp_path / "sock")
+        assert e.value.errno == errno.ENXIO and e.value.filename == str(tmp_path / "sock")
 
 
 def test_fmnist_torch_without_torch_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
