@@ -10,14 +10,19 @@ import shutil
 import socket
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
 import fmnist
-from fmnist import datasets
+from fmnist import datasets, reference
+from fmnist.datasets import FASHION_MNIST, Dataset
+
+from .httpserver import Server
 
 # Every property runs at least 200 examples (the issue's floor), with no per-example deadline:
 # CI machines are noisy and a deadline would make timing, not behaviour, fail a test.
@@ -222,7 +227,8 @@ def data(tmp_path: Path, data_dir: Path, registered: None) -> Iterator[dict[str,
             blob = (flipped / name).read_bytes()
             files.append(
                 f'[[dataset.files]]\nname = "{name}"\nsplit = "{split}"\nkind = "{kind}"\n'
-                f'shape = {list(array.shape)}\nsize = {len(blob)}\nmd5 = "{hashlib.md5(blob).hexdigest()}"\n'
+                f"shape = {list(array.shape)}\nstored_size = {len(blob)}\n"
+                f'stored_md5 = "{hashlib.md5(blob).hexdigest()}"\n'
             )
     registry = tmp_path / "flipped.toml"
     registry.write_text(
@@ -247,3 +253,50 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+# --- the dataset layer's tests: the real files, another dataset's, a loopback server ----------
+
+
+@pytest.fixture(scope="module")
+def real(data_dir: Path) -> dict[str, bytes]:
+    return {f: (data_dir / f).read_bytes() for f in FILES}
+
+
+@pytest.fixture(scope="module")
+def expected(data_dir: Path) -> dict[str, Any]:
+    return {f: fmnist.read_idx(data_dir / f) for f in FILES}
+
+
+@pytest.fixture(scope="module")
+def wrong() -> dict[str, bytes]:
+    # "Another dataset" under the right names: same shapes, other content (compressible enough
+    # to pass the size cap, so verification is what rejects it).
+    rng = np.random.default_rng(0)
+    return {
+        i.name: reference.write_idx(rng.integers(0, 4, i.shape, dtype=np.uint8), members=1, level=1)
+        for i in FASHION_MNIST.files
+    }
+
+
+@pytest.fixture
+def server(real: dict[str, bytes], wrong: dict[str, bytes]) -> Iterator[Server]:
+    with Server(real, wrong=wrong, delay=2.0) as s:
+        yield s
+
+
+@pytest.fixture
+def no_content(data_dir: Path) -> Dataset:
+    """Fashion-MNIST as the registry would describe it with no content digest (as KMNIST is),
+    with the .gz MD5s of the test data's copies (upstream's or a recompressed one) standing for
+    the published ones."""
+    return replace(
+        FASHION_MNIST,
+        name="no-content",
+        files=tuple(
+            replace(
+                f, stored_md5=stored_md5(data_dir / f.name), stored_sha256=None, content_md5=None, content_sha256=None
+            )
+            for f in FASHION_MNIST.files
+        ),
+    )

@@ -13,7 +13,10 @@ URLs are ``http://127.0.0.1:PORT/<mode>/<file>``:
 - ``trickle``: sends the file in 16 KiB pieces, ``Server.delay`` seconds apart;
 - ``drip``: sends the file one byte every ``Server.delay`` seconds (until the client leaves);
 - ``endless``: a 200 with no Content-Length and a body of zeros that never ends (until the
-  client leaves, or 256 MiB).
+  client leaves, or 256 MiB);
+- answers that are not HTTP: ``banner`` (an SSH server's greeting), ``longline`` (a header line
+  of 64 KiB), ``headers`` (101 headers), ``headdrip`` (a good answer whose status line and
+  headers come one byte every ``Server.delay`` seconds).
 
 ``Server.hits`` counts GET requests by (mode, file); ``Server.ranges`` records Range headers.
 """
@@ -84,6 +87,9 @@ class Server:
                 if mode in ("404", "500"):
                     self.send_error(int(mode))
                     return
+                if mode in ("banner", "longline", "headers", "headdrip"):
+                    self._not_http(mode, server.files.get(name, b""))
+                    return
                 if mode in ("ftp", "moved"):  # a redirect: to an ftp:// URL, or to the same file at /ok/
                     where = f"ftp://127.0.0.1/{name}" if mode == "ftp" else f"/ok/{name}"
                     self.send_response(302)
@@ -149,6 +155,26 @@ class Server:
                         time.sleep(server.delay)
                 else:
                     self.wfile.write(body)
+
+            def _not_http(self, mode: str, data: bytes) -> None:
+                head = f"HTTP/1.0 200 OK\r\nContent-Length: {len(data)}\r\n"
+                answer = {
+                    "banner": b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n",
+                    "longline": (head + "X-Long: " + "a" * (64 << 10) + "\r\n\r\n").encode(),
+                    "headers": (head + "".join(f"X-{k}: {k}\r\n" for k in range(101)) + "\r\n").encode(),
+                    "headdrip": (head + "\r\n").encode(),
+                }[mode]
+                try:
+                    if mode == "headdrip":
+                        for i in range(len(answer)):
+                            self.wfile.write(answer[i : i + 1])
+                            self.wfile.flush()
+                            time.sleep(server.delay)
+                        self.wfile.write(data)
+                    else:
+                        self.wfile.write(answer)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up, as it should
 
             def _send(self, status: int, body: bytes, kind: str) -> None:
                 self.send_response(status)

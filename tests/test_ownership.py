@@ -25,10 +25,10 @@ import pytest
 
 import fmnist
 from fmnist.datasets import FASHION_MNIST, Dataset, archive_to_dict, to_dict
-from fmnist.resolve import Policy, resolve
+from fmnist.resolve import Audit, Policy, Torchvision, resolve
 
 from .conftest import FILES, linux_only
-from .test_datasets import _archive, _archive_of, _decompressed, _searchable, found
+from .resolving import _archive, _archive_of, _decompressed, _searchable, found
 
 #: A command run as root without the override of file permissions (as an ordinary user would
 #: meet them): the capabilities dropped from the bounding set, so the exec'd program lacks them.
@@ -217,14 +217,14 @@ def test_an_archives_members_get_content_digests_checked_on_every_later_read(
     (_, y), result = found(ds, [ds.file("test", "images"), ds.file("test", "labels")], cache=True)
     p = result.files["tiny-a-test-labels-idx1-ubyte.gz"].provenance
     assert p.source in ("torchvision", "fmnist warm cache")
-    _, result = found(ds, [ds.file("test", "labels")], cache=True, every_copy=True)
+    _, result = found(ds, [ds.file("test", "labels")], cache=True, audit=Audit(every_copy=True))
     judged = {j.path.name: j for j in result.judgments}
     extracted = judged["tiny-a-test-labels-idx1-ubyte"]
     assert (
         extracted.ok and extracted.proof == "proven" and str(env / "tiny-a" / ".fmnist-cache.json") in extracted.message
     )
     (raw / "tiny-a-test-labels-idx1-ubyte").write_bytes(fmnist.reference.write_idx(np.zeros(40, np.uint8)))
-    _, result = found(ds, [ds.file("test", "labels")], cache=True, every_copy=True)
+    _, result = found(ds, [ds.file("test", "labels")], cache=True, audit=Audit(every_copy=True))
     assert not {j.path.name: j for j in result.judgments}["tiny-a-test-labels-idx1-ubyte"].ok
 
 
@@ -278,9 +278,9 @@ def test_a_foreign_folder_is_never_written_and_its_files_never_changed(
     before = _tree(tv / "FashionMNIST")
     with pytest.raises(fmnist.DatasetNotFoundError):
         fmnist.load_data(root=tv, download=False)
-    policies: list[dict[str, Any]] = [{"cache": True}, {"cache": False}, {"every_copy": True, "trust_stamps": False}]
+    policies: list[dict[str, Any]] = [{"cache": True}, {"cache": False}, {"audit": Audit(every_copy=True)}]
     for policy in policies:
-        for where in ({"root": tv}, {"torchvision_raw": tv / "FashionMNIST" / "raw"}):  # load(root=), fmnist.torch
+        for where in ({"root": tv}, {"torchvision": Torchvision(tv / "FashionMNIST" / "raw")}):  # load(root=), .torch
             try:
                 found(FASHION_MNIST, **where, **policy)
             except fmnist.DatasetNotFoundError:
@@ -307,21 +307,37 @@ def test_a_file_at_fmnists_own_paths_that_fmnist_did_not_write_is_never_replaced
         assert mine.read_bytes() == b"a user's own file, not the dataset's"
         mine.unlink()
         fmnist.download(mirrors=[server.mirror("ok")])  # fmnist's own downloads, recorded
-        # A download of its own that went bad is fmnist's to replace.
-        os.chmod(mine, 0o644)
-        mine.write_bytes(b"bit rot")
+        # Inode reuse: fmnist's downloads deleted and the user's own files put at those names; a
+        # filesystem may hand the freed inodes back (ext4 does). Where it did not, the records are
+        # made to name the new inodes, as if it had. Their ctime and bytes are not the recorded
+        # ones: not fmnist's, never replaced.
+        records = folder / ".fmnist-cache.json"
+        for f in FILES:
+            (folder / f).unlink()
+            (folder / f).write_bytes(b"the user's own " + f.encode())
+        data = json.loads(records.read_text())
+        for f in FILES:
+            st = (folder / f).stat()
+            data["downloads"][f].update(dev=st.st_dev, ino=st.st_ino, size=st.st_size)
+        records.chmod(0o644)
+        records.write_text(json.dumps(data))
+        with pytest.raises(fmnist.DatasetNotFoundError, match="a file fmnist did not write is at .* not replaced"):
+            fmnist.download(mirrors=[server.mirror("ok")])
+        assert all((folder / f).read_bytes() == b"the user's own " + f.encode() for f in FILES)
+        for f in FILES:
+            (folder / f).unlink()
         fmnist.download(mirrors=[server.mirror("ok")])
-        assert mine.read_bytes() == (data_dir / "t10k-labels-idx1-ubyte.gz").read_bytes()
-    # A cache file replaced by another one (same size and mtime, another inode) is not fmnist's.
+    # A file at a cache name that is not the content the registry accepts (here one put there by
+    # rename, with the size and mtime of fmnist's): replaced, never silently kept.
     fmnist.load(split="test")
     cache = folder / "t10k-labels-idx1-ubyte"
-    st = cache.stat()
+    good, st = cache.read_bytes(), cache.stat()
     other = folder / "other"
-    other.write_bytes(cache.read_bytes()[:8] + bytes(10000))
+    other.write_bytes(good[:8] + bytes(10000))
     os.utime(other, ns=(st.st_atime_ns, st.st_mtime_ns))
     os.replace(other, cache)
     y = fmnist.load(split="test")[1]
-    assert y.any() and cache.read_bytes()[8:] == bytes(10000)  # read from the .gz; the file left
+    assert y.any() and cache.read_bytes() == good  # read from the .gz; the cache file replaced
 
 
 @needs_setpriv
@@ -463,10 +479,10 @@ def test_fmnist_torch_style_download_with_fmnists_root_read_only(env: Path, data
     import sys
     from pathlib import Path
     import fmnist
-    from fmnist.resolve import Policy, resolve
+    from fmnist.resolve import Policy, Torchvision, resolve
     ds = fmnist.datasets.FASHION_MNIST
     raw = Path(sys.argv[2]) / "FashionMNIST" / "raw"
-    policy = Policy(download=True, mirrors=[sys.argv[1]], torchvision_raw=raw, place=True)
+    policy = Policy(download=True, mirrors=[sys.argv[1]], torchvision=Torchvision(raw, place=True))
     print(resolve(ds, [ds.file("test", "labels")], policy).arrays()[0].sum())
     """
     try:
@@ -479,3 +495,99 @@ def test_fmnist_torch_style_download_with_fmnists_root_read_only(env: Path, data
     raw = tmp_path / "tv" / "FashionMNIST" / "raw"
     assert sorted(os.listdir(raw)) == ["t10k-labels-idx1-ubyte", "t10k-labels-idx1-ubyte.gz"]
     assert not any(env.iterdir())
+
+
+# --- issue 28: a shared root, neighbours and accidents ----------------------------------------
+
+RANK = """
+import sys
+from pathlib import Path
+import fmnist
+from fmnist.resolve import Policy, Torchvision, resolve
+ds = fmnist.datasets.FASHION_MNIST
+raw = Path(sys.argv[2]) / "FashionMNIST" / "raw"
+policy = Policy(download=True, mirrors=[sys.argv[1]], torchvision=Torchvision(raw, place=True))
+arrays = resolve(ds, list(ds.files[2:]), policy).arrays()
+print(sum(int(a.sum()) for a in arrays))
+"""
+
+
+def test_ranks_with_their_own_homes_download_into_one_torchvision_root(data_dir: Path, tmp_path: Path) -> None:
+    # Four DDP ranks, each with a node-local FMNIST_HOME (so no lock in common), all downloading
+    # into one shared torchvision root: every temporary name is unique, a file another rank put
+    # in place first is never replaced but read, so every rank gets the data, three rounds running.
+    from .httpserver import Server
+
+    files = {f: (data_dir / f).read_bytes() for f in FILES}
+    for round_ in range(3):
+        shared = tmp_path / f"shared-{round_}"
+        with Server(files) as server:
+            ranks = [
+                subprocess.Popen(
+                    [sys.executable, "-c", RANK, server.mirror("ok"), str(shared)],
+                    env={**os.environ, "FMNIST_HOME": str(tmp_path / f"node-{round_}-{rank}")},
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+                for rank in range(4)
+            ]
+            outs = [p.communicate(timeout=300) for p in ranks]
+        assert all(p.returncode == 0 for p in ranks), [err for _, err in outs]
+        assert len({out.strip() for out, _ in outs}) == 1
+        raw = shared / "FashionMNIST" / "raw"
+        assert sorted(os.listdir(raw)) == sorted(f for name in FILES[2:] for f in (name, name[:-3]))
+
+
+@linux_only
+@pytest.mark.parametrize("name", ["emnist", "npz"])
+def test_a_sparse_4_gib_archive_or_npz_is_turned_down_from_its_size(
+    env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    # A 4 GiB sparse gzip.zip (or mnist.npz) where a search path points: its size alone rules it
+    # out (the archive's published bound; what any .npz of the dataset's arrays needs), so it is
+    # turned down from stat, a byte never read, and the reason says so.
+    search = tmp_path / "search"
+    if name == "emnist":
+        path, dataset, reason_ = search / "emnist" / "gzip.zip", "emnist-digits", "more than the archive's"
+    else:
+        path, dataset, reason_ = search / "mnist.npz", "mnist", "more than any .npz of the dataset's arrays needs"
+    path.parent.mkdir(parents=True)
+    with open(path, "wb") as f:
+        f.truncate(4 << 30)
+    code = """
+import sys, fmnist
+def rchar():
+    with open("/proc/self/io") as f:
+        return next(int(l.split()[1]) for l in f if l.startswith("rchar:"))
+before = rchar()
+try:
+    fmnist.load(sys.argv[1], "test", download=False)
+except fmnist.DatasetNotFoundError as e:
+    print(rchar() - before)
+    print(e)
+"""
+    out = run(code, dataset, env={**os.environ, "FMNIST_SEARCH_PATH": str(search)})
+    assert out.returncode == 0, out.stderr
+    read, message = out.stdout.split("\n", 1)
+    assert int(read) < 16 << 20, read  # a few MiB of Python's own imports at most, not 4 GiB
+    assert f"{path}" in message and "4,294,967,296 bytes" in message and reason_ in message, message
+
+
+def test_records_and_registries_nested_deeper_than_the_recursion_limit_are_unreadable(
+    env: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    registry = tmp_path / "deep.json"
+    registry.write_text(deep)
+    with pytest.raises(fmnist.RegistryError, match="not valid JSON: nested deeper than Python's recursion limit"):
+        fmnist.load_registry(registry)
+    (tmp_path / "deep.toml").write_text("a = " + "[" * 100_000 + "]" * 100_000)
+    with pytest.raises(fmnist.RegistryError, match="not valid TOML"):
+        fmnist.load_registry(tmp_path / "deep.toml")
+    _searchable(data_dir, tmp_path)
+    folder = env / "fashion-mnist"
+    folder.mkdir(parents=True)
+    (folder / ".fmnist-cache.json").write_text(deep)
+    y = fmnist.load(split="test")[1]  # the records unreadable: as if there were none
+    assert y.shape == (10000,) and json.loads((folder / ".fmnist-cache.json").read_text())["version"] == 3

@@ -168,7 +168,7 @@ def test_ddp_example_two_gloo_ranks(tmp_path: Path, present: dict[str, str]) -> 
 
 
 def test_a_dataset_users_define_through_fmnist_torch(tmp_path: Path, isolated: None) -> None:
-    from .test_datasets import _my_digits
+    from .resolving import _my_digits
 
     path, blobs, arrays = _my_digits(tmp_path)
     before = dict(fmnist.DATASETS)

@@ -10,7 +10,6 @@ from . import reference as reference  # the pure-Python specification, fmnist.re
 from ._core import __version__
 from .augment import Augment, Draws
 from .datasets import DATASETS, Dataset, FileInfo, RegistryError, load_registry, register
-from .download import DownloadError
 from .embedding import embed  # pip install 'fmnist[viz]'
 from .errors import (
     BadGzipFile,
@@ -25,7 +24,7 @@ from .errors import (
 from .idx import read_idx, read_idx_many, write_idx
 from .loaders import download, load, load_data, load_mnist
 from .pipeline import Batches, batches
-from .resolve import DatasetNotFoundError
+from .resolve import DatasetNotFoundError, DownloadError
 
 __all__ = [
     "Augment",

@@ -19,17 +19,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import cache as cache_mod
 from . import datasets, reference
 from ._core import __version__
 from .benchmark import cli as benchmark_cli
-from .download import DownloadError
 from .idx import read_idx, read_idx_many, write_idx
 from .loaders import download, load
 from .png import encode_png, sprite
-from .resolve import DatasetNotFoundError, Policy, resolve
+from .resolve import Audit, DatasetNotFoundError, DownloadError, Policy, Source, data_root, default_root, resolve
 from .sample import load_sample
-from .sources import data_root, default_root
 
 # What a command reports as a failure (exit 1, one line): missing or bad data, failed downloads
 # (OSError subclasses), malformed files and mismatched digests (ValueError subclasses), an array
@@ -63,9 +60,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     """Where each file is, proven now (the warm cache hashed, not trusted on its stamp)."""
     ds = datasets.get(args.dataset)
     print(f"{ds.title} ({ds.name}): {ds.homepage}")
-    print(f"data root: {data_root(args.root)}  (cache {'on' if cache_mod.enabled() else 'off'})")
-    found = resolve(ds, ds.files, Policy(root=args.root, write_cache=False, trust_stamps=False))
-    failed = [j for j in found.judgments if j.source == "fmnist warm cache" and not j.ok]
+    print(f"data root: {data_root(args.root)}  (cache {'on' if Policy().caching else 'off'})")
+    found = resolve(ds, ds.files, Policy(root=args.root, audit=Audit()))
+    failed = [j for j in found.judgments if j.source == Source.WARM_CACHE and not j.ok]
     for info in ds.files:
         got = found.files.get(info.name)
         for j in failed:
@@ -75,10 +72,8 @@ def cmd_info(args: argparse.Namespace) -> int:
             print(f"  {info.name}: NOT FOUND" + "".join(f"\n      rejected {j}" for j in found.rejected(info)))
             continue
         p = got.provenance
-        where = f"{p.path}:{p.member}" if p.member else str(p.path)
-        print(
-            f"  {info.name}: {where} ({os.path.getsize(p.path):,} bytes) [{p.source}; verified by {p.proof}: {p.rule}]"
-        )
+        size = os.path.getsize(p.path)
+        print(f"  {info.name}: {p.where} ({size:,} bytes) [{p.source}; verified by {p.proof}: {p.message}]")
         array = got.array
         counts = ""
         if info.kind == "labels":
@@ -108,7 +103,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     exit 1 if any copy fails or a file has none. A failing warm cache file is replaced by the
     next load."""
     ds = datasets.get(args.dataset)
-    policy = Policy(root=args.root, write_cache=False, trust_stamps=False, every_copy=True)
+    policy = Policy(root=args.root, audit=Audit(every_copy=True))
     found = resolve(ds, ds.files, policy)
     failures = 0
     for info in ds.files:
@@ -231,7 +226,7 @@ def _median_ms(fn: Callable[[], Any], rounds: int) -> float:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     ds = datasets.get(args.dataset)
-    found = resolve(ds, ds.files, Policy(root=args.root, write_cache=False, trust_stamps=False))
+    found = resolve(ds, ds.files, Policy(root=args.root, audit=Audit()))
     # What a load reads: the warm cache's files when all are there (verified now), else the
     # copies found. A member of an archive has no file of its own to time.
     provenance = [found.files[i.name].provenance for i in ds.files if i.name in found.files]
@@ -279,7 +274,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         second = time.perf_counter() - t0
         print(
             f"first load {first * 1e3:.0f} ms; second load {second * 1e3:.1f} ms "
-            f"({'warm cache' if cache_mod.enabled() else 'cache off: verified again'})"
+            f"({'warm cache' if Policy().caching else 'cache off: verified again'})"
         )
         splits = {"train": (x_train, y_train), "test": (x_test, y_test)}
         images, labels = x_test, y_test

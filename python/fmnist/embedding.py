@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .idx import atomic_write
+from . import idx
 from .png import encode_png
 
 METHODS = ("pca", "tsne", "umap")
@@ -141,7 +141,7 @@ def embed(
     iterations in ``frames`` (computed anew, for ``animate``)."""
     from .datasets import get
     from .loaders import load
-    from .sources import data_root
+    from .resolve import data_root
 
     names = [datasets] if isinstance(datasets, str) else list(datasets)
     if not names:
@@ -190,7 +190,7 @@ def _save(path: Path, **arrays: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    atomic_write(str(path), buffer.getvalue())
+    idx.write(Path(path), [buffer.getvalue()])
 
 
 # --- pictures -----------------------------------------------------------------------------------
@@ -332,5 +332,5 @@ def projector(folder: Path | str, dataset: str = "fashion-mnist", split: str = "
         ).encode(),
     }
     for name, blob in files.items():
-        atomic_write(str(folder / name), blob)
+        idx.write(folder / name, [blob])
     return folder / "projector_config.pbtxt"

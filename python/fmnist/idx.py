@@ -1,11 +1,19 @@
-"""read_idx, read_idx_many and write_idx: the typed Python face of the Rust engine."""
+"""read_idx, read_idx_many and write_idx: the typed Python face of the Rust engine; and how every
+file fmnist writes is written (``write``): made under a name of its own
+(``<name>.<12 hex>.partial``) with ``O_EXCL`` (never opened over an existing name, link or not),
+checked to be what fmnist made (a regular file with one link, its owner's, the very inode written)
+and only then renamed into place, fsynced (the file, then its folder) when it must survive a
+crash."""
 
 from __future__ import annotations
 
 import io
 import os
+import re
 import secrets
-from collections.abc import Sequence
+import stat
+from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any, Protocol, Union
 
 import numpy as np
@@ -148,28 +156,85 @@ def write_idx(dest: Dest, array: npt.ArrayLike, *, compress: bool | int | str = 
     if not isinstance(dest, (str, os.PathLike)):
         dest.write(data)
         return
-    atomic_write(os.fspath(dest), data)
+    write(Path(os.fspath(dest)), [data])
 
 
-def atomic_write(path: str, *chunks: bytes | memoryview, fsync: bool = True, mode: int = 0o666) -> None:
-    """Write ``chunks`` to ``path`` through a temporary file in the same folder, fsync (unless
-    told not to) and rename: the path holds the old file or the whole new one, never a part."""
-    # Not mkstemp: its 0600 mode would outlive the rename; O_EXCL with the umask's mode instead.
-    tmp = f"{os.path.abspath(path)}.{secrets.token_hex(6)}.partial"
-    # O_BINARY (Windows only): without it the C runtime writes in text mode, turning every
-    # 0x0A byte into 0x0D 0x0A.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), mode)
+#: A temporary file of fmnist's: ``<name>.<12 hex digits>.partial``.
+TEMPORARY = re.compile(r".+\.[0-9a-f]{12}\.partial")
+Chunk = Union[bytes, memoryview]
+
+
+def temporary(final: Path) -> Path:
+    """A name of its own beside ``final``, for a file fmnist is about to create."""
+    return final.with_name(f"{final.name}.{secrets.token_hex(6)}.partial")
+
+
+def create(path: Path, mode: int = 0o666) -> int:
+    """A new file at ``path``, opened for writing; ``FileExistsError`` if anything is there."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_NOFOLLOW", 0)
+    return os.open(path, flags, mode)
+
+
+def mine(path: Path, fd: int) -> None:
+    """Checks that ``path`` is still the file fmnist created and holds open as ``fd``: a regular
+    file with one link, the same inode, fmnist's user's. ``OSError`` naming what is wrong."""
+    st, held = os.lstat(path), os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (held.st_dev, held.st_ino):
+        raise OSError(f"{path} is no longer the file fmnist wrote; not renamed into place")
+    if st.st_nlink != 1 or (hasattr(os, "geteuid") and st.st_uid != os.geteuid()):
+        raise OSError(f"{path} has {st.st_nlink} links or another owner; not renamed into place")
+
+
+def fsync_folder(folder: Path) -> None:
+    """Makes a rename in ``folder`` durable (Windows journals it itself and cannot open folders)."""
+    if os.name != "nt":
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def finish(tmp: Path, final: Path, *, replace: bool = True, durable: bool = True) -> bool:
+    """Renames the checked ``tmp`` to ``final``. ``replace=False`` never replaces anything at
+    ``final`` (another process, or another loader, was first): then ``tmp`` is removed and False
+    returned. The caller holds ``tmp`` open (and checked it with ``mine``)."""
+    if replace:
+        os.replace(tmp, final)
+    else:
+        try:
+            os.link(tmp, final)  # fails if anything is at final: nothing of anyone's is replaced
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp)
+    if durable:
+        fsync_folder(final.parent)
+    return True
+
+
+def write(
+    final: Path, chunks: Iterable[Chunk], *, mode: int = 0o666, durable: bool = True, replace: bool = True
+) -> bool:
+    """Writes ``chunks`` to ``final`` through a file of fmnist's own beside it, checked and renamed
+    into place: ``final`` holds what was there or the whole new file, never a part, and no
+    temporary file is left behind. Returns what ``finish`` returns."""
+    tmp = temporary(final)
+    fd = create(tmp, mode)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with os.fdopen(fd, "wb", closefd=False) as f:
             for chunk in chunks:
                 f.write(chunk)
             f.flush()
-            if fsync:
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
+            if durable:
+                os.fsync(fd)
+        mine(tmp, fd)
+        return finish(tmp, final, replace=replace, durable=durable)
     except BaseException:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
         raise
+    finally:
+        os.close(fd)

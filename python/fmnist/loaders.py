@@ -1,9 +1,10 @@
-"""The drop-in loaders: ``load``, ``load_data`` (keras's form), ``download`` and ``load_mnist`` (the
-dataset's own ``utils/mnist_reader.py``), each a policy over ``resolve``.
+"""The drop-in loaders: ``load``, ``load_data`` (keras's form) and ``download``, each a policy over
+``resolve``; and ``load_mnist``, the dataset's own ``utils/mnist_reader.py``, a reader of whatever
+IDX files are at a path (see its docstring for why it is no policy of ``resolve``).
 
 Where data lives: ``root`` if given, else ``$FMNIST_HOME``, else the platform's cache folder
 (``~/.cache/fmnist`` on Linux, see ``default_root``); a dataset lives in ``<root>/<name>/``.
-Before downloading, verified copies already on the machine are found (``sources.folders``):
+Before downloading, verified copies already on the machine are found (``resolve.sources``):
 torchvision's ``<dir>/FashionMNIST/raw/``, keras's ``$KERAS_HOME/datasets/fashion-mnist/``
 (MNIST as ``mnist.npz``), Debian's ``/usr/share/datasets/fashion-mnist/`` and a clone of the
 dataset's repository (``data/fashion/``); ``$FMNIST_SEARCH_PATH`` replaces the searched folders.
@@ -20,10 +21,9 @@ import numpy as np
 import numpy.typing as npt
 
 from .datasets import Dataset, FileInfo, get
-from .download import DownloadError
 from .idx import read_idx_many
-from .resolve import DatasetNotFoundError, Policy, resolve
-from .sources import PathArg, data_root, default_root, search_roots
+from .resolve import DatasetNotFoundError, DownloadError, Policy, data_root, default_root, resolve, search_roots
+from .resolve.policy import PathArg
 
 Array = npt.NDArray[Any]
 
@@ -96,7 +96,12 @@ def load_data(
 def load_mnist(path: str | os.PathLike[str], kind: str = "train") -> tuple[Array, Array]:
     """The dataset repository's ``utils/mnist_reader.load_mnist``: reads
     ``<path>/<kind>-labels-idx1-ubyte.gz`` and ``<path>/<kind>-images-idx3-ubyte.gz`` (``kind`` is
-    "train" or "t10k") and returns images ``(N, 784)`` uint8 and labels ``(N,)`` uint8."""
+    "train" or "t10k") and returns images ``(N, 784)`` uint8 and labels ``(N,)`` uint8.
+
+    It is a reader, not a loader, and so not a policy of ``resolve``: like the function it stands
+    in for, it reads whatever IDX files are at ``path`` (the repository's ``data/fashion``, its
+    ``data/mnist``, a subset of one's own), so no registry digest can prove them; the engine
+    checks their gzip and IDX structure, and ``fmnist.load`` is what verifies a known dataset."""
     labels_path = os.path.join(path, f"{kind}-labels-idx1-ubyte.gz")
     images_path = os.path.join(path, f"{kind}-images-idx3-ubyte.gz")
     labels, images = read_idx_many([labels_path, images_path])

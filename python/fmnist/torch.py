@@ -50,8 +50,7 @@ from .datasets import FileInfo
 from .errors import UnverifiedDataWarning
 from .loaders import split_files
 from .pipeline import Stat, batches, epoch_indices
-from .resolve import DatasetNotFoundError, Policy, Resolution, resolve
-from .sources import Provenance
+from .resolve import DatasetNotFoundError, Policy, Proof, Provenance, Resolution, Torchvision, resolve
 
 __all__ = [
     "EMNIST",
@@ -135,12 +134,7 @@ class _Resolved:
         if mirrors is not None and ds.archive is None:
             mirrors = [m if m.endswith("/") else m + "/" for m in mirrors]
         return Policy(
-            download=download,
-            mirrors=mirrors,
-            torchvision_raw=Path(self.raw_folder),
-            place=download,
-            torchvision_rules=True,
-            verify=self.verify,
+            download=download, mirrors=mirrors, torchvision=Torchvision(Path(self.raw_folder), download, self.verify)
         )
 
     def download(self) -> None:
@@ -173,7 +167,7 @@ class _Resolved:
         assert result is not None
         got = [result.files[f.name] for f in self._files()]
         self.provenance = {r.info.name: r.provenance for r in got}
-        self.verified = all(r.provenance.proof != "unverified" for r in got)
+        self.verified = all(r.provenance.proof != Proof.UNVERIFIED for r in got)
         images, labels = (r.array for r in got)
         return images, labels
 

@@ -1,0 +1,173 @@
+"""What ``resolve`` and its sources give: one family of immutable results. A source judges
+candidates (``Judgment``: accepted with a ``Proof``, or turned down with its reason) and returns
+a ``Report`` of one round; ``resolve`` folds the reports into a ``Resolution``."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..datasets import Dataset, FileInfo
+from ..errors import Error
+
+
+class Source(str, enum.Enum):
+    """Where a copy was found: a layout of another loader's, or one of fmnist's own."""
+
+    WARM_CACHE = "fmnist warm cache"
+    FMNIST = "fmnist"
+    TORCHVISION = "torchvision"
+    KERAS = "keras"
+    DEBIAN = "Debian"
+    REPOSITORY = "dataset repository"
+    KERAS_NPZ = "keras .npz"
+    FMNIST_ARCHIVE = "fmnist archive"
+    TORCHVISION_ARCHIVE = "torchvision archive"
+    DOWNLOAD = "download"
+
+    __str__ = str.__str__
+
+
+class Proof(str, enum.Enum):
+    """What accepted a copy, named as the registry names digests."""
+
+    STORED_MD5 = "stored_md5"  #: the published digest of the file as published
+    STORED_SHA256 = "stored_sha256"
+    CONTENT_MD5 = "content_md5"  #: the registry's digest of the decompressed IDX bytes
+    CONTENT_SHA256 = "content_sha256"
+    PROVEN = "proven"  #: a content digest proven on this machine by a verified published form
+    STAMP = "stamp"  #: fmnist's own cache file, unchanged since it was verified
+    ARCHIVE = "archive"  #: a member of the verified archive
+    KERAS_NPZ = "keras_npz_sha256"  #: keras's .npz, by the SHA-256 keras publishes
+    UNVERIFIED = "unverified"  #: torchvision's rules: loaded as torchvision would, proven by nothing
+
+    __str__ = str.__str__
+
+
+@dataclass(frozen=True)
+class Copy:
+    """A candidate; ``decompressed``: named as the decompressed IDX file (only content digests count)."""
+
+    path: Path
+    source: Source
+    decompressed: bool = False
+
+
+@dataclass(frozen=True)
+class Judgment:
+    """One candidate judged: accepted by ``proof`` (``message``: in the engine's words), or turned
+    down (``message``: why; ``error``: what was raised). An accepted one is its array's provenance."""
+
+    info: FileInfo
+    path: Path
+    source: Source
+    message: str
+    proof: Proof | None = None
+    member: str = ""
+    mapped: bool = False  #: fmnist's own cache file, mapped copy-on-write (no other file is)
+    error: BaseException | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.proof is not None
+
+    @property
+    def where(self) -> str:
+        return f"{self.path}:{self.member}" if self.member else str(self.path)
+
+    def __str__(self) -> str:
+        if self.ok:
+            return f"{self.where} [{self.source}; {self.proof}: {self.message}]"
+        return f"{self.where} ({self.source}): {self.message}"
+
+
+Provenance = Judgment  #: the judgment that accepted an array
+
+
+@dataclass(frozen=True)
+class Found:
+    """A file's array, the judgment that accepted it, and its content SHA-256 ("" if unknown)."""
+
+    info: FileInfo
+    array: Any
+    provenance: Judgment
+    content_sha256: str = ""
+
+
+@dataclass(frozen=True)
+class Learnt:
+    """A content SHA-256 proven for file ``name`` by the published digest ``by``, at ``where``."""
+
+    name: str
+    content_sha256: str
+    by: str
+    where: str
+
+
+@dataclass(frozen=True)
+class Report:
+    """What a source gives for one round of candidates."""
+
+    judgments: tuple[Judgment, ...] = ()
+    found: tuple[Found, ...] = ()
+    learnt: tuple[Learnt, ...] = ()
+
+    def __add__(self, other: Report) -> Report:
+        return Report(self.judgments + other.judgments, self.found + other.found, self.learnt + other.learnt)
+
+
+def reason(e: BaseException) -> str:
+    """An exception as a reason: its message, or its class when it has none (a MemoryError)."""
+    return str(e) or type(e).__name__
+
+
+class DatasetNotFoundError(Error, FileNotFoundError):
+    """No verified copy was found and downloading was off (or failed)."""
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """The fold: the arrays with their provenance, every candidate judged, where ``resolve`` looked,
+    and what it could not do (a cache not written, ...)."""
+
+    dataset: Dataset
+    wanted: tuple[FileInfo, ...]
+    files: Mapping[str, Found] = field(default_factory=dict)
+    judgments: tuple[Judgment, ...] = ()
+    looked_in: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def missing(self) -> list[FileInfo]:
+        return [i for i in self.wanted if i.name not in self.files]
+
+    def rejected(self, info: FileInfo) -> list[Judgment]:
+        return [j for j in self.judgments if j.info.name == info.name and not j.ok]
+
+    def error(self, infos: Sequence[FileInfo] | None = None) -> OSError | None:
+        """Why the files wanted (or ``infos``) are not all here: a download's error (an OSError),
+        else a ``DatasetNotFoundError`` naming each file missing and why each candidate was turned
+        down; None when none is missing."""
+        missing = [i for i in (self.wanted if infos is None else infos) if i.name not in self.files]
+        for j in (j for i in missing for j in self.rejected(i)):
+            if j.source == Source.DOWNLOAD and isinstance(j.error, OSError):
+                return j.error
+        if not missing:
+            return None
+        lines = [f"  {i.name}: " + ("; ".join(map(str, self.rejected(i))) or "no copy found") for i in missing]
+        off = "" if any(j.source == Source.DOWNLOAD for j in self.judgments) else " and download=False"
+        return DatasetNotFoundError(
+            f"{self.dataset.name}: no verified copy of {len(missing)} file(s){off}:\n"
+            + "\n".join(lines)
+            + f"\nlooked in: {', '.join(self.looked_in)}"
+        )
+
+    def arrays(self) -> list[Any]:
+        """The arrays of the files wanted, in order; raises ``error()`` if any is missing."""
+        error = self.error()
+        if error is not None:
+            raise error
+        return [self.files[i.name].array for i in self.wanted]

@@ -1,0 +1,54 @@
+"""The sources ``resolve`` walks, in order: torchvision's folder by its rules (fmnist.torch),
+fmnist's warm cache, IDX folders of each layout, keras's .npz, zip archives, the mirrors. Each
+lists the candidates for a file (``candidates``: stats only) and judges a round of them
+(``judge``: one engine call), returning an immutable ``Report``: it writes nothing a caller reads
+back. Only fmnist's own cache files are mapped; every other copy is read into memory and hashed as
+it is read; no source deletes, truncates, renames, rewrites or chmods a file fmnist did not make.
+"""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ...datasets import Dataset, FileInfo
+from ..policy import Policy
+from ..results import Copy, Report
+from ..store import Store
+
+
+@dataclass(frozen=True)
+class Known:
+    """What the sources of one ``resolve`` know: the dataset, the policy, the data root and fmnist's
+    folder of the dataset, whether the cache is on, and each file's content digests known so far
+    (recorded, or proven in an earlier round: name -> {SHA-256: what proved it})."""
+
+    dataset: Dataset
+    policy: Policy
+    root: Path
+    store: Store
+    cache: bool
+    proofs: Mapping[str, Mapping[str, str]]
+
+    def proven(self, info: FileInfo) -> Mapping[str, str]:
+        return self.proofs.get(info.name, {})
+
+
+class Source:
+    def looked_in(self) -> list[str]:
+        return []
+
+    def candidates(self, info: FileInfo, known: Known) -> list[Copy]:
+        raise NotImplementedError
+
+    def judge(self, heads: Sequence[tuple[FileInfo, Copy]], known: Known) -> Report:
+        raise NotImplementedError
+
+
+def regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return False
