@@ -32,7 +32,7 @@ def test_recompressed_copy_is_accepted_by_its_content_digest(env: Path, data_dir
         (debian / f).write_bytes(gzip.compress(gzip.decompress((data_dir / f).read_bytes()), 6, mtime=0))
     _, result = found(FASHION_MNIST, cache=False)
     for f in FILES:
-        p = result.files[f].provenance
+        p = result.files[f]
         # The published .gz MD5 does not match these bytes; the content SHA-256 does, and says so.
         assert p.proof == "content_sha256"
         assert p.path == debian / f and p.source == "fmnist" and not p.mapped
@@ -121,7 +121,7 @@ def test_qmnist_in_the_registry_verifies_the_real_label_files(env: Path, tmp_pat
     (train, test), result = found(qm, labels)
     assert train.shape == test.shape == (60000, 8) and train.dtype == np.int32
     assert train[0].tolist() == [5, 4, 2154, 59, 35, 229421, 0, 0]
-    assert result.files[labels[0].name].provenance.proof == "stored_md5"
+    assert result.files[labels[0].name].proof == "stored_md5"
     assert not (env / "qmnist").exists() or final_files(env / "qmnist") == []  # int32: not cached
     # The same content as .xz (how the nist split is published): verified by its content digest.
     (raw / labels[0].name).unlink()
@@ -135,7 +135,7 @@ def test_qmnist_in_the_registry_verifies_the_real_label_files(env: Path, tmp_pat
     (raw / labels[0].stem).write_bytes(gzip.decompress((qmnist_dir / labels[0].name).read_bytes()))
     before = (raw / labels[0].stem).stat()
     ((again,), result) = found(qm, [labels[0]])  # its .gz is gone: the decompressed copy is what is left
-    assert np.array_equal(again, train) and result.files[labels[0].name].provenance.path == raw / labels[0].stem
+    assert np.array_equal(again, train) and result.files[labels[0].name].path == raw / labels[0].stem
     assert identity((raw / labels[0].stem).stat()) == identity(before)
 
 
@@ -149,7 +149,7 @@ def test_a_decompressed_copy_elsewhere_is_read_not_mapped_and_checked_on_every_l
     for _ in ("first", "again"):
         arrays, result = found(FASHION_MNIST, root=tv_root, cache=False)
         for f, a in zip(FILES, arrays):
-            p = result.files[f].provenance
+            p = result.files[f]
             assert np.array_equal(a, expected[f]) and a.flags.writeable and a.flags.owndata
             assert p.path == raw / f[:-3] and p.source == "torchvision" and not p.mapped
     # Nothing written beside another loader's files, nothing of its changed.

@@ -215,7 +215,7 @@ def test_an_archives_members_get_content_digests_checked_on_every_later_read(
         (raw / name[:-3]).write_bytes(fmnist.reference.write_idx(arrays[name]))
     (folder / "tiny.zip").unlink()
     (_, y), result = found(ds, [ds.file("test", "images"), ds.file("test", "labels")], cache=True)
-    p = result.files["tiny-a-test-labels-idx1-ubyte.gz"].provenance
+    p = result.files["tiny-a-test-labels-idx1-ubyte.gz"]
     assert p.source in ("torchvision", "fmnist warm cache")
     _, result = found(ds, [ds.file("test", "labels")], cache=True, audit=Audit(every_copy=True))
     judged = {j.path.name: j for j in result.judgments}

@@ -47,7 +47,7 @@ def test_discovery_of_each_layout(
     arrays, result = found(FASHION_MNIST, cache=False)
     for f, a in zip(FILES, arrays):
         assert np.array_equal(a, expected[f])
-        p = result.files[f].provenance
+        p = result.files[f]
         assert p.source == layout and p.path.parent == where
         assert p.path.name == (f[:-3] if decompressed else f)
         assert not p.mapped and a.flags.owndata  # another loader's copy: read into memory, never mapped
@@ -86,7 +86,7 @@ def test_discovery_without_a_search_path_looks_where_the_readme_says(
         link(data_dir / f, where / f)
     arrays, result = found(FASHION_MNIST, cache=False)
     assert all(np.array_equal(a, expected[f]) for f, a in zip(FILES, arrays))
-    assert {(r.provenance.source, r.provenance.path.parent.resolve()) for r in result.files.values()} == {
+    assert {(r.source, r.path.parent.resolve()) for r in result.files.values()} == {
         (layout, where)
     }
 
@@ -112,7 +112,7 @@ def test_keras_files_are_found_by_kerass_own_rules(
     for f in FILES:
         link(data_dir / f, where / f)
     _, result = found(FASHION_MNIST, cache=False)
-    assert {(r.provenance.source, r.provenance.path.parent) for r in result.files.values()} == {("keras", where)}
+    assert {(r.source, r.path.parent) for r in result.files.values()} == {("keras", where)}
 
 
 def test_kerass_npz_form_is_verified_by_its_published_sha256(
@@ -131,7 +131,7 @@ def test_kerass_npz_form_is_verified_by_its_published_sha256(
     ds = replace(no_content, keras_npz="mnist.npz", keras_npz_sha256=hashlib.sha256(npz.read_bytes()).hexdigest())
     (x, y), result = found(ds, [ds.file("test", "images"), ds.file("test", "labels")])
     assert np.array_equal(x, x_test) and np.array_equal(y, y_test)
-    p = result.files["t10k-images-idx3-ubyte.gz"].provenance
+    p = result.files["t10k-images-idx3-ubyte.gz"]
     assert p.source == "keras .npz" and p.path == npz and p.proof == "keras_npz_sha256" and p.member == "x_test"
     # Cached like any verified file: the next load is warm, and proves the same content.
     assert found(ds, [ds.file("test", "labels")])[0][0].flags.owndata is False
@@ -200,7 +200,7 @@ def test_a_wrong_archive_is_rejected_and_torchvisions_copy_is_found(
     (tv / "tiny.zip").write_bytes(blob)
     (x, _), result = found(entries[1], [entries[1].file("test", "images"), entries[1].file("test", "labels")])
     assert np.array_equal(x, arrays["tiny-b-test-images-idx3-ubyte.gz"])
-    p = result.files["tiny-b-test-images-idx3-ubyte.gz"].provenance
+    p = result.files["tiny-b-test-images-idx3-ubyte.gz"]
     assert p.source == "torchvision archive" and p.proof == "archive"
     assert p.path == tv / "tiny.zip" and p.member == "gzip/tiny-b-test-images-idx3-ubyte.gz"
 

@@ -217,12 +217,12 @@ def test_cache_files_whose_records_are_lost_are_adopted_by_their_content(
         with caplog.at_level(logging.WARNING, logger="fmnist"):
             (x, y), result = found(FASHION_MNIST, FASHION_MNIST.files[:2])
         assert np.array_equal(y, expected[FILES[1]]) and not caplog.records  # nothing "not fmnist's"
-        p = result.files[FILES[0]].provenance
+        p = result.files[FILES[0]]
         assert p.source == "fmnist warm cache" and p.mapped and p.proof == "content_sha256", lost  # hashed, mapped
         stamps = json.loads(records.read_text())["files"]
         assert stamps["train-images-idx3-ubyte"]["ino"] == (folder / "train-images-idx3-ubyte").stat().st_ino
         _, again = found(FASHION_MNIST, FASHION_MNIST.files[:2])
-        assert again.files[FILES[0]].provenance.proof == "stamp"  # and trusted from then on
+        assert again.files[FILES[0]].proof == "stamp"  # and trusted from then on
 
 
 def test_a_stamp_counts_only_while_the_registry_accepts_its_digest(

@@ -71,9 +71,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         if got is None:
             print(f"  {info.name}: NOT FOUND" + "".join(f"\n      rejected {j}" for j in found.rejected(info)))
             continue
-        p = got.provenance
-        size = os.path.getsize(p.path)
-        print(f"  {info.name}: {p.where} ({size:,} bytes) [{p.source}; verified by {p.proof}: {p.message}]")
+        size = os.path.getsize(got.path)
+        print(f"  {info.name}: {got.where} ({size:,} bytes) [{got.source}; verified by {got.proof}: {got.message}]")
         array = got.array
         counts = ""
         if info.kind == "labels":
@@ -229,7 +228,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     found = resolve(ds, ds.files, Policy(root=args.root, audit=Audit()))
     # What a load reads: the warm cache's files when all are there (verified now), else the
     # copies found. A member of an archive has no file of its own to time.
-    provenance = [found.files[i.name].provenance for i in ds.files if i.name in found.files]
+    provenance = [found.files[i.name] for i in ds.files if i.name in found.files]
     paths = [p.path for p in provenance if not p.member]
     where = ", ".join(sorted({f"{p.path.parent} ({p.source})" for p in provenance}))
     if len(paths) != len(ds.files):
@@ -268,7 +267,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             x_train, y_train, x_test, y_test = found.arrays()
         first = time.perf_counter() - t0
         for info in files:
-            print(f"  {info.name}: {found.files[info.name].provenance}")
+            print(f"  {info.name}: {found.files[info.name]}")
         t0 = time.perf_counter()
         resolve(ds, files, Policy(root=args.root)).arrays()
         second = time.perf_counter() - t0

@@ -50,7 +50,7 @@ from .datasets import FileInfo
 from .errors import UnverifiedDataWarning
 from .loaders import split_files
 from .pipeline import Stat, batches, epoch_indices
-from .resolve import DatasetNotFoundError, Policy, Proof, Provenance, Resolution, Torchvision, resolve
+from .resolve import DatasetNotFoundError, Judgment, Policy, Proof, Resolution, Torchvision, resolve
 
 __all__ = [
     "EMNIST",
@@ -92,7 +92,9 @@ class _Resolved:
     #: whether every file loaded was proven (False: torchvision's rules loaded unverified data)
     verified: bool = False
     #: where each file came from and what proved it, by file name
-    provenance: dict[str, Provenance]
+    provenance: dict[str, Judgment]
+    #: torchvision's __init__ calls download, _check_exists and _load_data in turn: the one
+    #: resolution passes from the first that resolves to _load_data, which takes it
     _result: Resolution | None = None
     root: Any
     raw_folder: str
@@ -166,8 +168,8 @@ class _Resolved:
         result, self._result = self._result, None
         assert result is not None
         got = [result.files[f.name] for f in self._files()]
-        self.provenance = {r.info.name: r.provenance for r in got}
-        self.verified = all(r.provenance.proof != Proof.UNVERIFIED for r in got)
+        self.provenance = {j.info.name: j for j in got}
+        self.verified = all(j.proof != Proof.UNVERIFIED for j in got)
         images, labels = (r.array for r in got)
         return images, labels
 

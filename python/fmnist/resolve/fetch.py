@@ -220,7 +220,7 @@ def fetch(
     name: str,
     folder: Path,
     mirrors: Sequence[str],
-    check: Callable[[Path], Any],
+    check: Callable[[Path], list[Any]],
     limit: int,
     store: Store,
     *,
@@ -228,9 +228,9 @@ def fetch(
     timeout: float = 30.0,
     retries: int = 3,
     backoff: float = 0.5,
-) -> tuple[Any, Path]:
-    """Downloads ``name`` into ``folder`` from the first mirror giving a copy ``check`` accepts (its
-    ``proof``), at most ``limit`` bytes: (its judgment, the final path). ``replace``: the final
+) -> tuple[list[Any], Path]:
+    """Downloads ``name`` into ``folder`` from the first mirror giving a copy ``check`` accepts (the
+    ``proof`` of its first judgment), at most ``limit`` bytes: (its judgments, the final path). ``replace``: the final
     path is fmnist's to replace; else a file another process put there first wins, and is judged.
     A download cut short (an error, a kill) stays recorded in ``store``, to resume."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -261,7 +261,7 @@ def fetch(
                 except OSError as e:  # writing here failed: not the mirror's fault, not retried
                     raise OSError(e.errno, f"cannot write the download: {e.strerror}", str(partial)) from None
                 judged = check(partial)
-                if judged.proof is not None:
+                if judged[0].proof is not None:
                     idx.mine(partial, fd)
                     placed = idx.finish(partial, final, replace=replace)
                     _remember(store, final, None)
@@ -271,7 +271,7 @@ def fetch(
                     fresh = False
                     attempts.append((url, "resumed file failed verification; downloading again from the start"))
                     continue
-                attempts.append((url, "served bytes that failed verification: " + judged.message))
+                attempts.append((url, "served bytes that failed verification: " + judged[0].message))
                 break
             out.truncate(0)  # this mirror is done with: its bytes are resumed nowhere else
     os.unlink(partial)

@@ -1,12 +1,11 @@
-"""What ``resolve`` and its sources give: one family of immutable results. A source judges
-candidates (``Judgment``: accepted with a ``Proof``, or turned down with its reason) and returns
-a ``Report`` of one round; ``resolve`` folds the reports into a ``Resolution``."""
+"""What ``resolve`` and its sources give: immutable ``Judgment``s (a candidate accepted by a
+``Proof``, with its array, or turned down with the reason), folded into a ``Resolution``."""
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,17 +31,19 @@ class Source(str, enum.Enum):
 
 
 class Proof(str, enum.Enum):
-    """What accepted a copy, named as the registry names digests."""
+    """What accepted a copy: a published digest (of the stored form, or of the content), a content
+    digest proven here by a verified published form, a stamp (fmnist's cache file, unchanged), the
+    verified archive or keras .npz it is in; or nothing (torchvision's rules)."""
 
-    STORED_MD5 = "stored_md5"  #: the published digest of the file as published
+    STORED_MD5 = "stored_md5"
     STORED_SHA256 = "stored_sha256"
-    CONTENT_MD5 = "content_md5"  #: the registry's digest of the decompressed IDX bytes
+    CONTENT_MD5 = "content_md5"
     CONTENT_SHA256 = "content_sha256"
-    PROVEN = "proven"  #: a content digest proven on this machine by a verified published form
-    STAMP = "stamp"  #: fmnist's own cache file, unchanged since it was verified
-    ARCHIVE = "archive"  #: a member of the verified archive
-    KERAS_NPZ = "keras_npz_sha256"  #: keras's .npz, by the SHA-256 keras publishes
-    UNVERIFIED = "unverified"  #: torchvision's rules: loaded as torchvision would, proven by nothing
+    PROVEN = "proven"
+    STAMP = "stamp"
+    ARCHIVE = "archive"
+    KERAS_NPZ = "keras_npz_sha256"
+    UNVERIFIED = "unverified"
 
     __str__ = str.__str__
 
@@ -58,8 +59,10 @@ class Copy:
 
 @dataclass(frozen=True)
 class Judgment:
-    """One candidate judged: accepted by ``proof`` (``message``: in the engine's words), or turned
-    down (``message``: why; ``error``: what was raised). An accepted one is its array's provenance."""
+    """One candidate judged: accepted by ``proof`` with its ``array`` (``message`` in the engine's
+    words; the judgment is the array's provenance), or turned down (``message``: why; ``error``:
+    what was raised; ``unproven``: a well-formed array nothing proved). ``sha``: the content
+    SHA-256, when computed."""
 
     info: FileInfo
     path: Path
@@ -69,14 +72,12 @@ class Judgment:
     member: str = ""
     mapped: bool = False  #: fmnist's own cache file, mapped copy-on-write (no other file is)
     error: BaseException | None = None
+    array: Any = field(default=None, repr=False, compare=False)
+    sha: str = ""
+    unproven: Any = field(default=None, repr=False, compare=False)
 
-    @property
-    def ok(self) -> bool:
-        return self.proof is not None
-
-    @property
-    def where(self) -> str:
-        return f"{self.path}:{self.member}" if self.member else str(self.path)
+    ok = property(lambda self: self.proof is not None)
+    where = property(lambda self: f"{self.path}:{self.member}" if self.member else str(self.path))
 
     def __str__(self) -> str:
         if self.ok:
@@ -84,39 +85,13 @@ class Judgment:
         return f"{self.where} ({self.source}): {self.message}"
 
 
-Provenance = Judgment  #: the judgment that accepted an array
+def judged(info: FileInfo, copy: Copy, message: str, proof: Proof | None = None, **kw: Any) -> Judgment:
+    return Judgment(info, copy.path, copy.source, message or "turned down", proof, **kw)
 
 
-@dataclass(frozen=True)
-class Found:
-    """A file's array, the judgment that accepted it, and its content SHA-256 ("" if unknown)."""
-
-    info: FileInfo
-    array: Any
-    provenance: Judgment
-    content_sha256: str = ""
-
-
-@dataclass(frozen=True)
-class Learnt:
-    """A content SHA-256 proven for file ``name`` by the published digest ``by``, at ``where``."""
-
-    name: str
-    content_sha256: str
-    by: str
-    where: str
-
-
-@dataclass(frozen=True)
-class Report:
-    """What a source gives for one round of candidates."""
-
-    judgments: tuple[Judgment, ...] = ()
-    found: tuple[Found, ...] = ()
-    learnt: tuple[Learnt, ...] = ()
-
-    def __add__(self, other: Report) -> Report:
-        return Report(self.judgments + other.judgments, self.found + other.found, self.learnt + other.learnt)
+def moved(j: Judgment, copy: Copy, prefix: str = "", **kw: Any) -> Judgment:
+    """``j`` as a judgment of ``copy`` (its message after ``prefix``)."""
+    return replace(j, path=copy.path, source=copy.source, message=prefix + j.message, **kw)
 
 
 def reason(e: BaseException) -> str:
@@ -130,12 +105,12 @@ class DatasetNotFoundError(Error, FileNotFoundError):
 
 @dataclass(frozen=True)
 class Resolution:
-    """The fold: the arrays with their provenance, every candidate judged, where ``resolve`` looked,
-    and what it could not do (a cache not written, ...)."""
+    """The fold: each file's accepting judgment (``files``), every judgment, where ``resolve``
+    looked, and what it could not do (a cache not written, ...)."""
 
     dataset: Dataset
     wanted: tuple[FileInfo, ...]
-    files: Mapping[str, Found] = field(default_factory=dict)
+    files: Mapping[str, Judgment] = field(default_factory=dict)
     judgments: tuple[Judgment, ...] = ()
     looked_in: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()

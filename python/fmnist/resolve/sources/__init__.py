@@ -1,9 +1,8 @@
 """The sources ``resolve`` walks, in order: torchvision's folder by its rules (fmnist.torch),
 fmnist's warm cache, IDX folders of each layout, keras's .npz, zip archives, the mirrors. Each
-lists the candidates for a file (``candidates``: stats only) and judges a round of them
-(``judge``: one engine call), returning an immutable ``Report``: it writes nothing a caller reads
-back. Only fmnist's own cache files are mapped; every other copy is read into memory and hashed as
-it is read; no source deletes, truncates, renames, rewrites or chmods a file fmnist did not make.
+lists its candidates for a file (``candidates``: stats only) and judges a round of them (``judge``:
+one engine call), returning judgments: it writes nothing a caller reads back. Only fmnist's own
+cache files are mapped; no source deletes, rewrites, renames or chmods a file fmnist did not make.
 """
 
 from __future__ import annotations
@@ -15,15 +14,15 @@ from pathlib import Path
 
 from ...datasets import Dataset, FileInfo
 from ..policy import Policy
-from ..results import Copy, Report
+from ..results import Copy, Judgment
 from ..store import Store
 
 
 @dataclass(frozen=True)
 class Known:
     """What the sources of one ``resolve`` know: the dataset, the policy, the data root and fmnist's
-    folder of the dataset, whether the cache is on, and each file's content digests known so far
-    (recorded, or proven in an earlier round: name -> {SHA-256: what proved it})."""
+    folder of the dataset, whether the cache is on, and each file's content digests proven so far
+    (recorded, or in an earlier round: name -> {SHA-256: what proved it})."""
 
     dataset: Dataset
     policy: Policy
@@ -31,9 +30,6 @@ class Known:
     store: Store
     cache: bool
     proofs: Mapping[str, Mapping[str, str]]
-
-    def proven(self, info: FileInfo) -> Mapping[str, str]:
-        return self.proofs.get(info.name, {})
 
 
 class Source:
@@ -43,7 +39,7 @@ class Source:
     def candidates(self, info: FileInfo, known: Known) -> list[Copy]:
         raise NotImplementedError
 
-    def judge(self, heads: Sequence[tuple[FileInfo, Copy]], known: Known) -> Report:
+    def judge(self, heads: Sequence[tuple[FileInfo, Copy]], known: Known) -> list[Judgment]:
         raise NotImplementedError
 
 

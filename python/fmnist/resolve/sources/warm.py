@@ -1,19 +1,20 @@
 """fmnist's warm cache: its decompressed copies under its data root, mapped (the only files that
 are). A stamp maps a file without hashing it while the file is unchanged and stamped with a digest
 the registry accepts today (``Store.stamped``), unless the policy audits. Any other regular file at
-a cache name is hashed against what the registry accepts: one it accepts is adopted (stamped again:
-the records may have been lost), any other is replaced by the next verified copy (``resolve``
-writes every array it did not get from here), never silently kept. A file linked from elsewhere is
-never mapped; one changed while it was hashed is not either."""
+a cache name is hashed against what the registry accepts: one it accepts is adopted (``resolve``
+stamps it again: the records may have been lost), any other is replaced by the next verified copy
+(``resolve`` caches every array it did not get here), never silently kept. A file linked from
+elsewhere, or changed while it was hashed, is not mapped."""
 
 from __future__ import annotations
 
 import stat
 from collections.abc import Sequence
+from dataclasses import replace
 
 from ...datasets import FileInfo
-from ..judge import Read, accepted, hash_file, refused, report
-from ..results import Copy, Proof, Report, Source, reason
+from ..judge import accepted, hash_file
+from ..results import Copy, Judgment, Proof, Source, judged, reason
 from ..store import identity, lstat
 from . import Known
 from . import Source as Base
@@ -34,29 +35,33 @@ class WarmCache(Base):
         return [f"{self.folder} (fmnist warm cache)"]
 
     def candidates(self, info: FileInfo, known: Known) -> list[Copy]:
-        st = lstat(known.store.path(info))
-        ok = cacheable(info) and st is not None and stat.S_ISREG(st.st_mode)  # anything else is left alone
-        return [Copy(known.store.path(info), Source.WARM_CACHE, decompressed=True)] if ok else []
+        st = lstat(known.store.path(info))  # anything but a regular file there is left alone
+        return (
+            [Copy(known.store.path(info), Source.WARM_CACHE, True)]
+            if cacheable(info) and st and stat.S_ISREG(st.st_mode)
+            else []
+        )
 
-    def judge(self, heads: Sequence[tuple[FileInfo, Copy]], known: Known) -> Report:
-        reads = [(i, c, self._read(i, c, known)) for i, c in heads]
-        return sum((report(i, c, r, mapped=r.proof is not None) for i, c, r in reads), Report())
+    def judge(self, heads: Sequence[tuple[FileInfo, Copy]], known: Known) -> list[Judgment]:
+        return [self._one(info, copy, known) for info, copy in heads]
 
-    def _read(self, info: FileInfo, copy: Copy, known: Known) -> Read:
-        store, proofs = known.store, known.proven(info)
+    def _one(self, info: FileInfo, copy: Copy, known: Known) -> Judgment:
+        store, proofs = known.store, known.proofs.get(info.name, {})
         try:
             stamped = store.stamped(info, accepted(info, proofs))
             if stamped and known.policy.audit is None:
-                return Read(store.map(info), STAMPED, Proof.STAMP, stamped)
+                return judged(info, copy, STAMPED, Proof.STAMP, mapped=True, array=store.map(info), sha=stamped)
             before = lstat(copy.path)
             if before is None or before.st_nlink != 1:
-                return refused("linked from elsewhere: not fmnist's to map")
-            hashed = hash_file(copy.path, info, proofs)
-            if hashed.proof is None:
+                return judged(info, copy, "linked from elsewhere: not fmnist's to map")
+            hashed = hash_file(info, copy, proofs)
+            if not hashed.ok:
                 return hashed
             array, after = store.map(info), lstat(copy.path)
             if after is None or identity(after) != identity(before):
-                return refused("changed while it was checked")
+                return judged(info, copy, "changed while it was checked")
         except (OSError, ValueError) as e:
-            return refused(f"unreadable: {reason(e)}", e)
-        return Read(array, f"fmnist's own cache file, hashed now: {hashed.message}", hashed.proof, hashed.sha)
+            return judged(info, copy, f"unreadable: {reason(e)}", error=e)
+        return replace(
+            hashed, message=f"fmnist's own cache file, hashed now: {hashed.message}", mapped=True, array=array
+        )
