@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 
 import fmnist
-from fmnist.datasets import FASHION_MNIST, Dataset, archive_to_dict, to_dict
+from fmnist.datasets import FASHION_MNIST, Dataset, to_dict
 from fmnist.resolve import Audit, Policy, Torchvision, resolve
 
 from .conftest import FILES, linux_only
@@ -41,7 +41,7 @@ needs_setpriv = pytest.mark.skipif(
 def registry_file(tmp_path: Path, ds: Dataset) -> str:
     """A registry file describing ``ds`` and its archive, for the command line in a subprocess."""
     path = tmp_path / f"{ds.name}.json"
-    archives = [archive_to_dict(ds.archive)] if ds.archive else []
+    archives = [to_dict(ds.archive)] if ds.archive else []
     path.write_text(json.dumps({"dataset": [to_dict(ds)], "archive": archives}))
     return str(path)
 

@@ -86,9 +86,7 @@ def test_discovery_without_a_search_path_looks_where_the_readme_says(
         link(data_dir / f, where / f)
     arrays, result = found(FASHION_MNIST, cache=False)
     assert all(np.array_equal(a, expected[f]) for f, a in zip(FILES, arrays))
-    assert {(r.source, r.path.parent.resolve()) for r in result.files.values()} == {
-        (layout, where)
-    }
+    assert {(r.source, r.path.parent.resolve()) for r in result.files.values()} == {(layout, where)}
 
 
 def test_torchvision_root_given_as_root(env: Path, data_dir: Path, tmp_path: Path) -> None:

@@ -202,7 +202,7 @@ def test_cache_files_whose_records_are_lost_are_adopted_by_their_content(
     env: Path, data_dir: Path, tmp_path: Path, expected: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     # The cache written, then the record file lost (deleted, or never saved: a kill, a full disk):
-    # fmnist's own 55 MB of cache files are hashed once, adopted (stamped again) and mapped; a
+    # fmnist's own 55 MB of cache files are hashed once, adopted (stamped again), then mapped; a
     # corrupt record file (or one nested too deeply to parse) is as good as lost.
     _searchable(data_dir, tmp_path)
     fmnist.load_data()
@@ -218,11 +218,12 @@ def test_cache_files_whose_records_are_lost_are_adopted_by_their_content(
             (x, y), result = found(FASHION_MNIST, FASHION_MNIST.files[:2])
         assert np.array_equal(y, expected[FILES[1]]) and not caplog.records  # nothing "not fmnist's"
         p = result.files[FILES[0]]
-        assert p.source == "fmnist warm cache" and p.mapped and p.proof == "content_sha256", lost  # hashed, mapped
+        assert p.source == "fmnist warm cache" and p.proof == "content_sha256", lost  # read, hashed
+        assert x.flags.owndata and not p.mapped  # the very bytes hashed: mapped from the next load
         stamps = json.loads(records.read_text())["files"]
         assert stamps["train-images-idx3-ubyte"]["ino"] == (folder / "train-images-idx3-ubyte").stat().st_ino
         _, again = found(FASHION_MNIST, FASHION_MNIST.files[:2])
-        assert again.files[FILES[0]].proof == "stamp"  # and trusted from then on
+        assert again.files[FILES[0]].proof == "stamp" and again.files[FILES[0]].mapped  # trusted from then on
 
 
 def test_a_stamp_counts_only_while_the_registry_accepts_its_digest(

@@ -4,19 +4,17 @@ digests that prove a copy is the right one.
 The registry is data: the built-in datasets ship as a registry file in the package
 (``registry/builtin.json``), loaded by the same ``load_registry`` users call for their own TOML or
 JSON files, and every description passes the same checks before it is registered: a
-``RegistryError`` names the file, the dataset and the field of each problem. Every digest says
-what it covers: ``stored_*`` digests are of the file as published (a .gz, or an .xz), ``content_*``
-ones of the decompressed IDX bytes, which stay the same when a mirror recompresses the file (Debian
-does). An archive (EMNIST's ``gzip.zip``) is an entry of its own, named by the datasets in it.
+``RegistryError`` names the file, the dataset and the field of each problem. ``stored_*`` digests
+are of the file as published (a .gz, an .xz), ``content_*`` ones of the decompressed IDX bytes,
+which stay the same when a mirror recompresses the file (Debian does). An archive (EMNIST's
+``gzip.zip``) is an entry of its own, named by the datasets in it.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
-import stat
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -25,6 +23,7 @@ from typing import Any
 
 from . import _core
 from .errors import Error
+from .idx import read_json, read_small
 
 log = logging.getLogger("fmnist")
 SPLITS = ("train", "test")  #: the splits of the MNIST layout (a dataset may have others)
@@ -148,6 +147,10 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _plain(v: str) -> bool:
+    return bool(_SAFE.fullmatch(v)) and ".." not in v
+
+
 class _Problems(list[str]):
     """The problems of one description, each prefixed with its field."""
 
@@ -162,7 +165,7 @@ class _Problems(list[str]):
         """A folder or file name that cannot climb out of its folder."""
         if not isinstance(v, str):
             self.add(where, f"must be a string, not {_kind(v)}")
-        elif not (empty and v == "") and (not _SAFE.fullmatch(v) or ".." in v):
+        elif not (empty and v == "") and not _plain(v):
             self.add(where, f"{v!r} must be one folder or file name: letters, digits, '.', '_', '+', '-'")
 
     def relative(self, where: str, v: Any, *, trailing: bool = False) -> None:
@@ -170,28 +173,35 @@ class _Problems(list[str]):
         if not isinstance(v, str) or v == "":
             return self.text(where, v)
         body = v[:-1] if trailing and v.endswith("/") else v
-        if (trailing and not v.endswith("/")) or not all(_SAFE.fullmatch(c) and ".." not in c for c in body.split("/")):
+        if (trailing and not v.endswith("/")) or not all(map(_plain, body.split("/"))):
             self.add(where, f"{v!r} must be a relative path of plain folder names{', ending in /' if trailing else ''}")
 
     def digest(self, where: str, v: Any, n: int) -> None:
         if v is not None and (not isinstance(v, str) or not re.fullmatch(f"[0-9a-f]{{{n}}}", v)):
             self.add(where, f"must be {n} lowercase hex digits, not {v!r}")
 
+    def digests(self, where: str, item: FileInfo | Archive, keys: tuple[str, ...], needed: bool = True) -> None:
+        for key in keys:
+            self.digest(f"{where}.{key}", getattr(item, key), 32 if key.endswith("md5") else 64)
+        if needed and not any(getattr(item, k) for k in keys):
+            self.add(where, f"no digest ({', '.join(keys)}): nothing could verify it")
+
     def positive(self, where: str, v: Any, *, optional: bool = False) -> None:
         if not (optional and v is None) and (not _is_int(v) or v < 1):
             self.add(where, f"must be a positive whole number, not {v!r}")
 
-    def strings(self, where: str, v: Any, check: Callable[[str, Any], None] | None = None) -> None:
+    def strings(self, where: str, v: Any, check: Callable[[str, Any], None]) -> None:
         if not isinstance(v, tuple):
             return self.add(where, f"must be a list of strings, not {_kind(v)}")
         for k, item in enumerate(v):
-            (check or self.text)(f"{where}[{k}]", item)
+            check(f"{where}[{k}]", item)
 
     def mirrors(self, where: str, v: Any) -> None:
+        ok = ("http://", "https://", "file://")
         if not isinstance(v, tuple):
             return self.add(where, f"must be a list of base URLs, not {_kind(v)}")
         for k, url in enumerate(v):
-            if not (isinstance(url, str) and url.startswith(("http://", "https://", "file://")) and url.endswith("/")):
+            if not (isinstance(url, str) and url.startswith(ok) and url.endswith("/")):
                 self.add(f"{where}[{k}]", f"{url!r} must be an http://, https:// or file:// base URL ending in '/'")
 
 
@@ -203,10 +213,7 @@ def archive_problems(a: Any, where: str = "archive") -> list[str]:
     p.component(f"{where}.name", a.name)
     p.component(f"{where}.file", a.file)
     p.positive(f"{where}.max_size", a.max_size)
-    p.digest(f"{where}.stored_md5", a.stored_md5, 32)
-    p.digest(f"{where}.stored_sha256", a.stored_sha256, 64)
-    if not (a.stored_md5 or a.stored_sha256):
-        p.add(where, "no stored_md5 or stored_sha256: nothing could verify it")
+    p.digests(where, a, ("stored_md5", "stored_sha256"))
     p.relative(f"{where}.members", a.members, trailing=True)
     p.mirrors(f"{where}.mirrors", a.mirrors)
     p.text(f"{where}.notes", a.notes)
@@ -222,15 +229,11 @@ def _file_problems(p: _Problems, f: Any, where: str, archived: bool) -> None:
         p.add(f"{where}.kind", f"must be 'images' or 'labels', not {f.kind!r}")
     if f.dtype not in _DTYPES:
         p.add(f"{where}.dtype", f"must be one of {', '.join(_DTYPES)}, not {f.dtype!r}")
-    if not (
-        isinstance(f.shape, tuple) and 0 < len(f.shape) <= _core.MAX_NDIM and all(_is_int(d) and d > 0 for d in f.shape)
-    ):
-        p.add(f"{where}.shape", f"must be a list of 1 to {_core.MAX_NDIM} positive sizes, not {f.shape!r}")
+    s = f.shape
+    if not (isinstance(s, tuple) and 0 < len(s) <= _core.MAX_NDIM and all(_is_int(d) and d > 0 for d in s)):
+        p.add(f"{where}.shape", f"must be a list of 1 to {_core.MAX_NDIM} positive sizes, not {s!r}")
     p.positive(f"{where}.stored_size", f.stored_size, optional=True)
-    for key in ("stored_md5", "stored_sha256", "content_md5", "content_sha256"):
-        p.digest(f"{where}.{key}", getattr(f, key), 32 if key.endswith("md5") else 64)
-    if not archived and not (f.stored_md5 or f.stored_sha256 or f.content_md5 or f.content_sha256):
-        p.add(where, "no digest (stored_md5, stored_sha256, content_md5 or content_sha256): nothing could verify it")
+    p.digests(where, f, ("stored_md5", "stored_sha256", "content_md5", "content_sha256"), needed=not archived)
 
 
 def problems(ds: Dataset) -> list[str]:
@@ -243,7 +246,7 @@ def problems(ds: Dataset) -> list[str]:
     p.strings("classes", ds.classes, lambda w, v: p.text(w, v, empty=False))
     if ds.classes == ():
         p.add("classes", "must be a non-empty list of names")
-    p.strings("label_columns", ds.label_columns)
+    p.strings("label_columns", ds.label_columns, p.text)
     p.mirrors("mirrors", ds.mirrors)
     for key in ("torchvision_name", "keras_name", "debian_name", "keras_npz"):
         p.component(key, getattr(ds, key), empty=True)
@@ -297,10 +300,8 @@ def _taken(name: str, exclude: str | None) -> str | None:
     for d in DATASETS.values():
         if d.name != exclude and key in (n.casefold() for n in (d.name, *d.aliases)):
             return f"the registered dataset {d.name!r}"
-    return next(
-        (f"the folder of the registered archive {a.name!r}" for a in ARCHIVES.values() if a.name.casefold() == key),
-        None,
-    )
+    folders = (a.name for a in ARCHIVES.values() if a.name.casefold() == key)
+    return next((f"the folder of the registered archive {a!r}" for a in folders), None)
 
 
 def register_archive(archive: Archive) -> Archive:
@@ -346,34 +347,33 @@ def register(dataset: Dataset, *, replace: bool = False) -> Dataset:
 
 # --- registry files ----------------------------------------------------------------------------
 
-
-def _gentle(key: str, value: Any) -> Any:
-    """A value as a file holds it, made the field's type where that is unambiguous (a list becomes
-    a tuple); anything else kept as it is, for the checks to name."""
-    if key in ("classes", "mirrors", "aliases", "label_columns", "shape") and isinstance(value, list):
-        return tuple(value)
-    if key == "slices" and isinstance(value, dict):
-        return {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
-    return value
+_TUPLES = ("classes", "mirrors", "aliases", "label_columns", "shape")
 
 
 def _table(cls: type, value: Any, where: str, required: tuple[str, ...]) -> dict[str, Any]:
-    """The fields of ``cls`` a file's table gives, each made gentle; unknown or missing keys refused."""
+    """The fields of ``cls`` a file's table gives, lists made tuples (the checks name anything
+    else); unknown or missing keys refused."""
     if not isinstance(value, Mapping):
         raise RegistryError(f"{where}: must be a table/object, not {_kind(value)}")
     known = [f.name for f in fields(cls)]
     unknown, missing = sorted(str(k) for k in value if k not in known), [k for k in required if k not in value]
-    if unknown or missing:
-        why = ([f"unknown key(s) {unknown}; known: {', '.join(known)}"] if unknown else []) + (
-            [f"missing {', '.join(missing)}"] if missing else []
-        )
+    why = [f"unknown key(s) {unknown}; known: {', '.join(known)}"] * bool(unknown)
+    why += [f"missing {', '.join(missing)}"] * bool(missing)
+    if why:
         raise RegistryError(f"{where}: " + "; ".join(why))
-    return {k: _gentle(k, v) for k, v in value.items()}
+    out: dict[str, Any] = {k: tuple(v) if k in _TUPLES and isinstance(v, list) else v for k, v in value.items()}
+    if isinstance(out.get("slices"), dict):
+        out["slices"] = {k: tuple(v) if isinstance(v, list) else v for k, v in out["slices"].items()}
+    return out
+
+
+def _named(kind: str, description: Any, source: str) -> str:
+    return f"{source}: {kind} {description.get('name', '?') if isinstance(description, Mapping) else '?'!r}"
 
 
 def archive_from_dict(description: Mapping[str, Any], source: str = "<dict>") -> Archive:
     """An ``Archive`` from its ``[[archive]]`` table, checked."""
-    where = f"{source}: archive {description.get('name', '?') if isinstance(description, Mapping) else '?'!r}"
+    where = _named("archive", description, source)
     archive = Archive(**_table(Archive, description, where, ("name", "file", "max_size")))
     found = archive_problems(archive, "")
     if found:
@@ -386,14 +386,14 @@ def from_dict(
 ) -> Dataset:
     """A ``Dataset`` from its ``[[dataset]]`` table, checked whole: ``RegistryError`` names the
     source, the dataset and each field at fault. ``archive`` names one of ``archives`` or the registry's."""
-    where = f"{source}: dataset {description.get('name', '?') if isinstance(description, Mapping) else '?'!r}"
+    where = _named("dataset", description, source)
     values = _table(Dataset, description, where, ("name", "classes", "files"))
     files = values["files"]
     if not isinstance(files, list) or not files:
         raise RegistryError(f"{where}: files: must be a non-empty list of file tables, not {_kind(files)}")
+    required = ("name", "split", "kind", "shape")
     values["files"] = tuple(
-        FileInfo(**_table(FileInfo, f, f"{where}: files[{k}]", ("name", "split", "kind", "shape")))
-        for k, f in enumerate(files)
+        FileInfo(**_table(FileInfo, f, f"{where}: files[{k}]", required)) for k, f in enumerate(files)
     )
     if values.get("archive") is not None:
         pool, ref = {**ARCHIVES, **(archives or {})}, values["archive"]
@@ -407,59 +407,32 @@ def from_dict(
     return ds
 
 
-def _listed(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
+def to_dict(item: Dataset | Archive) -> dict[str, Any]:
+    """A dataset (or an archive) as a registry file's table describes it (``from_dict`` and
+    ``archive_from_dict`` give it back; a dataset's archive is named)."""
 
+    def plain(v: Any) -> Any:
+        return list(v) if isinstance(v, tuple) else {k: list(c) for k, c in v.items()} if isinstance(v, Mapping) else v
 
-def to_dict(dataset: Dataset) -> dict[str, Any]:
-    """``dataset`` as a registry file describes it (``from_dict`` gives it back; its archive named)."""
-    out = {f.name: _listed(getattr(dataset, f.name)) for f in fields(Dataset) if f.name != "files"}
-    out.update(
-        archive=dataset.archive.name if dataset.archive else None,
-        slices={k: list(v) for k, v in dataset.slices.items()},
-    )
+    out = {f.name: plain(getattr(item, f.name)) for f in fields(item) if f.name not in ("files", "archive")}
+    if isinstance(item, Archive):
+        return {k: v for k, v in out.items() if v not in (None, "")}
     out = {k: v for k, v in out.items() if v or k in ("name", "classes", "mirrors")}
-    out["files"] = [{k: _listed(v) for k, v in vars(i).items() if v is not None} for i in dataset.files]
+    out.update({"archive": item.archive.name} if item.archive else {})
+    out["files"] = [{k: plain(v) for k, v in vars(i).items() if v is not None} for i in item.files]
     return out
-
-
-def archive_to_dict(archive: Archive) -> dict[str, Any]:
-    """``archive`` as a registry file's ``[[archive]]`` table."""
-    return {f.name: _listed(v) for f in fields(Archive) if (v := getattr(archive, f.name)) not in (None, "")}
 
 
 REGISTRY_MAX_BYTES = 1 << 20  #: the largest registry file read (the built-in one is about 15 KiB)
 
 
-def read_small(path: str | os.PathLike[str], most: int = REGISTRY_MAX_BYTES) -> bytes:
-    """A registry or record file's bytes: opened without waiting (a FIFO), judged by ``fstat`` (a
-    regular file) before a byte is read, at most ``most``; ``ValueError`` naming the rule broken."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            raise ValueError("not a regular file")
-        raw = f.read(most + 1)
-    if len(raw) > most:
-        raise ValueError(f"over {most} bytes")
-    return raw
-
-
-def read_json(raw: bytes | str) -> Any:
-    """JSON, or ``ValueError`` for anything unreadable: malformed, or nested deeper than Python's
-    recursion limit (where ``json`` raises RecursionError)."""
-    try:
-        return json.loads(raw)
-    except RecursionError:
-        raise ValueError("nested deeper than Python's recursion limit") from None
-
-
 def parse_registry(path: str | os.PathLike[str]) -> tuple[list[Archive], list[Dataset]]:
     """The archives and datasets a registry file describes, all checked, none registered: a TOML
-    (``.toml``) or JSON file of a list ``dataset`` (tables as ``to_dict`` writes them) and an
-    optional list ``archive`` (as ``archive_to_dict`` writes them)."""
+    (``.toml``) or JSON file of a list ``dataset`` and an optional list ``archive`` (tables as
+    ``to_dict`` writes them)."""
     path, kind = os.fspath(path), "TOML" if os.fspath(path).endswith(".toml") else "JSON"
     try:
-        raw = read_small(path)
+        raw = read_small(path, REGISTRY_MAX_BYTES)
     except ValueError as e:
         raise RegistryError(f"{path}: {e}; a registry is a regular TOML or JSON file of at most 1 MiB") from None
     try:
@@ -477,18 +450,17 @@ def parse_registry(path: str | os.PathLike[str]) -> tuple[list[Archive], list[Da
         raise RegistryError(f"{path}: expected a non-empty list 'dataset' of dataset descriptions")
     if not isinstance(archive_entries, list):
         raise RegistryError(f"{path}: 'archive' must be a list of archive descriptions")
-    archives = [archive_from_dict(a, path) for a in archive_entries]
-    by_name = {a.name: a for a in archives}
-    if len(by_name) != len(archives):
+    archives = {a.name: a for a in (archive_from_dict(a, path) for a in archive_entries)}
+    if len(archives) != len(archive_entries):
         raise RegistryError(f"{path}: two archives have the same name")
-    found = [from_dict(e, path, by_name) for e in entries]
-    taken = {a.name.casefold(): f"its archive {a.name!r}" for a in archives}
+    found = [from_dict(e, path, archives) for e in entries]
+    taken = {a.casefold(): f"its archive {a!r}" for a in archives}
     for d in found:
-        for field_name, n in (("name", d.name), *(("aliases", a) for a in d.aliases)):
+        for key, n in (("name", d.name), *(("aliases", a) for a in d.aliases)):
             other = taken.setdefault(n.casefold(), f"its dataset {d.name!r}")
-            if other != f"its dataset {d.name!r}" or (field_name == "aliases" and n.casefold() == d.name.casefold()):
-                raise RegistryError(f"{path}: dataset {d.name!r}: {field_name}: {n!r} also names {other}")
-    return archives, found
+            if other != f"its dataset {d.name!r}" or (key == "aliases" and n.casefold() == d.name.casefold()):
+                raise RegistryError(f"{path}: dataset {d.name!r}: {key}: {n!r} also names {other}")
+    return list(archives.values()), found
 
 
 def load_registry(path: str | os.PathLike[str], *, replace: bool = False) -> list[Dataset]:

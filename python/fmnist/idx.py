@@ -3,11 +3,12 @@ file fmnist writes is written (``write``): made under a name of its own
 (``<name>.<12 hex>.partial``) with ``O_EXCL`` (never opened over an existing name, link or not),
 checked to be what fmnist made (a regular file with one link, its owner's, the very inode written)
 and only then renamed into place, fsynced (the file, then its folder) when it must survive a
-crash."""
+crash; and how small files fmnist only reads (registries, records) are read (``read_small``)."""
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import secrets
@@ -157,6 +158,28 @@ def write_idx(dest: Dest, array: npt.ArrayLike, *, compress: bool | int | str = 
         dest.write(data)
         return
     write(Path(os.fspath(dest)), [data])
+
+
+def read_small(path: str | os.PathLike[str], most: int = 1 << 20) -> bytes:
+    """A registry or record file's bytes: opened without waiting (a FIFO), judged by ``fstat`` (a
+    regular file) before a byte is read, at most ``most``; ``ValueError`` naming the rule broken."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise ValueError("not a regular file")
+        raw = f.read(most + 1)
+    if len(raw) > most:
+        raise ValueError(f"over {most} bytes")
+    return raw
+
+
+def read_json(raw: bytes | str) -> Any:
+    """JSON, or ``ValueError`` for anything unreadable: malformed, or nested deeper than Python's
+    recursion limit (where ``json`` raises RecursionError)."""
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ValueError("nested deeper than Python's recursion limit") from None
 
 
 #: A temporary file of fmnist's: ``<name>.<12 hex digits>.partial``.

@@ -25,6 +25,12 @@ from .results import Copy, Judgment, Proof, judged, reason
 
 K, RETURN = _core.Kind, _core.Errors.RETURN
 Proofs = Mapping[str, Mapping[str, str]]  #: file name -> {content SHA-256 proven here: what proved it}
+FORMS = {
+    "stored_md5": K.MD5,
+    "stored_sha256": K.SHA256,
+    "content_sha256": K.CONTENT_SHA256,
+    "content_md5": K.CONTENT_MD5,
+}
 
 
 def published(item: FileInfo | Archive) -> str:
@@ -44,20 +50,13 @@ def accepted(info: FileInfo, proofs: Mapping[str, str]) -> set[str]:
 
 
 def expected(info: FileInfo, proofs: Mapping[str, str], stored: bool = True) -> list[_core.Expected]:
-    """The digests ``info`` is known to have (one of each form, the cheapest): one matching accepts it."""
+    """The digests ``info`` is known to have (the cheapest of each form): one matching accepts it."""
     out = []
-    if stored and (info.stored_md5 or info.stored_sha256):
-        kind, hex, name = (
-            (K.MD5, info.stored_md5, "MD5") if info.stored_md5 else (K.SHA256, info.stored_sha256, "SHA-256")
-        )
-        out.append(_core.Expected(kind, hex or "", f"the published stored {name}"))
-    if info.content_sha256 or info.content_md5:
-        kind, hex, name = (
-            (K.CONTENT_SHA256, info.content_sha256, "SHA-256")
-            if info.content_sha256
-            else (K.CONTENT_MD5, info.content_md5, "MD5")
-        )
-        out.append(_core.Expected(kind, hex or "", f"the known content {name}"))
+    for pair in (("stored_md5", "stored_sha256"),) * stored + (("content_sha256", "content_md5"),):
+        key = next((k for k in pair if getattr(info, k)), None)
+        if key is not None:
+            what = ("the published stored " if key[0] == "s" else "the known content ") + key.split("_")[1].upper()
+            out.append(_core.Expected(FORMS[key], getattr(info, key), what.replace("SHA256", "SHA-256")))
     return out + [
         _core.Expected(K.CONTENT_SHA256, d, f"that of {w}") for d, w in proofs.items() if d != info.content_sha256
     ]
@@ -93,67 +92,45 @@ def judge(o: Any, info: FileInfo, copy: Copy, member: str = "") -> Judgment:
     return judged(info, copy, why, sha=sha, unproven=a, member=member)
 
 
-def too_big(path: Path, most: int, what: str) -> str:
-    """Why ``path`` is turned down from ``stat`` alone ("" when it is not): no regular file, too long."""
+def too_big(path: Path, most: int, what: str, exact: int = -1) -> str:
+    """Why ``path`` is turned down from ``stat`` alone ("" when it is not): no regular file, longer
+    than ``most``, or not ``exact`` bytes long."""
     try:
         st = path.stat()
     except OSError as e:
         return f"unreadable: {reason(e)}"
     if not stat.S_ISREG(st.st_mode):
         return "not a regular file"
+    if exact >= 0 and st.st_size != exact:
+        return f"{st.st_size:,} bytes, not the {exact:,} of {what}"
     return f"{st.st_size:,} bytes, more than {what} ({most:,})" if st.st_size > most else ""
 
 
-def _size_rule(copy: Copy, info: FileInfo, exact: bool) -> str:
-    """A decompressed copy has the IDX file's length (``exact``; else at most it); a stored one at
-    most what any gzip or xz needs."""
-    if copy.decompressed and not exact:
-        return too_big(copy.path, info.content_size, "the decompressed IDX file's length")
-    if copy.decompressed:
-        size = copy.path.stat().st_size if copy.path.exists() else -1
-        return (
-            ""
-            if size == info.content_size
-            else f"{size:,} bytes, not the {info.content_size:,} of the decompressed IDX file"
-        )
-    most = int(_core.max_compressed_size(info.dtype, list(info.shape)))
-    return too_big(copy.path, most, f"any gzip or xz of a {info.shape} {info.dtype} IDX file needs")
-
-
 def read_files(heads: Sequence[tuple[FileInfo, Copy]], proofs: Proofs, exact: bool = True) -> list[Judgment]:
-    """Each copy turned down from its size (``_size_rule``), or read and judged, all in one engine
-    call (on every core): hashed as read, parsed from the same bytes, ``max_bytes`` from the
-    registry's shapes."""
-    out = [judged(i, c, why) if (why := _size_rule(c, i, exact)) else None for i, c in heads]
+    """Each copy turned down from its size (a decompressed copy has the IDX file's length, or when
+    not ``exact`` at most that; a stored one at most what any gzip or xz needs), or read and judged,
+    all in one engine call (on every core): hashed as read, parsed from the same bytes."""
+
+    def size_rule(i: FileInfo, c: Copy) -> str:
+        if c.decompressed:
+            return too_big(c.path, i.content_size, "the decompressed IDX file", i.content_size if exact else -1)
+        most = int(_core.max_compressed_size(i.dtype, list(i.shape)))
+        return too_big(c.path, most, f"any gzip or xz of a {i.shape} {i.dtype} IDX file needs")
+
+    out = [judged(i, c, why) if (why := size_rule(i, c)) else None for i, c in heads]
     todo = [k for k, j in enumerate(out) if j is None]
-    if todo:
-        requests = [
-            _core.Request(
-                os.fspath(c.path),
-                expected=expected(i, proofs.get(i.name, {}), not c.decompressed),
-                report=[K.CONTENT_SHA256],
-            )
-            for i, c in (heads[k] for k in todo)
-        ]
-        limit = max(heads[k][0].content_size for k in todo)
-        for k, o in zip(todo, _core.read(requests, strict=False, max_bytes=limit, errors=RETURN)):
-            out[k] = judge(o, *heads[k])
+    requests = [
+        _core.Request(
+            os.fspath(c.path),
+            expected=expected(i, proofs.get(i.name, {}), not c.decompressed),
+            report=[K.CONTENT_SHA256],
+        )
+        for i, c in (heads[k] for k in todo)
+    ]
+    limit = max((heads[k][0].content_size for k in todo), default=0)
+    for k, o in zip(todo, _core.read(requests, strict=False, max_bytes=limit, errors=RETURN) if todo else []):
+        out[k] = judge(o, *heads[k])
     return [j for j in out if j is not None]
-
-
-def hash_file(info: FileInfo, copy: Copy, proofs: Mapping[str, str]) -> Judgment:
-    """A decompressed file hashed as it streams past, nothing kept (fmnist's own cache file, before it
-    is mapped): no array either way."""
-    request = _core.Request(os.fspath(copy.path), _core.Mode.DIGESTS, expected(info, proofs, stored=False))
-    (o,) = _core.read([request], strict=False, errors=RETURN)
-    v = None if isinstance(o, BaseException) else next((v for v in o.verdicts if v.matched), None)
-    if v is not None:
-        return judged(info, copy, v.message, _proof(v, info), sha=v.actual)
-    return (
-        judge(o, info, copy)
-        if isinstance(o, BaseException)
-        else judged(info, copy, "; ".join(x.message for x in o.verdicts))
-    )
 
 
 _ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError, RuntimeError, ValueError)
@@ -178,18 +155,15 @@ def read_archive(copy: Copy, a: Archive, infos: Sequence[FileInfo], proofs: Proo
         j = judged(whole(a), copy, why or f"unreadable: {reason(error or OSError())}", error=error)
         return [j] + [judged(i, copy, j.message, error=error, member=n) for i, n in zip(infos, names)]
     assert o is not None and o.stored is not None
-    data = o.stored
     try:
-        with zipfile.ZipFile(BytesIO(data)) as z:
-            members: list[Any] = [_member(z, where, n, i) for n, i in zip(names, infos)]
+        with zipfile.ZipFile(BytesIO(o.stored)) as z:
+            members = [_member(z, where, n, i) for n, i in zip(names, infos)]
     except _ZIP_ERRORS as e:
         members = [BadZipFile(f"{where}: not a readable zip archive: {e}")] * len(infos)
     todo = [k for k, m in enumerate(members) if isinstance(m, bytes)]
-    md5 = published(a).startswith("stored_md5")
-    digest = _core.Expected(
-        K.MD5 if md5 else K.SHA256, published(a).split(":")[1], f"the published archive {'MD5' if md5 else 'SHA-256'}"
-    )
-    requests = [_core.Request(data, _core.Mode.DIGESTS, [digest])] + [
+    kind, hex = published(a).split(":")
+    digest = _core.Expected(FORMS[kind], hex, f"the published archive {'MD5' if kind.endswith('md5') else 'SHA-256'}")
+    requests = [_core.Request(o.stored, _core.Mode.DIGESTS, [digest])] + [
         _core.Request(
             (members[k], f"{where}:{names[k]}"),
             expected=expected(infos[k], proofs.get(infos[k].name, {}), False),
@@ -198,24 +172,21 @@ def read_archive(copy: Copy, a: Archive, infos: Sequence[FileInfo], proofs: Proo
         for k in todo
     ]
     # One engine call: the archive hashed on one core while its members inflate on the others.
-    verdict, *outcomes = _core.read(
-        requests, strict=False, max_bytes=max((infos[k].content_size for k in todo), default=0), errors=RETURN
-    )
+    limit = max((infos[k].content_size for k in todo), default=0)
+    verdict, *outcomes = _core.read(requests, strict=False, max_bytes=limit, errors=RETURN)
     v = verdict.verdicts[0]
     out = [judged(i, copy, v.message, member=n) for i, n in zip(infos, names)]
     if not v.matched:
         return [judged(whole(a), copy, v.message), *out]
     for k, m in enumerate(members):
-        if isinstance(m, str):
-            out[k] = judged(infos[k], copy, m, member=names[k])
-        elif isinstance(m, BaseException):
-            out[k] = judged(infos[k], copy, str(m), error=m, member=names[k])
+        if not isinstance(m, bytes):
+            out[k] = judged(infos[k], copy, str(m), error=m if isinstance(m, BaseException) else None, member=names[k])
     for k, o in zip(todo, outcomes):
         if isinstance(o, BaseException) or o.verdicts:  # unreadable, or a content digest to judge it by
             out[k] = judge(o, infos[k], copy, names[k])
         else:  # no digest of its own: the verified archive proves it
-            sha, wrong = o.digests[K.CONTENT_SHA256], _fits(o.array, infos[k])
-            rule = f"a member of the verified archive ({v.message})"
+            wrong, rule = _fits(o.array, infos[k]), f"a member of the verified archive ({v.message})"
+            sha = o.digests[K.CONTENT_SHA256]
             out[k] = judged(
                 infos[k], copy, wrong or rule, None if wrong else Proof.ARCHIVE, member=names[k], array=o.array, sha=sha
             )
@@ -252,11 +223,8 @@ def read_npz(copy: Copy, ds: Dataset, infos: Sequence[FileInfo]) -> list[Judgmen
     """keras's single-file form (``mnist.npz``): turned down from ``stat`` when larger than any .npz of
     the dataset's arrays, else judged by the SHA-256 keras publishes and, when it matches, each file's
     array (``x_test``, ...) read from the very bytes hashed (no pickles)."""
-    why = too_big(
-        copy.path, sum(i.content_size for i in ds.files) * 9 // 8 + (1 << 20), "any .npz of the dataset's arrays needs"
-    )
-    arrays: dict[str, Any] = {}
-    message = ""
+    most = sum(i.content_size for i in ds.files) * 9 // 8 + (1 << 20)
+    why, arrays, message = too_big(copy.path, most, "any .npz of the dataset's arrays needs"), {}, ""
     if not why:
         digest = _core.Expected(K.SHA256, ds.keras_npz_sha256, "keras's published SHA-256")
         (o,) = _core.read(
@@ -271,14 +239,14 @@ def read_npz(copy: Copy, ds: Dataset, infos: Sequence[FileInfo]) -> list[Judgmen
                     arrays = {k: np.ascontiguousarray(npz[k]) for k in npz.files}
             except (OSError, ValueError, zipfile.BadZipFile) as e:
                 why = f"unreadable: {reason(e)}"
-    if why:
-        return [judged(i, copy, why) for i in infos]
     out = []
     for i in infos:
         key = ("x_" if i.kind == "images" else "y_") + i.split
         a = arrays.get(key)
-        if a is None or _fits(a, i):
-            out.append(judged(i, copy, f"no {i.dtype} {key} of shape {i.shape} in it", member=key))
+        if why or a is None or _fits(a, i):
+            out.append(
+                judged(i, copy, why or f"no {i.dtype} {key} of shape {i.shape} in it", member="" if why else key)
+            )
         else:
             out.append(judged(i, copy, message, Proof.KERAS_NPZ, member=key, array=a, sha=content_sha256(a)))
     return out

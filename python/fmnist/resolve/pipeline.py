@@ -24,7 +24,7 @@ from .policy import Policy, data_root
 from .results import Judgment, Proof, Resolution, Source
 from .sources import Known
 from .sources import Source as Base
-from .sources.folders import Archives, Folders, KerasNpz
+from .sources.folders import Folders, Whole
 from .sources.mirrors import Mirrors
 from .sources.torchvision import TorchvisionRaw
 from .sources.warm import WarmCache, cacheable
@@ -40,8 +40,7 @@ def _sources(known: Known, urls: list[str]) -> Iterator[Base]:
     yield from [TorchvisionRaw(known)] if p.torchvision is not None else []
     yield from [WarmCache(known)] if known.cache else []
     yield Folders(known, own_only=not p.discover)
-    yield from [KerasNpz(known)] if p.discover and ds.keras_npz else []
-    yield from [Archives(known, own_only=not p.discover)] if ds.archive is not None else []
+    yield from [Whole(known, own_only=not p.discover)] if ds.archive or (p.discover and ds.keras_npz) else []
     yield from [Mirrors(known, urls)] if p.download else []
 
 
@@ -66,7 +65,7 @@ def resolve(dataset: Dataset, files: Sequence[FileInfo], policy: Policy | None =
     for source in _sources(known, urls):
         if not (pending or every):
             break
-        looked_in += source.looked_in()
+        looked_in += source.places
         queues = {i.name: source.candidates(i, known) for i in pending}
         while heads := [(i, queues[i.name].pop(0)) for i in pending if queues[i.name]]:
             for j in source.judge(heads, known):

@@ -29,7 +29,8 @@ import numpy as np
 import numpy.typing as npt
 
 from .. import _core, idx
-from ..datasets import FileInfo, read_json, read_small
+from ..datasets import FileInfo
+from ..idx import read_json, read_small
 
 RECORDS = ".fmnist-cache.json"
 FIELDS = ("dev", "ino", "size", "mtime_ns", "ctime_ns")

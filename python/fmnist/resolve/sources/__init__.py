@@ -33,8 +33,7 @@ class Known:
 
 
 class Source:
-    def looked_in(self) -> list[str]:
-        return []
+    places: list[str]  #: where it looks, for the error that says where ``resolve`` looked
 
     def candidates(self, info: FileInfo, known: Known) -> list[Copy]:
         raise NotImplementedError

@@ -5,7 +5,7 @@ the very bytes hashed)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from ...datasets import Dataset, FileInfo
@@ -23,9 +23,8 @@ def keras_datasets_dirs() -> list[Path]:
     ``/tmp/.keras/datasets`` when that home cannot be written (keras then falls back to it)."""
     env = os.environ.get("KERAS_HOME")
     home = Path(env).expanduser() if env else Path.home() / ".keras"
-    return [home / "datasets"] + (
-        [Path("/tmp/.keras/datasets")] if home.exists() and not os.access(home, os.W_OK) else []
-    )
+    fallback = home.exists() and not os.access(home, os.W_OK)
+    return [home / "datasets"] + [Path("/tmp/.keras/datasets")] * fallback
 
 
 def folders(ds: Dataset, root: Path, torchvision_raw: Path | None = None) -> list[tuple[Path, Source]]:
@@ -33,20 +32,18 @@ def folders(ds: Dataset, root: Path, torchvision_raw: Path | None = None) -> lis
     torchvision's under the data root, then in each folder of $FMNIST_SEARCH_PATH fmnist's,
     torchvision's and a repository clone's layout; or, when it is not set, keras's, Debian's, and
     torchvision's, fmnist's and a clone's under the working folder."""
+    tv = ds.torchvision_name
     out: list[tuple[Path, Source]] = [(torchvision_raw, Source.TORCHVISION)] if torchvision_raw else []
-    out += [(root / ds.name, Source.FMNIST)] + (
-        [(root / ds.torchvision_name / "raw", Source.TORCHVISION)] if ds.torchvision_name else []
-    )
+    out += [(root / ds.name, Source.FMNIST)] + [(root / tv / "raw", Source.TORCHVISION)] * bool(tv)
     bases = search_roots()
     if bases is None:
         out += [(d / ds.keras_name, Source.KERAS) for d in keras_datasets_dirs() if ds.keras_name]
-        out += [(DEBIAN / ds.debian_name, Source.DEBIAN)] if ds.debian_name else []
-        out += [(Path(ds.repo_dir), Source.REPOSITORY)] if ds.repo_dir else []  # the working folder is a clone
+        out += [(DEBIAN / ds.debian_name, Source.DEBIAN)] * bool(ds.debian_name)
+        out += [(Path(ds.repo_dir), Source.REPOSITORY)] * bool(ds.repo_dir)  # the working folder is a clone
         bases = [Path("data"), Path(".")]  # torchvision's tutorials use root="data"
     for base in bases:
-        out.append((base / ds.name, Source.FMNIST))
-        out += [(base / ds.torchvision_name / "raw", Source.TORCHVISION)] if ds.torchvision_name else []
-        out += [(base / ds.repo_dir, Source.REPOSITORY)] if ds.repo_dir and base != Path("data") else []
+        out += [(base / ds.name, Source.FMNIST)] + [(base / tv / "raw", Source.TORCHVISION)] * bool(tv)
+        out += [(base / ds.repo_dir, Source.REPOSITORY)] * bool(ds.repo_dir and base != Path("data"))
     unique: dict[Path, tuple[Path, Source]] = {}
     for folder, layout in out:
         unique.setdefault(folder.resolve() if folder.exists() else folder, (folder, layout))
@@ -61,20 +58,18 @@ class Folders(Base):
     def __init__(self, known: Known, *, own_only: bool = False) -> None:
         tv = known.policy.torchvision
         self.own_only = own_only
-        self.places = (
+        self.at = (
             [(known.store.folder, Source.FMNIST)]
             if own_only
             else folders(known.dataset, known.root, tv.raw if tv else None)
         )
-
-    def looked_in(self) -> list[str]:
-        return [f"{folder} ({layout})" for folder, layout in self.places]
+        self.places = [f"{folder} ({layout})" for folder, layout in self.at]
 
     def candidates(self, info: FileInfo, known: Known) -> list[Copy]:
-        stored = [Copy(f / info.name, layout) for f, layout in self.places if regular(f / info.name)]
+        stored = [Copy(f / info.name, layout) for f, layout in self.at if regular(f / info.name)]
         raw = [
             Copy(f / info.stem, layout, decompressed=True)
-            for f, layout in self.places
+            for f, layout in self.at
             if not self.own_only
             and info.stem != info.name
             and f / info.stem != known.store.path(info)
@@ -86,58 +81,37 @@ class Folders(Base):
         return read_files(heads, known.proofs)
 
 
-class KerasNpz(Base):
-    def __init__(self, known: Known) -> None:
-        name, bases = known.dataset.keras_npz, search_roots()
-        self.paths = [b / name for b in (keras_datasets_dirs() if bases is None else bases)] if name else []
-
-    def looked_in(self) -> list[str]:
-        return [f"{p} (keras .npz)" for p in self.paths]
-
-    def candidates(self, info: FileInfo, known: Known) -> list[Copy]:
-        return [Copy(p, Source.KERAS_NPZ) for p in self.paths if regular(p)]
-
-    def judge(self, heads: Sequence[tuple[FileInfo, Copy]], known: Known) -> list[Judgment]:
-        return _grouped(heads, lambda copy, infos: read_npz(copy, known.dataset, infos))
-
-
-class Archives(Base):
-    """fmnist's ``<root>/<archive name>/`` (shared by the datasets in it), torchvision's raw folder,
-    and the same under the searched folders."""
+class Whole(Base):
+    """Files that hold every file of the dataset: keras's .npz (under keras's datasets folders, or
+    the searched folders), or the archive (fmnist's ``<root>/<archive name>/``, shared by the
+    datasets in it, torchvision's raw folder, and the same under the searched folders); each read
+    once a round for every file wanted of it."""
 
     def __init__(self, known: Known, *, own_only: bool = False) -> None:
-        ds, a, tv = known.dataset, known.dataset.archive, known.policy.torchvision
-        assert a is not None
-        out = [(known.root / a.name / a.file, Source.FMNIST_ARCHIVE)]
-        if not own_only:
-            out += [(tv.raw / a.file, Source.TORCHVISION_ARCHIVE)] if tv is not None else []
-            for base in [known.root, *(search_roots() or [Path("data"), Path(".")])]:
-                out.append((base / a.name / a.file, Source.FMNIST_ARCHIVE))
-                out += (
-                    [(base / ds.torchvision_name / "raw" / a.file, Source.TORCHVISION_ARCHIVE)]
-                    if ds.torchvision_name
-                    else []
+        ds, a, tv, bases = known.dataset, known.dataset.archive, known.policy.torchvision, search_roots()
+        if a is None:
+            dirs = keras_datasets_dirs() if bases is None else bases
+            self.at = [(d / ds.keras_npz, Source.KERAS_NPZ) for d in dirs]
+        else:
+            self.at = [(known.root / a.name / a.file, Source.FMNIST_ARCHIVE)]
+            self.at += [(tv.raw / a.file, Source.TORCHVISION_ARCHIVE)] if tv is not None and not own_only else []
+            for base in [known.root, *(bases or [Path("data"), Path(".")])] * (not own_only):
+                self.at.append((base / a.name / a.file, Source.FMNIST_ARCHIVE))
+                self.at += [(base / ds.torchvision_name / "raw" / a.file, Source.TORCHVISION_ARCHIVE)] * bool(
+                    ds.torchvision_name
                 )
-        self.paths = list(dict.fromkeys(out))
-
-    def looked_in(self) -> list[str]:
-        return [f"{p} ({layout})" for p, layout in self.paths]
+            self.at = list(dict.fromkeys(self.at))
+        self.places = [f"{p} ({layout})" for p, layout in self.at]
 
     def candidates(self, info: FileInfo, known: Known) -> list[Copy]:
-        return [Copy(p, layout) for p, layout in self.paths if regular(p)]
+        return [Copy(p, layout) for p, layout in self.at if regular(p)]
 
     def judge(self, heads: Sequence[tuple[FileInfo, Copy]], known: Known) -> list[Judgment]:
-        a = known.dataset.archive
-        assert a is not None
-        return _grouped(heads, lambda copy, infos: read_archive(copy, a, infos, known.proofs)[1:])
-
-
-def _grouped(
-    heads: Sequence[tuple[FileInfo, Copy]], read: Callable[[Copy, list[FileInfo]], list[Judgment]]
-) -> list[Judgment]:
-    """One read a file of the round, for all the files wanted of it; judgments in ``heads``' order."""
-    groups: dict[Copy, list[FileInfo]] = {}
-    for info, copy in heads:
-        groups.setdefault(copy, []).append(info)
-    got = {(j.info.name, c): j for c, infos in groups.items() for j in read(c, infos)}
-    return [got[(i.name, c)] for i, c in heads]
+        groups: dict[Copy, list[FileInfo]] = {}
+        for info, copy in heads:
+            groups.setdefault(copy, []).append(info)
+        a, got = known.dataset.archive, {}
+        for c, infos in groups.items():
+            judged = read_npz(c, known.dataset, infos) if a is None else read_archive(c, a, infos, known.proofs)[1:]
+            got.update({(j.info.name, c): j for j in judged})
+        return [got[(i.name, c)] for i, c in heads]

@@ -34,11 +34,9 @@ class Mirrors(Base):
     def __init__(self, known: Known, urls: Sequence[str]) -> None:
         ds, tv = known.dataset, known.policy.torchvision
         self.urls = list(urls)
+        self.places = [f"{u} (mirror)" for u in self.urls]
         self.store = Store(known.root / ds.archive.name) if ds.archive is not None else known.store
         self.folder = tv.raw if tv is not None and tv.place and ds.archive is None else self.store.folder
-
-    def looked_in(self) -> list[str]:
-        return [f"{u} (mirror)" for u in self.urls]
 
     def candidates(self, info: FileInfo, known: Known) -> list[Copy]:
         a = known.dataset.archive

@@ -24,9 +24,7 @@ class TorchvisionRaw(Base):
     def __init__(self, known: Known) -> None:
         assert known.policy.torchvision is not None
         self.raw, self.verify = known.policy.torchvision.raw, known.policy.torchvision.verify
-
-    def looked_in(self) -> list[str]:
-        return [f"{self.raw} (torchvision, its rules)"]
+        self.places = [f"{self.raw} (torchvision, its rules)"]
 
     def candidates(self, info: FileInfo, known: Known) -> list[Copy]:
         at = self.raw / info.stem
