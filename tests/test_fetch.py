@@ -88,7 +88,10 @@ def test_every_failing_mirror_is_listed(env: Path, server: Server) -> None:
 def test_connection_dropped_mid_body_resumes_with_range(env: Path, server: Server, expected: dict[str, Any]) -> None:
     fmnist.download(mirrors=[server.mirror("drop")], retries=3)
     size = len(server.files[FILES[0]])
-    assert ("drop", FILES[0], f"bytes={size // 2}-") in server.ranges  # resumed where it broke
+    # Resumed where it broke: after the bytes that arrived (all the half sent, unless the kernel
+    # lost the tail of it with the connection).
+    starts = [int(r[6:-1]) for m, f, r in server.ranges if (m, f) == ("drop", FILES[0]) and r]
+    assert starts and 0 < starts[0] <= size // 2, server.ranges
     assert np.array_equal(fmnist.load(download=False)[0], expected[FILES[0]])
 
 

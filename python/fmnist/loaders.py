@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from .datasets import Dataset, FileInfo, get
 from .idx import read_idx_many
-from .resolve import DatasetNotFoundError, DownloadError, Policy, data_root, default_root, resolve, search_roots
+from .resolve import Policy, data_root, resolve
 from .resolve.policy import PathArg
 
 Array = npt.NDArray[Any]
@@ -88,8 +88,7 @@ def load_data(
     returns them (uint8, ``(60000, 28, 28)``, ``(60000,)``, ``(10000, 28, 28)``, ``(10000,)``)."""
     ds = get(name)
     policy = Policy(root=root, cache=cache, download=download, mirrors=mirrors)
-    files = split_files(ds, "train") + split_files(ds, "test")
-    x_train, y_train, x_test, y_test = resolve(ds, files, policy).arrays()
+    x_train, y_train, x_test, y_test = resolve(ds, split_files(ds, "train") + split_files(ds, "test"), policy).arrays()
     return finish(ds, "train", x_train, y_train, False), finish(ds, "test", x_test, y_test, False)
 
 
@@ -102,9 +101,7 @@ def load_mnist(path: str | os.PathLike[str], kind: str = "train") -> tuple[Array
     in for, it reads whatever IDX files are at ``path`` (the repository's ``data/fashion``, its
     ``data/mnist``, a subset of one's own), so no registry digest can prove them; the engine
     checks their gzip and IDX structure, and ``fmnist.load`` is what verifies a known dataset."""
-    labels_path = os.path.join(path, f"{kind}-labels-idx1-ubyte.gz")
-    images_path = os.path.join(path, f"{kind}-images-idx3-ubyte.gz")
-    labels, images = read_idx_many([labels_path, images_path])
+    labels, images = read_idx_many([os.path.join(path, f"{kind}-{k}-ubyte.gz") for k in ("labels-idx1", "images-idx3")])
     return images.reshape(len(labels), -1), labels
 
 
@@ -122,31 +119,13 @@ def download(
     and fails verification (a file fmnist did not write is never replaced); returns that folder
     (for a dataset published as an archive, the archive's folder ``<root>/<archive name>/``)."""
     ds = get(name)
-    policy = Policy(
-        root=root, cache=False, discover=False, download=True, mirrors=mirrors, timeout=timeout, retries=retries
-    )
+    policy = Policy(root, cache=False, discover=False, download=True, mirrors=mirrors, timeout=timeout, retries=retries)
     policy.check(ds)
-    known = list(ds.splits)
-    wanted = known if splits is None else list(splits)
-    unknown = [s for s in wanted if s not in known]
-    if unknown or not wanted:
-        asked = unknown if unknown else "an empty list"
+    known, wanted = list(ds.splits), list(ds.splits if splits is None else splits)
+    if not wanted or any(s not in known for s in wanted):
+        asked = [s for s in wanted if s not in known] or "an empty list"
         raise ValueError(f"{ds.name} has the splits {', '.join(known)}, not {asked}")
     if ds.archive is not None and set(wanted) != set(known):
         raise ValueError(f"{ds.name} is published as one archive: it downloads whole, with every split")
     resolve(ds, [f for f in ds.files if f.split in wanted], policy).arrays()
-    base = data_root(root)
-    return base / (ds.archive.name if ds.archive is not None else ds.name)
-
-
-__all__ = [
-    "DatasetNotFoundError",
-    "DownloadError",
-    "data_root",
-    "default_root",
-    "download",
-    "load",
-    "load_data",
-    "load_mnist",
-    "search_roots",
-]
+    return data_root(root) / (ds.archive.name if ds.archive is not None else ds.name)

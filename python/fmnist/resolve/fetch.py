@@ -11,6 +11,7 @@ that does not resolve is not retried. The error lists every attempt and why it f
 
 from __future__ import annotations
 
+import http.client
 import logging
 import os
 import socket
@@ -18,6 +19,8 @@ import stat
 import sys
 import threading
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -83,7 +86,6 @@ def _remember(store: Store, final: Path, path: Path | None) -> None:
 
 
 def _cut(conn: Any) -> None:
-    """Ends a connection from another thread (a shutdown wakes a blocked read; a close does not)."""
     try:
         conn.sock.shutdown(socket.SHUT_RDWR)
     except (OSError, AttributeError):
@@ -92,10 +94,8 @@ def _cut(conn: Any) -> None:
 
 def _open(url: str, have: int, timeout: float) -> tuple[Any, Any]:
     """(connection, response) for ``url``, following up to five http(s) redirects. The status line
-    and headers must arrive within ``timeout`` of the request: a watchdog ends the connection then."""
-    import http.client
-    import urllib.parse
-
+    and headers must arrive within ``timeout`` of the request: a watchdog ends the connection then
+    (a shutdown wakes a blocked read; a close does not)."""
     for _ in range(6):
         parts = urllib.parse.urlsplit(url)
         kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
@@ -159,8 +159,6 @@ def _copy(source: Any, out: IO[bytes], room: int, window: float, bar: Any, sniff
 def _get(url: str, out: IO[bytes], have: int, timeout: float, limit: int, name: str) -> None:
     """One attempt: ``url`` into ``out``, after the ``have`` bytes there when the server resumes."""
     if url.startswith("file://"):
-        import urllib.request
-
         local = urllib.request.url2pathname(url[len("file://") :])
         try:
             if not stat.S_ISREG(os.stat(local).st_mode):
@@ -178,9 +176,8 @@ def _get(url: str, out: IO[bytes], have: int, timeout: float, limit: int, name: 
         status, kind = response.status, response.getheader("Content-Type") or ""
         if status == 416 and have:
             raise _Retry("HTTP 416 for the resumed range; starting over", restart=True)
-        if status in (408, 425, 429) or status >= 400:
-            error = _Retry if status in (408, 425, 429) or status >= 500 else _Skip
-            raise error(f"HTTP {status} {response.reason}")
+        if status >= 400 or status in (408, 425, 429):
+            raise (_Retry if status in (408, 425, 429) or status >= 500 else _Skip)(f"HTTP {status} {response.reason}")
         if "text/html" in kind:
             raise _Skip(f"served an HTML page (Content-Type: {kind}), not the file")
         resumed = have > 0 and status == 206
@@ -207,18 +204,15 @@ def _get(url: str, out: IO[bytes], have: int, timeout: float, limit: int, name: 
 
 def _progress(total: int | None, initial: int, name: str) -> Any:
     """A tqdm bar on a terminal, tqdm's notebook display in Jupyter, nothing elsewhere."""
-    if sys.stderr.isatty():
-        from tqdm import tqdm
-    elif "ipykernel" in sys.modules:
-        from tqdm.auto import tqdm
-    else:
+    if not sys.stderr.isatty() and "ipykernel" not in sys.modules:
         return None
+    from tqdm.auto import tqdm
+
     return tqdm(total=total, initial=initial, unit="B", unit_scale=True, desc=name, leave=False)
 
 
 def fetch(
-    name: str,
-    folder: Path,
+    final: Path,
     mirrors: Sequence[str],
     check: Callable[[Path], list[Any]],
     limit: int,
@@ -228,13 +222,13 @@ def fetch(
     timeout: float = 30.0,
     retries: int = 3,
     backoff: float = 0.5,
-) -> tuple[list[Any], Path]:
-    """Downloads ``name`` into ``folder`` from the first mirror giving a copy ``check`` accepts (the
-    ``proof`` of its first judgment), at most ``limit`` bytes: (its judgments, the final path). ``replace``: the final
-    path is fmnist's to replace; else a file another process put there first wins, and is judged.
-    A download cut short (an error, a kill) stays recorded in ``store``, to resume."""
-    folder.mkdir(parents=True, exist_ok=True)
-    final, attempts = folder / name, []
+) -> list[Any]:
+    """Downloads ``final`` from the first mirror giving a copy ``check`` accepts (the ``proof`` of
+    its first judgment), at most ``limit`` bytes: its judgments.
+    ``replace``: the final path is fmnist's to replace; else a file another process put there first
+    wins, and is judged. A download cut short (an error, a kill) stays recorded in ``store``, to resume."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    name, attempts = final.name, []
     partial, fd = _partial(store, final)
     with os.fdopen(fd, "r+b") as out:
         for base in mirrors:
@@ -246,13 +240,11 @@ def fetch(
                     _get(url, out, have, timeout, limit, name)
                     out.flush()
                     os.fsync(fd)
-                except _Skip as e:
-                    log.info("%s: %s: %s; next mirror", name, url, e)
+                except (_Skip, _Retry) as e:
+                    log.info("%s: %s: %s%s", name, url, e, "; next mirror" if isinstance(e, _Skip) else "")
                     attempts.append((url, str(e)))
-                    break
-                except _Retry as e:
-                    log.info("%s: %s: %s", name, url, e)
-                    attempts.append((url, str(e)))
+                    if isinstance(e, _Skip):
+                        break
                     attempt += 1
                     if e.restart:
                         out.truncate(0)
@@ -265,7 +257,7 @@ def fetch(
                     idx.mine(partial, fd)
                     placed = idx.finish(partial, final, replace=replace)
                     _remember(store, final, None)
-                    return (judged if placed else check(final)), final
+                    return judged if placed else check(final)
                 out.truncate(0)
                 if have and fresh:
                     fresh = False

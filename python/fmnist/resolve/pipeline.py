@@ -89,27 +89,23 @@ def _keep(known: Known, found: dict[str, Judgment], judgments: list[Judgment]) -
     changes nothing, and takes no lock."""
     store, ds = known.store, known.dataset
     learnt = [j for j in judgments if j.proof in TEACHES and j.sha and not j.info.content_sha256]
-    write = [
-        j
-        for j in found.values()
-        if cacheable(j.info) and j.sha and j.source != Source.WARM_CACHE and j.proof != Proof.UNVERIFIED
-    ]
+    fresh = [j for j in found.values() if j.source != Source.WARM_CACHE and j.proof != Proof.UNVERIFIED]
+    write = [j for j in fresh if cacheable(j.info) and j.sha]
     adopt = [j for j in found.values() if j.source == Source.WARM_CACHE and j.proof != Proof.STAMP]
-    if not (write or adopt or learnt):
-        return []
-    out = []
+    out: list[str] = []
     try:
-        with store.lock():
-            store.clean()  # temporaries of writers killed before their rename
-            for j in write:
-                if store.stamped(j.info, {j.sha}) != j.sha:  # else already cached, unchanged
-                    why = store.write(j.info, j.array, j.sha)
-                    out += [f"{j.info.name}: not cached: {why}"] if why else []
-                    log.info("%s: %s", j.info.name, why or f"cached as {store.path(j.info)}")
-            for j in adopt:
-                store.mark(j.path, "files", j.info.stem, f"content_sha256:{j.sha}")
-            for j in learnt:
-                store.record("proven", j.info.name, {"content_sha256": j.sha, "by": _by(ds, j), "where": j.where})
+        if write or adopt or learnt:
+            with store.lock():
+                store.clean()  # temporaries of writers killed before their rename
+                for j in write:
+                    if store.stamped(j.info, {j.sha}) != j.sha:  # else already cached, unchanged
+                        why = store.write(j.info, j.array, j.sha)
+                        out += [f"{j.info.name}: not cached: {why}"] if why else []
+                        log.info("%s: %s", j.info.name, why or f"cached as {store.path(j.info)}")
+                for j in adopt:
+                    store.mark(j.path, "files", j.info.stem, f"content_sha256:{j.sha}")
+                for j in learnt:
+                    store.record("proven", j.info.name, {"content_sha256": j.sha, "by": _by(ds, j), "where": j.where})
     except OSError as e:  # a read-only or full root, a lock that cannot be made, ...
         out.append(f"{ds.name}: the warm cache was not written ({e}); the data returned is verified all the same")
     return out
@@ -119,19 +115,16 @@ def _place(known: Known, found: dict[str, Judgment]) -> list[str]:
     """fmnist.torch's download: torchvision's decompressed files in its raw folder, as torchvision
     writes them (IDX, mode from the umask), only where no file is, so that nothing of anyone's is
     replaced; each recorded, so that while it is unchanged a load serves fmnist's own cache."""
-    tv = known.policy.torchvision
+    tv, out, placed = known.policy.torchvision, [], []
     assert tv is not None
-    out, placed = [], []
-    for j in found.values():
-        target = tv.raw / j.info.stem
-        if lstat(target) is None and j.proof != Proof.UNVERIFIED:
-            try:
-                tv.raw.mkdir(parents=True, exist_ok=True)
-                if idx.write(target, [_core.encode_idx(j.array)], replace=False):
-                    placed.append((target, j.sha))
-                    log.info("%s: wrote torchvision's decompressed %s", j.info.name, target)
-            except OSError as e:
-                out.append(f"{j.info.name}: could not write torchvision's {target} ({e})")
+    for j in (j for j in found.values() if j.proof != Proof.UNVERIFIED and lstat(tv.raw / j.info.stem) is None):
+        try:
+            tv.raw.mkdir(parents=True, exist_ok=True)
+            if idx.write(tv.raw / j.info.stem, [_core.encode_idx(j.array)], replace=False):
+                placed.append((tv.raw / j.info.stem, j.sha))
+                log.info("%s: wrote torchvision's decompressed %s", j.info.name, tv.raw / j.info.stem)
+        except OSError as e:
+            out.append(f"{j.info.name}: could not write torchvision's {tv.raw / j.info.stem} ({e})")
     try:
         if placed and known.cache:
             with known.store.lock():

@@ -16,17 +16,9 @@ from ..errors import Error
 class Source(str, enum.Enum):
     """Where a copy was found: a layout of another loader's, or one of fmnist's own."""
 
-    WARM_CACHE = "fmnist warm cache"
-    FMNIST = "fmnist"
-    TORCHVISION = "torchvision"
-    KERAS = "keras"
-    DEBIAN = "Debian"
-    REPOSITORY = "dataset repository"
-    KERAS_NPZ = "keras .npz"
-    FMNIST_ARCHIVE = "fmnist archive"
-    TORCHVISION_ARCHIVE = "torchvision archive"
-    DOWNLOAD = "download"
-
+    WARM_CACHE, FMNIST, TORCHVISION, KERAS, DEBIAN = "fmnist warm cache", "fmnist", "torchvision", "keras", "Debian"
+    REPOSITORY, KERAS_NPZ, FMNIST_ARCHIVE = "dataset repository", "keras .npz", "fmnist archive"
+    TORCHVISION_ARCHIVE, DOWNLOAD = "torchvision archive", "download"
     __str__ = str.__str__
 
 
@@ -35,16 +27,13 @@ class Proof(str, enum.Enum):
     digest proven here by a verified published form, a stamp (fmnist's cache file, unchanged), the
     verified archive or keras .npz it is in; or nothing (torchvision's rules)."""
 
-    STORED_MD5 = "stored_md5"
-    STORED_SHA256 = "stored_sha256"
-    CONTENT_MD5 = "content_md5"
-    CONTENT_SHA256 = "content_sha256"
-    PROVEN = "proven"
-    STAMP = "stamp"
-    ARCHIVE = "archive"
-    KERAS_NPZ = "keras_npz_sha256"
-    UNVERIFIED = "unverified"
-
+    STORED_MD5, STORED_SHA256, CONTENT_MD5, CONTENT_SHA256 = (
+        "stored_md5",
+        "stored_sha256",
+        "content_md5",
+        "content_sha256",
+    )
+    PROVEN, STAMP, ARCHIVE, KERAS_NPZ, UNVERIFIED = "proven", "stamp", "archive", "keras_npz_sha256", "unverified"
     __str__ = str.__str__
 
 
@@ -127,11 +116,10 @@ class Resolution:
         else a ``DatasetNotFoundError`` naming each file missing and why each candidate was turned
         down; None when none is missing."""
         missing = [i for i in (self.wanted if infos is None else infos) if i.name not in self.files]
-        for j in (j for i in missing for j in self.rejected(i)):
-            if j.source == Source.DOWNLOAD and isinstance(j.error, OSError):
-                return j.error
-        if not missing:
-            return None
+        failed = (j.error for i in missing for j in self.rejected(i) if j.source == Source.DOWNLOAD)
+        error = next((e for e in failed if isinstance(e, OSError)), None)
+        if error is not None or not missing:
+            return error
         lines = [f"  {i.name}: " + ("; ".join(map(str, self.rejected(i))) or "no copy found") for i in missing]
         off = "" if any(j.source == Source.DOWNLOAD for j in self.judgments) else " and download=False"
         return DatasetNotFoundError(

@@ -115,9 +115,9 @@ class Store:
 
     def owns(self, path: Path, section: str, key: str) -> bool:
         """Whether ``path`` is the file recorded under ``section``/``key`` (see the module's comment)."""
-        entry, st = self.entry(section, key), lstat(path)
-        now = identity(st) if st is not None and regular(st) else None
-        if entry is None or now is None or any(entry.get(k) != now[k] for k in ("dev", "ino", "size")):
+        entry, st = self.entry(section, key) or {}, lstat(path)
+        now = identity(st) if st is not None and regular(st) else {}
+        if not now or any(entry.get(k) != now[k] for k in ("dev", "ino", "size")):
             return False
         if entry.get("ctime_ns") == now["ctime_ns"]:
             return True
