@@ -14,8 +14,9 @@ warning, never a failed load. ``load``, ``load_data``, ``download``, the command
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import partial
 
 from .. import _core, idx
 from ..datasets import Dataset, FileInfo
@@ -35,13 +36,16 @@ log = logging.getLogger("fmnist")  #: found, turned down, downloaded, cached (IN
 TEACHES = (Proof.STORED_MD5, Proof.STORED_SHA256, Proof.ARCHIVE, Proof.KERAS_NPZ)
 
 
-def _sources(known: Known, urls: list[str]) -> Iterator[Base]:
-    p, ds = known.policy, known.dataset
-    yield from [TorchvisionRaw(known)] if p.torchvision is not None else []
-    yield from [WarmCache(known)] if known.cache else []
-    yield Folders(known, own_only=not p.discover)
-    yield from [Whole(known, own_only=not p.discover)] if ds.archive or (p.discover and ds.keras_npz) else []
-    yield from [Mirrors(known, urls)] if p.download else []
+def _sources(known: Known, urls: list[str]) -> list[Callable[[], Base]]:
+    """The sources in order, each made only when a file is still wanted (a warm load makes one)."""
+    p, ds, own = known.policy, known.dataset, not known.policy.discover
+    return (
+        [partial(TorchvisionRaw, known)] * (p.torchvision is not None)
+        + [partial(WarmCache, known)] * known.cache
+        + [partial(Folders, known, own_only=own)]
+        + [partial(Whole, known, own_only=own)] * bool(ds.archive or (p.discover and ds.keras_npz))
+        + [partial(Mirrors, known, urls)] * p.download
+    )
 
 
 def _by(ds: Dataset, j: Judgment) -> str:
@@ -62,9 +66,10 @@ def resolve(dataset: Dataset, files: Sequence[FileInfo], policy: Policy | None =
     found: dict[str, Judgment] = {}
     judgments: list[Judgment] = []
     looked_in, pending = [], list(files)
-    for source in _sources(known, urls):
+    for make in _sources(known, urls):
         if not (pending or every):
             break
+        source = make()
         looked_in += source.places
         queues = {i.name: source.candidates(i, known) for i in pending}
         while heads := [(i, queues[i.name].pop(0)) for i in pending if queues[i.name]]:

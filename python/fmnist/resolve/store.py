@@ -128,10 +128,11 @@ class Store:
         (o,) = _core.read([request], strict=False, errors=_core.Errors.RETURN)
         return not isinstance(o, BaseException) and o.verdicts[0].matched
 
-    def stamped(self, info: FileInfo, accepted: set[str]) -> str | None:
+    def stamped(self, info: FileInfo, accepted: set[str], st: os.stat_result | None = None) -> str | None:
         """The content SHA-256 of the cache file of ``info`` when its stamp proves it: unchanged since
-        stamped (identity in full, one link) and stamped with a digest the registry accepts today."""
-        entry, st = self.entry("files", info.stem), lstat(self.path(info))
+        stamped (identity in full, one link) and stamped with a digest the registry accepts today
+        (``st``: the file's ``lstat``, when the caller has it)."""
+        entry, st = self.entry("files", info.stem), st or lstat(self.path(info))
         if entry is None or st is None or not regular(st) or any(entry.get(k) != v for k, v in identity(st).items()):
             return None
         digest = str(entry.get("digest", "")).partition(":")[2]

@@ -31,9 +31,11 @@ class WarmCache(Base):
         self.places = [f"{known.store.folder} (fmnist warm cache)"]
 
     def candidates(self, info: FileInfo, known: Known) -> list[Copy]:
-        st = lstat(known.store.path(info))  # anything but a regular file there is left alone
-        ok = cacheable(info) and st is not None and stat.S_ISREG(st.st_mode)
-        return [Copy(known.store.path(info), Source.WARM_CACHE, True)] if ok else []
+        if not cacheable(info):
+            return []
+        path = known.store.path(info)
+        st = lstat(path)  # anything but a regular file there is left alone
+        return [Copy(path, Source.WARM_CACHE, True)] if st is not None and stat.S_ISREG(st.st_mode) else []
 
     def judge(self, heads: Sequence[tuple[FileInfo, Copy]], known: Known) -> list[Judgment]:
         out: list[Judgment | None] = [self._stamped(info, copy, known) for info, copy in heads]
@@ -50,7 +52,7 @@ class WarmCache(Base):
         st, store = lstat(copy.path), known.store
         if st is None or st.st_nlink != 1:
             return judged(info, copy, "linked from elsewhere: not fmnist's to map")
-        stamped = store.stamped(info, accepted(info, known.proofs.get(info.name, {})))
+        stamped = store.stamped(info, accepted(info, known.proofs.get(info.name, {})), st)
         if not stamped or known.policy.audit is not None:
             return None
         try:
