@@ -2,7 +2,9 @@
 fmnist.benchmark.job``): the parent kills it at its time limit, and its memory limit is its own.
 
 It reads its job as JSON on standard input (the folder of the standardised splits, the
-configuration, repeats, seed, memory limit) and writes one JSON object on standard output: the
+configuration, repeats, seed, memory limit), writes ``STARTED`` on a line of its own to standard
+output once its imports are done and its data mapped (the parent's time limit counts from
+there: the fit and the scoring, not the interpreter's start-up), then one JSON object: the
 scores with their seeds and times, or what stopped it. Its threads are the parent's to set
 (``OMP_NUM_THREADS`` and the like are 1: the jobs are what runs in parallel).
 """
@@ -18,6 +20,7 @@ from typing import Any
 
 #: The seed's early stop: two repeats whose scores agree this closely end the repeats.
 INVARIANT = 1e-3
+STARTED = b"fmnist-job-started\n"  #: the line that starts the parent's clock
 
 
 def _limit_memory(limit: int | None) -> None:
@@ -42,6 +45,12 @@ def _die_with_parent() -> None:
             os._exit(1)
 
 
+def started() -> None:
+    """Tells the parent the work begins (its time limit starts now)."""
+    sys.stdout.buffer.write(STARTED)
+    sys.stdout.buffer.flush()
+
+
 def protocol(folder: str, config: Any, repeats: int, seed: int, memory_limit: int | None = None) -> dict[str, Any]:
     """The seed's repeats: per repeat ``j`` the training set shuffled with ``seed + j``, the
     model (its own randomness seeded alike) fitted, then scored on the test set; the repeats
@@ -54,6 +63,7 @@ def protocol(folder: str, config: Any, repeats: int, seed: int, memory_limit: in
     config.build()  # imports the estimator's module
     _limit_memory(memory_limit)
     x, y, xt, yt = (np.load(os.path.join(folder, f"{n}.npy"), mmap_mode="r") for n in ("x", "y", "xt", "yt"))
+    started()
     scores: list[float] = []
     seeds: list[int] = []
     spent: list[float] = []
@@ -107,7 +117,7 @@ def main() -> None:
         out = {"status": "out of memory", "reason": f"MemoryError: {e}".rstrip(": ")}
     except Exception as e:  # a configuration scikit-learn refuses at fit time: recorded, the run goes on
         out = {"status": "failed", "reason": f"{type(e).__name__}: {e}"}
-    sys.stdout.write(json.dumps(out))
+    sys.stdout.buffer.write(json.dumps(out).encode())
     sys.stdout.flush()
 
 

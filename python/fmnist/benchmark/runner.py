@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .grid import Configuration
-from .job import versions
+from .job import STARTED, versions
 
 #: The thread pools of numpy's BLAS and of scikit-learn's OpenMP code in each job: one each,
 #: since the jobs are what runs in parallel (and one thread makes the scores exactly reproducible).
@@ -116,6 +116,9 @@ def standardise(data: Data, folder: Path) -> Path:
     return folder
 
 
+#: The most a job's start-up may take (Python and scikit-learn imported, the data mapped): not
+#: part of ``--timeout``, which is the fit's and the scoring's.
+STARTUP_LIMIT = 600.0
 #: The jobs' processes now running here, and whether the run is stopping (interrupted, killed).
 _live: set[subprocess.Popen[bytes]] = set()
 _live_lock = threading.Lock()
@@ -158,14 +161,16 @@ def supervise(folder: Path, job: Job) -> dict[str, Any] | None:
     with _live_lock:
         _live.add(child)
     try:
-        out, err = child.communicate(json.dumps(spec).encode(), timeout=job.timeout)
-    except subprocess.TimeoutExpired:
-        child.kill()
-        child.communicate()
-        reason = f"over the time limit of {job.timeout:g} s: its process was killed"
+        out, err = _communicate(child, json.dumps(spec).encode(), job.timeout)
+    except subprocess.TimeoutExpired as e:
+        reason = (
+            f"its start-up (imports, the data mapped) took over {STARTUP_LIMIT:g} s: its process was killed"
+            if e.cmd == "start-up"
+            else f"the fit and scoring went over the time limit of {job.timeout:g} s: its process was killed"
+        )
         return {**record, **versions(), "status": "timed out", "reason": reason, **_done()}
     finally:
-        if child.poll() is None:  # interrupted: the job does not outlive its supervisor
+        if child.poll() is None:  # interrupted, or timed out: the job does not outlive its supervisor
             child.kill()
             child.wait()
         with _live_lock:
@@ -191,6 +196,36 @@ def supervise(folder: Path, job: Job) -> dict[str, Any] | None:
         "time_per_repeat": float(np.mean(result["time_per_fit"])),
         **_done(),
     }
+
+
+def _communicate(child: subprocess.Popen[bytes], spec: bytes, timeout: float | None) -> tuple[bytes, bytes]:
+    """Gives ``child`` its job and collects its output; ``timeout`` counts from the job's STARTED
+    line (its imports and data are not the job's time): ``TimeoutExpired`` past it."""
+    out, err, begun = bytearray(), bytearray(), threading.Event()
+    assert child.stdin is not None and child.stdout is not None and child.stderr is not None
+    stdout, stderr = child.stdout, child.stderr
+
+    def pump_out() -> None:
+        first = stdout.readline()  # STARTED, or the whole output of a job that died first
+        begun.set()
+        out.extend(b"" if first == STARTED else first)
+        out.extend(stdout.read())
+
+    pumps = [threading.Thread(target=pump_out, daemon=True)]
+    pumps.append(threading.Thread(target=lambda: err.extend(stderr.read()), daemon=True))
+    for t in pumps:
+        t.start()
+    try:
+        child.stdin.write(spec)
+        child.stdin.close()
+    except BrokenPipeError:  # it died before reading its job: its stderr says why
+        pass
+    if not begun.wait(STARTUP_LIMIT):
+        raise subprocess.TimeoutExpired("start-up", STARTUP_LIMIT)
+    child.wait(timeout=timeout)
+    for t in pumps:
+        t.join()
+    return bytes(out), bytes(err)
 
 
 def _done() -> dict[str, int]:
