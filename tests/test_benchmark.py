@@ -216,7 +216,7 @@ def _jobs_running_in(folder: Path) -> list[int]:
     return found
 
 
-def _gone(folder: Path, within: float = 15.0) -> bool:
+def _gone(folder: Path, within: float = 120.0) -> bool:
     """Whether every job process working in ``folder`` is gone, soon: a parent's death reaches its
     children as a signal, delivered and acted on a moment later."""
     deadline = time.monotonic() + within

@@ -8,6 +8,7 @@ import gzip
 import hashlib
 import lzma
 import os
+import re
 import subprocess
 import sys
 import time
@@ -125,9 +126,10 @@ def test_server_without_range_support(env: Path, server: Server) -> None:
 
 def test_slow_server_times_out_and_the_next_mirror_serves(env: Path, server: Server) -> None:
     server.delay = 3.0
-    t = time.monotonic()
     fmnist.download(mirrors=[server.mirror("slow"), server.mirror("ok")], timeout=0.5, retries=1)
-    assert time.monotonic() - t < 4 * 3.0  # each file waited ~timeout, not the server's delay
+    # Each file: one attempt at the slow mirror, given up at the timeout (its answer would come
+    # after it), then the next mirror's.
+    assert all(server.hits[("slow", f)] == 1 and server.hits[("ok", f)] == 1 for f in FILES), server.hits
     assert final_files(env / "fashion-mnist") == sorted(FILES)
 
 
@@ -179,25 +181,23 @@ def test_sigkill_mid_download_leaves_nothing_at_the_final_path(env: Path, server
 
 
 def test_an_endless_body_is_cut_at_the_files_size(env: Path, server: Server) -> None:
-    start = time.monotonic()
     with pytest.raises(fmnist.DownloadError) as e:
         fmnist.download(mirrors=[server.mirror("endless")], retries=1)
     # The first file, the training images: cut at its published .gz size.
     assert f"sent more than the {26421880 + 26421880 // 8 + 65536} bytes the file can have" in str(e.value)
-    assert time.monotonic() - start < 30
     assert final_files(env / "fashion-mnist") == []
     assert not list((env / "fashion-mnist").glob("*.partial"))
 
 
 def test_a_drip_is_cut_within_about_twice_the_timeout(env: Path, server: Server) -> None:
     server.delay = 0.2  # one byte every 0.2 s: each read is well inside the 1 s timeout
-    start = time.monotonic()
     with pytest.raises(fmnist.DownloadError) as e:
         fmnist.download(mirrors=[server.mirror("drip")], timeout=1, retries=1)
-    took = time.monotonic() - start
-    # curl's rule: fewer than 4 KiB in a timeout's worth of seconds abandons the attempt.
-    assert "too slow: " in str(e.value) and "fewer than 4096 bytes arrive in the timeout" in str(e.value)
-    assert took < 2 * 1 + 1.5, took  # about twice the timeout for the file (and some slack)
+    # curl's rule: fewer than 4 KiB in a timeout's worth of seconds abandons the attempt, in its
+    # first window (every byte it got came in that window), not after hours of drip.
+    slow = re.search(r"too slow: (\d+) bytes in 1 s after (\d+) bytes", str(e.value))
+    assert slow and slow[1] == slow[2] and int(slow[1]) < 4096, str(e.value)
+    assert "fewer than 4096 bytes arrive in the timeout" in str(e.value)
 
 
 def test_a_symlink_planted_at_the_partial_is_never_followed(env: Path, server: Server, tmp_path: Path) -> None:
@@ -272,15 +272,13 @@ def test_an_answer_that_is_not_http_is_one_failed_attempt_and_the_next_mirror_se
     env: Path, server: Server, mode: str, why: str
 ) -> None:
     server.delay = 0.5  # the dripped head: a byte every half second, each well inside the timeout
-    start = time.monotonic()
     with pytest.raises(fmnist.DownloadError) as e:
         fmnist.download(mirrors=[server.mirror(mode)], timeout=1, retries=2)
-    took = time.monotonic() - start
+    # Each attempt failed as such (the dripped head: cut by the watchdog at the deadline, which
+    # is what "did not arrive within 1 s" reports), and the next was made.
     attempts = [w for u, w in e.value.attempts if u.endswith("train-images-idx3-ubyte.gz")]
     assert len(attempts) == 2 and all(w.startswith(why) for w in attempts), e.value.attempts
     assert final_files(env / "fashion-mnist") == []
-    if mode == "headdrip":  # each attempt cut at the deadline: 2 attempts and a 0.5 s backoff
-        assert took < 2 * (1 + 1) + 0.5 + 2, took
     fmnist.download(mirrors=[server.mirror(mode), server.mirror("ok")], timeout=1, retries=1)
     assert final_files(env / "fashion-mnist") == sorted(FILES)
 
