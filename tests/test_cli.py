@@ -410,3 +410,63 @@ def test_the_extras_commands_say_what_to_install_and_the_report_needs_none(tmp_p
         "| GaussianNB | priors=[0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1] | all | 0.570 ± 0.000 | 0.7 | 0.511 |"
         in out.stdout
     )
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly(data_dir: Path, tmp_path: Path) -> None:
+    # `fmnist demo | head -3`, with head already gone: the pipe's reading end is closed before
+    # the command writes a byte. It ends as a Unix tool ends on a broken pipe: no message, 141.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    env = {**os.environ, "FMNIST_HOME": str(tmp_path / "root"), "FMNIST_SEARCH_PATH": str(data_dir.parent)}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "fmnist", "demo", "--no-download", "-o", str(tmp_path / "s.png")],
+            stdout=write_end, stderr=subprocess.PIPE, env=env, timeout=300,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert done.returncode == 141 and done.stderr == b"", done.stderr.decode()
+
+
+def test_messages_name_the_argument_or_path_they_are_about(empty: dict[str, str], tmp_path: Path) -> None:
+    out = run("--registry", str(tmp_path), "info", env=empty, cwd=tmp_path)  # a folder, not a file
+    assert out.returncode == 1 and str(tmp_path) in out.stderr and "not a regular file" in out.stderr, out.stderr
+    assert "Errno 21" not in out.stderr
+    out = run("verify", "qmnist", env=empty, cwd=tmp_path)  # nothing there: it says what to run
+    assert out.returncode == 1 and "MISSING" in out.stdout and "fmnist download qmnist" in out.stdout, out.stdout
+    out = run("benchmark", "run", "--seed", "-1", "--dry-run", env=empty, cwd=tmp_path)
+    assert out.returncode == 2 and "argument --seed: must be a whole number from 0" in out.stderr, out.stderr
+
+
+def test_convert_writes_through_devices_and_fifos_and_refuses_a_folder(tmp_path: Path) -> None:
+    # DEST by write_idx's rule: /dev/null stays the device (as root, a rename would have
+    # replaced it with a regular file), a FIFO is written through, a symlink is followed and
+    # stays, a folder is refused; no temporary file is left anywhere.
+    import stat
+    import threading
+
+    src = tmp_path / "a.npy"
+    np.save(src, np.arange(12, dtype=np.uint8).reshape(3, 4))
+    assert run("convert", str(src), "/dev/null", env=dict(os.environ), cwd=tmp_path).returncode == 0
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    fifo = tmp_path / "pipe.idx"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    assert run("convert", str(src), str(fifo), env=dict(os.environ), cwd=tmp_path).returncode == 0
+    reader.join(60)
+    assert got and np.array_equal(fmnist.read_idx(got[0]), np.load(src)) and stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    target, link_ = tmp_path / "real.idx.gz", tmp_path / "link.idx.gz"
+    target.write_bytes(b"old")
+    link_.symlink_to(target)
+    assert run("convert", str(src), str(link_), env=dict(os.environ), cwd=tmp_path).returncode == 0
+    assert link_.is_symlink() and np.array_equal(fmnist.read_idx(target), np.load(src))
+    folder = tmp_path / "out.idx"
+    folder.mkdir()
+    out = run("convert", str(src), str(folder), env=dict(os.environ), cwd=tmp_path)
+    assert out.returncode == 1 and str(folder) in out.stderr and "a folder is there" in out.stderr, out.stderr
+    back = tmp_path / "back.npy"
+    assert run("convert", str(target), str(back), env=dict(os.environ), cwd=tmp_path).returncode == 0
+    assert np.array_equal(np.load(back), np.load(src))
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]

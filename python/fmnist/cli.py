@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
+import io
 import logging
 import os
 import statistics
@@ -22,7 +23,7 @@ import numpy as np
 from . import datasets, reference
 from ._core import __version__
 from .benchmark import cli as benchmark_cli
-from .idx import read_idx, read_idx_many, write_idx
+from .idx import read_idx, read_idx_many, write_idx, write_path
 from .loaders import download, load
 from .png import encode_png, sprite
 from .resolve import Audit, DatasetNotFoundError, DownloadError, Policy, Source, data_root, default_root, resolve
@@ -109,7 +110,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         judged = [j for j in found.judgments if j.info.name == info.name]
         if not judged:
             failures += 1
-            print(f"{info.name}: MISSING")
+            print(f"{info.name}: MISSING (no copy found)")
         for j in judged:
             failures += not j.ok
             where = f"{j.path}:{j.member}" if j.member else str(j.path)
@@ -117,6 +118,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
                 f"{info.name}: {where} [{j.source}]: "
                 + (f"OK ({j.proof}: {j.message})" if j.ok else f"FAILED: {j.message}")
             )
+    if any(i.name not in found.files for i in ds.files):
+        root = f" --root {args.root}" if args.root else ""
+        print(
+            f"to get the files missing or failing: fmnist download {ds.name}{root} (or point FMNIST_SEARCH_PATH at a"
+            " folder holding them)"
+        )
     return 1 if failures else 0
 
 
@@ -153,8 +160,9 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if src.endswith(".npy") == dst.endswith(".npy"):
         raise ValueError("convert goes between IDX and .npy: exactly one of SOURCE and DEST must end in .npy")
     if dst.endswith(".npy"):
-        array = read_idx(src)
-        np.save(dst, array)
+        array, buffer = read_idx(src), io.BytesIO()
+        np.save(buffer, array)
+        write_path(Path(dst), buffer.getvalue())  # the same rule as write_idx's
     else:
         array = np.load(src, allow_pickle=False)
         write_idx(dst, array, compress="xz" if dst.endswith(".xz") else dst.endswith(".gz"))
@@ -425,7 +433,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     args = _parser().parse_args(argv)
     try:
-        return int(args.run(args))
+        code = int(args.run(args))
+        sys.stdout.flush()  # here, not at exit: a broken pipe is then this handler's
+        return code
+    except BrokenPipeError:  # the reader went away (`fmnist demo | head -3`): a quiet end, as Unix tools'
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141  # 128 + SIGPIPE, what a shell reports for a tool the pipe ended
     except FAILURES as e:
         print(f"fmnist {args.command}: {e}", file=sys.stderr)
         return 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 import zipfile
 from collections.abc import Sequence
@@ -151,10 +152,11 @@ def embed(
         raise ValueError(f"only t-SNE is animated, not {method}")
     if limit is not None and limit < 2:
         raise ValueError(f"limit must be at least 2 examples, not {limit}")
+    # Every dataset is had first (its warm cache mapped, or found, verified, downloaded): a missing
+    # one fails now, naming itself, not after minutes spent on the others.
+    loaded = [(ds, *load(ds.name, split, root=root)) for ds in (get(n) for n in names)]
     out = []
-    for name in names:
-        ds = get(name)
-        images, labels = load(ds.name, split, root=root)
+    for ds, images, labels in loaded:
         if limit is not None:
             images, labels = images[:limit], labels[:limit]
         versions = _versions(method)
@@ -162,26 +164,63 @@ def embed(
         key = json.dumps([ds.name, split, method, full, seed, versions, digest, len(labels)], sort_keys=True)
         folder = data_root(root) / "embeddings" / ds.name
         path = folder / f"{split}-{method}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
-        if cache and not animate_every and path.is_file():
-            try:
-                with np.load(path) as saved:
-                    coords, seconds = saved["coords"], float(saved["seconds"])
-                if coords.shape == (len(labels), 2):
-                    out.append(Embedding(ds.name, split, method, full, seed, coords, labels, ds.classes,
-                                         versions, seconds, True, path, root=root))  # fmt: skip
-                    continue
-            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-                pass  # unreadable (cut short, say): computed again and replaced
+        saved = _cached(path, len(labels)) if cache and not animate_every else None
+        if saved is not None:
+            coords, seconds = saved
+            out.append(Embedding(ds.name, split, method, full, seed, coords, labels, ds.classes,
+                                 versions, seconds, True, path, root=root))  # fmt: skip
+            continue
         x = images.reshape(len(images), -1).astype(np.float32)
         x /= 255
         t = time.perf_counter()
         coords, frames = _compute(x, method, full, seed, animate_every)
-        seconds = time.perf_counter() - t
+        coords, seconds = np.ascontiguousarray(coords, dtype=np.float32), time.perf_counter() - t
         if cache:
-            _save(path, coords=coords, seconds=np.float64(seconds))
+            sha = np.frombuffer(hashlib.sha256(np.ascontiguousarray(coords).data).digest(), np.uint8)
+            _save(path, coords=coords, seconds=np.float64(seconds), sha256=sha)
         out.append(Embedding(ds.name, split, method, full, seed, coords, labels, ds.classes, versions, seconds,
                              False, path if cache else None, frames, animate_every, root))  # fmt: skip
     return out
+
+
+#: What a cache file holds: each array's shape (-1: the examples) and dtype.
+_SAVED: dict[str, tuple[tuple[int, ...], str]] = {
+    "coords": ((-1, 2), "<f4"),
+    "seconds": ((), "<f8"),
+    "sha256": ((32,), "|u1"),
+}
+
+
+def _cached(path: Path, n: int) -> tuple[Any, float] | None:
+    """The coordinates and the seconds they took, from the cache file at ``path`` when it proves
+    them: each array's header is the one expected (shape, dtype) before a byte of it is read, so
+    no header can make it allocate what the file does not hold, and the coordinates' SHA-256 is
+    the one recorded beside them. None for anything else (missing, cut short, changed): computed
+    again and replaced. No pickle is ever read."""
+    fmt = np.lib.format
+    try:
+        if not path.is_file() or path.stat().st_size > n * 8 + (1 << 16):
+            return None
+        arrays = {}
+        with zipfile.ZipFile(path) as z:
+            for name, (shape, dtype) in _SAVED.items():
+                want = tuple(n if d == -1 else d for d in shape)
+                with z.open(name + ".npy") as f:
+                    version = fmt.read_magic(f)
+                    header = fmt.read_array_header_1_0(f) if version == (1, 0) else fmt.read_array_header_2_0(f)
+                    if header != (want, False, np.dtype(dtype)):
+                        return None
+                    size = math.prod(want) * np.dtype(dtype).itemsize
+                    raw = f.read(size + 1)
+                if len(raw) != size:
+                    return None
+                arrays[name] = np.frombuffer(raw, dtype).reshape(want)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+    coords = arrays["coords"].copy()
+    if hashlib.sha256(coords.data).digest() != arrays["sha256"].tobytes():
+        return None
+    return coords, float(arrays["seconds"])
 
 
 def _save(path: Path, **arrays: Any) -> None:

@@ -7,6 +7,7 @@ crash; and how small files fmnist only reads (registries, records) are read (``r
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import os
@@ -149,24 +150,50 @@ def write_idx(dest: Dest, array: npt.ArrayLike, *, compress: bool | int | str = 
     """Write ``array`` as an IDX file (C order, big-endian), gzip-compressed when ``compress`` is
     True, ``"gzip"`` or a gzip level 0-9, xz-compressed (preset 6, CRC64) when it is ``"xz"``.
 
-    ``dest`` is a path or a binary file object. A path is written to a temporary file beside it
-    and renamed into place, so it never holds a partial file. A dtype IDX cannot hold raises
-    ``TypeError``.
+    ``dest`` is a path or a binary file object. A path is written by ``write_path``'s rule: a
+    regular file or a missing name atomically (never a partial file there), a character device
+    or FIFO written through, a symlink followed to what it names; anything else refused. A
+    dtype IDX cannot hold raises ``TypeError``.
     """
     data = _core.encode_idx(array, compress)
     if not isinstance(dest, (str, os.PathLike)):
         dest.write(data)
         return
-    write(Path(os.fspath(dest)), [data])
+    write_path(Path(os.fspath(dest)), data)
+
+
+def write_path(dest: Path, data: bytes) -> None:
+    """Writes ``data`` to the path a user gave: a symlink is followed to what it names (the link
+    stays); a regular file or a missing name is written through a temporary file of its own and
+    renamed into place (so it holds the old bytes or all the new ones, and no temporary file is
+    left); a character device or a FIFO (``/dev/null``, ``/dev/stdout``, a pipe) is written
+    through, as a shell's redirection would; anything else (a folder, a socket, a block device)
+    is refused with an ``OSError`` naming it."""
+    target = Path(os.path.realpath(dest)) if dest.is_symlink() else dest
+    try:
+        mode = os.stat(target).st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is None or stat.S_ISREG(mode):
+        write(target, [data])
+    elif stat.S_ISCHR(mode) or stat.S_ISFIFO(mode):
+        with open(target, "wb") as f:
+            f.write(data)
+    else:
+        kind = "a folder" if stat.S_ISDIR(mode) else "a socket" if stat.S_ISSOCK(mode) else "a block device"
+        raise OSError(
+            errno.EEXIST, f"{kind} is there: fmnist writes a regular file, a character device or a FIFO", str(dest)
+        )
 
 
 def read_small(path: str | os.PathLike[str], most: int = 1 << 20) -> bytes:
     """A registry or record file's bytes: opened without waiting (a FIFO), judged by ``fstat`` (a
     regular file) before a byte is read, at most ``most``; ``ValueError`` naming the rule broken."""
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # judged before a file object is made of it (a folder)
+        os.close(fd)
+        raise ValueError("not a regular file")
     with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            raise ValueError("not a regular file")
         raw = f.read(most + 1)
     if len(raw) > most:
         raise ValueError(f"over {most} bytes")

@@ -45,6 +45,16 @@ def _count(text: str) -> int:
     return value
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < 2**32 - 1000:  # the repeats' seeds are seed + j, numpy's range
+        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to {2**32 - 1001}, not {text!r}")
+    return value
+
+
 def names(kind: Callable[[str], str]) -> Callable[[str], list[str]]:
     """An argparse type: comma-separated names, each checked by ``kind``."""
 
@@ -99,7 +109,7 @@ def add_commands(sub: Any, dataset: Callable[[str], str]) -> None:
     )
     p.add_argument("--subset", type=_count, help="a stratified subset of N examples of each split (default: all)")
     p.add_argument("--repeats", type=_count, default=2, help="repeats on reshuffled data (default 2, as the seed)")
-    p.add_argument("--seed", type=int, default=0, help="the first repeat's shuffle seed (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="the first repeat's shuffle seed (default 0)")
     p.add_argument("--jobs", type=_count, default=os.cpu_count() or 1, help="jobs at once here (default: cores)")
     p.add_argument("--scheduler", metavar="ADDRESS", help="run on this Dask cluster (tcp://host:port) instead")
     p.add_argument("--results", type=Path, default=Path(RESULTS), help=f"JSON lines file (default: {RESULTS})")
@@ -178,7 +188,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from . import report
 
-    records = report.latest(args.results)
+    skipped: list[tuple[int, str]] = []
+    records = report.latest(args.results, skipped)
+    for number, why in skipped:
+        print(f"fmnist benchmark report: {args.results}: line {number} skipped: {why}", file=sys.stderr)
     if not records:
         raise ValueError(f"{args.results}: no results in it")
     if args.html:

@@ -18,12 +18,12 @@ from .runner import read_results
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
 
 
-def latest(path: Path | str) -> list[dict[str, Any]]:
+def latest(path: Path | str, skipped: list[tuple[int, str]] | None = None) -> list[dict[str, Any]]:
     """The records of a results file, the last one of each (dataset, subset, classifier,
     parameters) only: a configuration run again (another scikit-learn, a retried failure)
-    supersedes the earlier record."""
+    supersedes the earlier record. Lines that are no readable record go to ``skipped``."""
     by_key: dict[str, dict[str, Any]] = {}
-    for r in read_results(Path(path)):
+    for r in read_results(Path(path), skipped):
         key = json.dumps([r["dataset"], r.get("subset"), r["name"], r["parameter"]], sort_keys=True)
         by_key.pop(key, None)
         by_key[key] = r
@@ -364,11 +364,13 @@ def svg(records: list[dict[str, Any]]) -> str:
                 f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar - 2}" fill="{PALETTE[i % len(PALETTE)]}">'
                 f"<title>{_html.escape(tip)}</title></rect>"
             )
-            out.append(f'<text x="{left + w + 4:.1f}" y="{y + bar - 4}">{r["mean_accuracy"]:.3f}</text>')
             published = published_for(name, r["parameter"]).get(d)
-            if published is not None:
-                at = left + width * published
+            at = None if published is None else left + width * published
+            if at is not None:
                 ends = f'x1="{at:.1f}" y1="{y - 1}" x2="{at:.1f}" y2="{y + bar - 1}"'
                 out.append(f'<line {ends} stroke="#000" stroke-width="2"/>')
+            # The label past the bar's end and past the tick, whichever is further: never under it.
+            label = max(left + w, at if at is not None else 0) + 5
+            out.append(f'<text x="{label:.1f}" y="{y + bar - 4}">{r["mean_accuracy"]:.3f}</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"

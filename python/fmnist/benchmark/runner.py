@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import os
+import platform
+import stat
 import subprocess
 import sys
 import tempfile
@@ -24,7 +26,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -244,22 +246,95 @@ def _died(code: int, err: bytes) -> str:
 # --- results ------------------------------------------------------------------------------------
 
 
-def read_results(path: Path) -> Iterator[dict[str, Any]]:
-    """The records of a results file. A line a kill cut short (no newline, or not JSON) is not a
-    result: it is skipped."""
+STATUSES = ("ok", "failed", "timed out", "out of memory", "unsupported")
+
+
+def _wrong(r: Any) -> str:
+    """What is wrong with a line's record, as a report reads it ("" when nothing)."""
+    if not isinstance(r, dict):
+        return f"a JSON {type(r).__name__}, not an object"
+    fields: list[tuple[str, type | tuple[type, ...]]] = [("dataset", str), ("name", str), ("parameter", dict)]
+    fields.append(("status", str))
+    if r.get("status") == "ok":
+        fields += [(k, (int, float)) for k in ("mean_accuracy", "std_accuracy", "time_per_repeat")]
+        fields += [("num_repeat", int)]
+    for key, kind in fields:
+        if key not in r:
+            return f"no {key!r}"
+        if not isinstance(r[key], kind) or isinstance(r[key], bool):
+            return f"{key!r} is a JSON {type(r[key]).__name__}"
+    if r["status"] not in STATUSES:
+        return f"status {r['status']!r} is none of {', '.join(STATUSES)}"
+    for key, kinds in (("subset", (int, type(None))), ("reason", (str,)), ("host", (str,)), ("scikit_learn", (str,))):
+        if key in r and (not isinstance(r[key], kinds) or isinstance(r[key], bool)):
+            return f"{key!r} is a JSON {type(r[key]).__name__}"
+    return ""
+
+
+def regular_or_missing(path: Path) -> Path:
+    """``path`` when it is a regular file or nothing is there; else an ``OSError`` naming it, at
+    once (a FIFO would hang a reader, a device never end)."""
     try:
-        text = Path(path).read_bytes().decode(errors="replace")
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return path
+    if not stat.S_ISREG(mode):
+        raise OSError(f"{path}: not a regular file; a results file is a regular file of JSON lines")
+    return path
+
+
+def read_results(path: Path, skipped: list[tuple[int, str]] | None = None) -> Iterator[dict[str, Any]]:
+    """The records of a results file. A line a kill cut short (no newline) is not a result, and
+    is passed over; a line that is not a record a report can read (malformed, nested too deeply
+    to parse, fields of the wrong types) is skipped, and named with its line number in
+    ``skipped``."""
+    try:
+        text = regular_or_missing(Path(path)).read_bytes().decode(errors="replace")
     except FileNotFoundError:
         return
-    for line in text.splitlines(keepends=True):
+    for number, line in enumerate(text.splitlines(keepends=True), 1):
         if not line.endswith("\n"):
             continue
         try:
             record = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(record, dict) and {"dataset", "name", "parameter", "status"} <= record.keys():
+            why = _wrong(record)
+        except RecursionError:
+            why = "nested deeper than Python's recursion limit"
+        except ValueError as e:
+            why = "not JSON" if line.strip() else ""
+            why = why and f"{why} ({e})"
+        if not why:
             yield record
+        elif skipped is not None and line.strip():
+            skipped.append((number, why))
+
+
+@contextmanager
+def sole_writer(results: Path) -> Iterator[None]:
+    """Holds ``<results>.lock`` for the run: one run writes a results file at a time. The holder's
+    process id is in the lock file, so a second run is told which process holds it."""
+    lock = results.with_name(results.name + ".lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        try:
+            if sys.platform == "win32":
+                import msvcrt
+
+                msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            else:
+                import fcntl
+
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+            raise OSError(
+                f"{results}: another run is writing it ({holder}, holding {lock}); wait for it, or use --results"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"process {os.getpid()} on {platform.node()}\n".encode())
+        yield
+    finally:
+        os.close(fd)
 
 
 def append(path: Path, record: dict[str, Any]) -> None:
@@ -327,33 +402,38 @@ def run(
 
     if not jobs:
         return []
-    data = dict(data or {})
-    for j in jobs:
-        if j.dataset not in data:
-            data[j.dataset] = prepare(j.dataset, subset=j.subset, seed=j.seed, root=root)
-        elif data[j.dataset].subset != j.subset:
-            raise ValueError(
-                f"{j.dataset}: the data given is a subset of {data[j.dataset].subset}, the job's {j.subset}"
-            )
-    runner = _on_cluster(scheduler, jobs, data) if scheduler else _locally(jobs, data, workers)
-    written = []
-    _stopping.clear()
-    try:
-        with tqdm(total=len(jobs), unit="job", desc="benchmark", file=sys.stderr, disable=not progress) as bar:
+    results = regular_or_missing(Path(results))
+    with ExitStack() as held:
+        held.enter_context(sole_writer(results))  # before any work: a second run is told at once
+        data = dict(data or {})
+        for j in jobs:
+            if j.dataset not in data:
+                data[j.dataset] = prepare(j.dataset, subset=j.subset, seed=j.seed, root=root)
+            elif data[j.dataset].subset != j.subset:
+                raise ValueError(
+                    f"{j.dataset}: the data given is a subset of {data[j.dataset].subset}, the job's {j.subset}"
+                )
+        runner = _on_cluster(scheduler, jobs, data) if scheduler else _locally(jobs, data, workers)
+        written = []
+        _stopping.clear()
+        bar = held.enter_context(
+            tqdm(total=len(jobs), unit="job", desc="benchmark", file=sys.stderr, disable=not progress)
+        )
+        try:
             for record in runner:
                 if record is None:
                     continue
-                append(Path(results), record)
+                append(results, record)
                 written.append(record)
                 bar.update()
                 if record["status"] != "ok" and progress:
                     bar.write(f"{record['dataset']} {record['name']} {record['parameter']}: {record['status']}")
-    except BaseException:  # interrupted: end the jobs now running here, record none of them
-        _stopping.set()
-        with _live_lock:
-            for child in _live:
-                child.kill()
-        raise
+        except BaseException:  # interrupted: end the jobs now running here, record none of them
+            _stopping.set()
+            with _live_lock:
+                for child in _live:
+                    child.kill()
+            raise
     return written
 
 
@@ -361,28 +441,48 @@ def _locally(jobs: list[Job], data: dict[str, Data], workers: int) -> Iterator[d
     from joblib import Parallel, delayed
 
     _clean_stale()
-    with tempfile.TemporaryDirectory(prefix=f"fmnist-benchmark-{os.getpid()}-") as tmp:
-        folders = {name: standardise(d, Path(tmp) / name) for name, d in data.items()}
+    with _scratch() as tmp:
+        folders = {name: standardise(d, tmp / name) for name, d in data.items()}
         # Threads supervise, processes compute: each job is a process of its own (job.py).
         tasks = (delayed(supervise)(folders[j.dataset], j) for j in jobs)
         yield from Parallel(n_jobs=workers, backend="threading", return_as="generator_unordered")(tasks)
 
 
+#: The marker in each temporary folder a run makes, holding the folder's own name (its random
+#: part is the token): a folder without it, or not this user's, is not fmnist's to remove.
+MARKER = ".fmnist-benchmark"
+
+
 def _clean_stale() -> None:
     """Removes the standardised copies that runs killed before they could clean up left in the
-    temporary folder (``fmnist-benchmark-<pid>-*`` of a process that is gone)."""
+    temporary folder: ``fmnist-benchmark-<pid>-<token>`` of a process that is gone, this user's,
+    holding the marker with its own name. Anything else of that name (a user's
+    ``fmnist-benchmark-2024-results``) is left alone."""
     import shutil
 
     for folder in Path(tempfile.gettempdir()).glob("fmnist-benchmark-*-*"):
         pid = folder.name.split("-")[2]
-        if not pid.isdigit() or not folder.is_dir() or folder.is_symlink():
-            continue
         try:
+            st, marker = folder.lstat(), folder / MARKER
+            mark = marker.lstat()
+            ours = not hasattr(os, "geteuid") or st.st_uid == mark.st_uid == os.geteuid()
+            if not (pid.isdigit() and stat.S_ISDIR(st.st_mode) and stat.S_ISREG(mark.st_mode) and ours):
+                continue
+            if marker.read_bytes() != folder.name.encode():
+                continue
             os.kill(int(pid), 0)
         except ProcessLookupError:
             shutil.rmtree(folder, ignore_errors=True)
-        except OSError:  # alive (another user's): not ours to touch
+        except OSError:  # no marker, unreadable, or alive (another user's): not ours to touch
             pass
+
+
+@contextmanager
+def _scratch() -> Iterator[Path]:
+    """A temporary folder of this run's, marked as fmnist's; removed when the run ends."""
+    with tempfile.TemporaryDirectory(prefix=f"fmnist-benchmark-{os.getpid()}-") as tmp:
+        (Path(tmp) / MARKER).write_bytes(Path(tmp).name.encode())
+        yield Path(tmp)
 
 
 #: How long ``--scheduler``'s address is tried before the run gives up.
