@@ -78,6 +78,49 @@ def _rgba(colour: Any) -> tuple[float, ...]:
     return tuple(round(float(c), 4) for c in np.ravel(colour)[:4])
 
 
+def test_the_cache_serves_only_what_it_proves(data: dict[str, str]) -> None:
+    # Other coordinates of the right shape (the digest recorded beside them no longer matches)
+    # and a header claiming 2**40 float64 (more than the file holds: refused before allocating)
+    # are computed again and replaced, never served.
+    import io
+    import zipfile
+
+    (first,) = fmnist.embed("fashion-mnist", method="pca", limit=500)
+    assert first.path is not None
+    with np.load(first.path) as saved:
+        arrays = {k: saved[k] for k in saved.files}
+    other = io.BytesIO()
+    np.savez(other, **{**arrays, "coords": arrays["coords"][::-1].copy()})
+    first.path.write_bytes(other.getvalue())
+    (again,) = fmnist.embed("fashion-mnist", method="pca", limit=500)
+    assert not again.cached and np.array_equal(again.coords, first.coords)
+    assert fmnist.embed("fashion-mnist", method="pca", limit=500)[0].cached  # the replaced file proves itself
+    header = "{'descr': '<f8', 'fortran_order': False, 'shape': (1099511627776,), }"
+    npy = b"\x93NUMPY\x01\x00" + len(header + " " * (118 - len(header)) + "\n").to_bytes(2, "little")
+    npy += (header + " " * (118 - len(header)) + "\n").encode()
+    with zipfile.ZipFile(first.path, "w") as z:
+        for name in ("coords", "seconds", "sha256"):
+            z.writestr(name + ".npy", npy)
+    (third,) = fmnist.embed("fashion-mnist", method="pca", limit=500)
+    assert not third.cached and np.array_equal(third.coords, first.coords)
+
+
+def test_every_dataset_is_had_before_anything_is_computed(tmp_path: Path, data: dict[str, str]) -> None:
+    # Fashion-MNIST here, and a second dataset nowhere (its one mirror refuses connections): the
+    # command fails before computing anything, naming the dataset it cannot have; no embedding
+    # of Fashion-MNIST was computed (none is cached).
+    desc = fmnist.datasets.to_dict(fmnist.datasets.FASHION_MNIST)
+    desc.update(name="nowhere", aliases=[], mirrors=["http://127.0.0.1:1/"], torchvision_name="", keras_name="",
+                debian_name="", repo_dir="")  # fmt: skip
+    registry = tmp_path / "nowhere.json"
+    registry.write_text(json.dumps({"dataset": [desc]}))
+    env = {**data, "FMNIST_HOME": str(tmp_path / "root")}
+    args = ("--registry", str(registry), "embed", "--datasets", "fashion-mnist,nowhere", "--method", "pca")
+    out = cli(*args, "--out", str(tmp_path / "e.png"), env=env, cwd=tmp_path)
+    assert out.returncode == 1 and "fmnist embed: nowhere: its test split cannot be had: " in out.stderr, out.stderr
+    assert not (tmp_path / "root" / "embeddings").exists() and not (tmp_path / "e.png").exists()
+
+
 def test_side_by_side_with_a_legend_of_the_class_names_in_the_same_colours(data: dict[str, str]) -> None:
     found = fmnist.embed(["fashion-mnist", FLIPPED], method="pca")
     assert [e.dataset for e in found] == ["fashion-mnist", FLIPPED] and [len(e.labels) for e in found] == [10_000, 1000]

@@ -35,3 +35,30 @@ def test_readme_quick_start_has_the_two_commands() -> None:
     main_job, tests = (b.strip() for b in blocks)
     assert main_job.startswith("python3 -m venv .venv") and "fmnist demo" in main_job
     assert tests == "scripts/test" and (REPO / "scripts" / "test").stat().st_mode & 0o111
+
+
+def test_the_command_lines_page_covers_every_command_and_the_readme_every_prerequisite() -> None:
+    # docs/cli.md, where the README sends readers for the command line, has a row for every
+    # command `fmnist --help` lists (the benchmark's two too); the README names every
+    # prerequisite scripts/test checks.
+    import argparse
+
+    from fmnist import cli
+
+    page = (REPO / "docs" / "cli.md").read_text()
+    parser = cli._parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    names = []
+    for name, p in sub.choices.items():
+        inner = [a for a in p._actions if isinstance(a, argparse._SubParsersAction)]
+        names += [f"{name} {n}" for n in inner[0].choices] if inner else [name]
+    assert len(names) == 11 and all(f"| `fmnist {n}" in page for n in names), names
+    readme = (REPO / "README.md").read_text()
+    script = (REPO / "scripts" / "test").read_text()
+    checked = " ".join(re.findall(r'missing\+=\("([^"]+)"\)', script))
+    named = {"shellcheck": "shellcheck", "chromium": "chromium", "a C compiler": "C compiler", "nightly": "nightly",
+             "Python 3.9": "Python 3.9", "3.13": "Python 3.13", "venv": "venv", "Rust 1.88": "1.88"}  # fmt: skip
+    for in_readme, in_script in named.items():
+        assert in_readme in readme and in_script in checked, (in_readme, in_script)
+    targets = re.search(r"cross=\(([^)]*)\)", script)
+    assert targets and all(f"`{t}`" in readme for t in targets[1].split())

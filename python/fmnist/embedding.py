@@ -141,7 +141,6 @@ def embed(
     neither reads nor writes it). ``animate_every``: keep t-SNE's embedding every so many
     iterations in ``frames`` (computed anew, for ``animate``)."""
     from .datasets import get
-    from .loaders import load
     from .resolve import data_root
 
     names = [datasets] if isinstance(datasets, str) else list(datasets)
@@ -154,7 +153,7 @@ def embed(
         raise ValueError(f"limit must be at least 2 examples, not {limit}")
     # Every dataset is had first (its warm cache mapped, or found, verified, downloaded): a missing
     # one fails now, naming itself, not after minutes spent on the others.
-    loaded = [(ds, *load(ds.name, split, root=root)) for ds in (get(n) for n in names)]
+    loaded = [(ds, *_had(ds.name, split, root)) for ds in (get(n) for n in names)]
     out = []
     for ds, images, labels in loaded:
         if limit is not None:
@@ -181,6 +180,19 @@ def embed(
         out.append(Embedding(ds.name, split, method, full, seed, coords, labels, ds.classes, versions, seconds,
                              False, path if cache else None, frames, animate_every, root))  # fmt: skip
     return out
+
+
+def _had(name: str, split: str, root: Any) -> tuple[Any, Any]:
+    """A dataset's split, or an error that names the dataset (a download's names only files)."""
+    from .loaders import load
+    from .resolve import DatasetNotFoundError
+
+    try:
+        return load(name, split, root=root)
+    except OSError as e:
+        if isinstance(e, DatasetNotFoundError) and str(e).startswith(f"{name}:"):
+            raise
+        raise DatasetNotFoundError(f"{name}: its {split} split cannot be had: {e}") from e
 
 
 #: What a cache file holds: each array's shape (-1: the examples) and dtype.
