@@ -47,8 +47,14 @@ if not BENCHMARK and os.environ.get("FMNIST_REQUIRE_BENCHMARK") == "1":
 VIZ = all(importlib.util.find_spec(m) is not None for m in ("sklearn", "openTSNE", "umap", "matplotlib", "tensorboard"))
 if not VIZ and os.environ.get("FMNIST_REQUIRE_VIZ") == "1":
     raise pytest.UsageError("FMNIST_REQUIRE_VIZ=1 but the viz extra or tensorboard is not installed")
+# tests/test_keras.py needs the `keras` extra and torch, its backend there (FMNIST_REQUIRE_KERAS=1
+# in scripts/test's torch suite).
+KERAS = TORCH and importlib.util.find_spec("keras") is not None
+if not KERAS and os.environ.get("FMNIST_REQUIRE_KERAS") == "1":
+    raise pytest.UsageError("FMNIST_REQUIRE_KERAS=1 but keras (or torch, its backend here) is not installed")
 collect_ignore = (
     ([] if TORCH else ["test_torch.py", "test_augment_torch.py"])
+    + ([] if KERAS else ["test_keras.py"])
     + ([] if BENCHMARK else ["test_benchmark.py"])
     + ([] if VIZ else ["test_embed.py"])
 )
@@ -60,6 +66,10 @@ def pytest_report_header() -> list[str]:
         lines.append(
             "tests/test_torch.py, tests/test_augment_torch.py NOT COLLECTED: torch/torchvision are not installed "
             "(pip install -e '.[test,torch]')"
+        )
+    if not KERAS:
+        lines.append(
+            "tests/test_keras.py NOT COLLECTED: keras or torch is not installed (pip install -e '.[test,torch,keras]')"
         )
     if not BENCHMARK:
         lines.append(

@@ -56,7 +56,7 @@ def test_registry_knows_the_built_in_datasets_with_labelled_digests() -> None:
         ValueError, match="unknown dataset 'cifar'.*fashion-mnist, mnist, kmnist, qmnist, emnist-byclass"
     ):
         fmnist.load("cifar")
-    with pytest.raises(ValueError, match="split must be 'train' or 'test'"):
+    with pytest.raises(ValueError, match="split 'validation': fashion-mnist has the splits 'train' or 'test'"):
         fmnist.load(split="validation")
 
 

@@ -23,7 +23,7 @@ from .errors import (
 )
 from .idx import read_idx, read_idx_many, write_idx
 from .loaders import download, load, load_data, load_mnist
-from .pipeline import Batches, batches
+from .pipeline import Batches, batches, split_indices
 from .resolve import DatasetNotFoundError, DownloadError
 
 __all__ = [
@@ -55,5 +55,6 @@ __all__ = [
     "read_idx",
     "read_idx_many",
     "register",
+    "split_indices",
     "write_idx",
 ]

@@ -24,10 +24,11 @@ from . import datasets, reference
 from ._core import __version__
 from .benchmark import cli as benchmark_cli
 from .idx import read_idx, read_idx_many, write_idx, write_path
-from .loaders import download, load
+from .loaders import download, load, split_files
 from .png import encode_png, sprite
 from .resolve import Audit, DatasetNotFoundError, DownloadError, Policy, Source, data_root, default_root, resolve
 from .sample import load_sample
+from .splits import parse
 
 # What a command reports as a failure (exit 1, one line): missing or bad data, failed downloads
 # (OSError subclasses), malformed files and mismatched digests (ValueError subclasses), an array
@@ -92,7 +93,8 @@ def cmd_download(args: argparse.Namespace) -> int:
             args.dataset, root=args.root, mirrors=args.mirror or None, timeout=args.timeout, splits=args.split
         )
     ds = datasets.get(args.dataset)
-    names = [info.name for info in ds.files if args.split is None or info.split in args.split]
+    wanted = None if args.split is None else {f.name for s in args.split for f in split_files(ds, s)}
+    names = [info.name for info in ds.files if wanted is None or info.name in wanted]
     for name in [ds.archive.file] if ds.archive else names:
         print(folder / name)
     return 0
@@ -320,6 +322,18 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _split(text: str) -> str:
+    """A split as ``fmnist.load`` takes it, sliced or not (``fmnist.splits``): checked as parsed."""
+    try:
+        parse(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+SPLIT_HELP = "a split, sliced or not: test, train[:90%%], train[-5000:]"
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -372,11 +386,12 @@ def _parser() -> argparse.ArgumentParser:
     p = command("download", cmd_download, "download the dataset's files (verified) into the data root")
     p.add_argument("--mirror", action="append", metavar="URL", help="base URL to try (repeatable; default: registry)")
     p.add_argument("--timeout", type=_seconds, default=30.0, help=TIMEOUT_HELP)
-    p.add_argument("--split", action="append", help="only this split's files (repeatable; default: every split)")
+    what = "only this split's files, whole (repeatable; a sliced split names its split; default: every split)"
+    p.add_argument("--split", action="append", type=_split, help=what)
     command("verify", cmd_verify, "re-hash every copy of the dataset's files and report each")
     p = command("sprite", cmd_sprite, "write a PNG sprite: each class takes three rows")
     p.add_argument("-o", "--output", default="fmnist-sprite.png", help="PNG path (default: fmnist-sprite.png)")
-    p.add_argument("--split", choices=["train", "test"], default="test")
+    p.add_argument("--split", type=_split, default="test", help=f"{SPLIT_HELP} (default: test)")
     p.add_argument("--columns", type=_positive, default=30, help="images per row (default 30)")
     p.add_argument("--sample", action="store_true", help="use the bundled sample even if the dataset is here")
     what = "convert IDX (.gz, .xz or raw) to .npy, or .npy to IDX (.gz or .xz by DEST's name)"
@@ -398,7 +413,7 @@ def _parser() -> argparse.ArgumentParser:
     p = command("embed", cmd_embed, "a split in 2-D (PCA, t-SNE or UMAP), datasets side by side", dataset=False)
     p.add_argument("--datasets", type=benchmark_cli.names(_dataset), default=["fashion-mnist", "mnist"],
                    help="registered datasets, comma-separated (default: fashion-mnist,mnist)")  # fmt: skip
-    p.add_argument("--split", default="test", help="the split to embed (default: test)")
+    p.add_argument("--split", type=_split, default="test", help=f"the split to embed: {SPLIT_HELP} (default: test)")
     p.add_argument("--method", choices=["pca", "tsne", "umap"], default="tsne", help="(default: tsne)")
     p.add_argument("--seed", type=int, default=0, help="makes the embedding reproducible (default 0)")
     p.add_argument("--perplexity", type=float, help="t-SNE's perplexity (default 30)")
@@ -413,7 +428,7 @@ def _parser() -> argparse.ArgumentParser:
     p = command("projector", cmd_projector, "the files of TensorBoard's projector for a split", dataset=False)
     p.add_argument("folder", type=Path, help="where to write them (tensorboard --logdir FOLDER)")
     p.add_argument("--dataset", type=_dataset, default="fashion-mnist", help="(default: fashion-mnist)")
-    p.add_argument("--split", default="test", help="(default: test)")
+    p.add_argument("--split", type=_split, default="test", help=f"{SPLIT_HELP} (default: test)")
     p.add_argument("--root", help="data root (default: $FMNIST_HOME, else the platform's cache folder)")
     benchmark_cli.add_commands(sub, _dataset)
     return parser

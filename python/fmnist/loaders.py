@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -24,38 +24,74 @@ from .datasets import Dataset, FileInfo, get
 from .idx import read_idx_many
 from .resolve import Policy, data_root, resolve
 from .resolve.policy import PathArg
+from .splits import GRAMMAR, Spec, parse
 
 Array = npt.NDArray[Any]
 
 
-def split_files(ds: Dataset, split: str) -> list[FileInfo]:
-    """The images and labels files of ``split`` (of the split a slice cuts, for a slice)."""
-    split = ds.slices[split][0] if split in ds.slices else split
-    if split not in ds.splits:
+def split_files(ds: Dataset, split: str | Spec) -> list[FileInfo]:
+    """The images and labels files of ``split`` (a spec such as ``"train[:90%]"``; for a slice of
+    the registry's, such as QMNIST's ``test10k``, of the split it cuts)."""
+    spec = split if isinstance(split, Spec) else parse(split)
+    base = ds.slices[spec.split][0] if spec.split in ds.slices else spec.split
+    if base not in ds.splits:
         names = " or ".join(repr(s) for s in (*ds.splits, *ds.slices))
-        raise ValueError(f"split must be {names} for {ds.name}, not {split!r}")
-    return [ds.file(split, "images"), ds.file(split, "labels")]
+        raise ValueError(f"split {spec.text!r}: {ds.name} has the splits {names} (a split is {GRAMMAR})")
+    return [ds.file(base, "images"), ds.file(base, "labels")]
 
 
 def finish(
-    ds: Dataset, split: str, images: Array, labels: Array, extended: bool, upright: bool = False
+    ds: Dataset, split: str | Spec, images: Array, labels: Array, extended: bool, upright: bool = False
 ) -> tuple[Array, Array]:
-    """A slice split's rows (QMNIST's test10k, test50k), the class column of row labels unless
-    ``extended`` (then all of them, as stored), and for a dataset stored transposed (EMNIST)
-    the images turned upright when asked (a copy)."""
+    """The rows ``split`` takes (a registry slice's, such as QMNIST's test10k, then the spec's
+    bounds: views, no copy), the class column of row labels unless ``extended`` (then all of
+    them, as stored), and for a dataset stored transposed (EMNIST) the images turned upright
+    when asked (a copy)."""
+    spec = split if isinstance(split, Spec) else parse(split)
+    if spec.split in ds.slices:
+        _, start, stop = ds.slices[spec.split]
+        images, labels = images[start:stop], labels[start:stop]
+    if spec.start is not None or spec.stop is not None:
+        rows = spec.rows(len(labels))
+        images, labels = images[rows], labels[rows]
     if upright and ds.transposed:
         images = np.ascontiguousarray(images.transpose(0, 2, 1))
-    if split in ds.slices:
-        _, start, stop = ds.slices[split]
-        images, labels = images[start:stop], labels[start:stop]
     if labels.ndim == 2 and not extended:
         labels = labels[:, 0].astype(np.uint8)  # the class column, as the other datasets' labels
     return images, labels
 
 
+@overload
+def load(  # type: ignore[overload-overlap]  # a str is a Sequence[str]: this one is first
+    name: str = ...,
+    split: str = ...,
+    *,
+    root: PathArg = ...,
+    download: bool = ...,
+    mirrors: Sequence[str] | None = ...,
+    cache: bool | None = ...,
+    extended: bool = ...,
+    upright: bool = ...,
+) -> tuple[Array, Array]: ...
+
+
+@overload
+def load(
+    name: str,
+    split: Sequence[str],
+    *,
+    root: PathArg = ...,
+    download: bool = ...,
+    mirrors: Sequence[str] | None = ...,
+    cache: bool | None = ...,
+    extended: bool = ...,
+    upright: bool = ...,
+) -> list[tuple[Array, Array]]: ...
+
+
 def load(
     name: str = "fashion-mnist",
-    split: str = "train",
+    split: str | Sequence[str] = "train",
     *,
     root: PathArg = None,
     download: bool = True,
@@ -63,17 +99,30 @@ def load(
     cache: bool | None = None,
     extended: bool = False,
     upright: bool = False,
-) -> tuple[Array, Array]:
+) -> tuple[Array, Array] | list[tuple[Array, Array]]:
     """``(images, labels)`` of one split: images ``(N, 28, 28)`` uint8, labels ``(N,)`` uint8,
-    verified. From the warm cache, a verified copy on the machine, or a download. For a dataset
-    whose labels are rows (QMNIST: 8 int32 columns, ``DATASETS["qmnist"].label_columns``), the
-    labels are the class column unless ``extended``, which gives all of them. EMNIST's images
-    are returned as stored (transposed, as torchvision returns them); ``upright=True`` gives
-    them turned the way MNIST's are."""
+    verified. From the warm cache, a verified copy on the machine, or a download. ``split`` may
+    be sliced as tfds slices (``"train[:90%]"``, ``"train[-5000:]"``; ``fmnist.splits``): the
+    rows are views of the verified arrays; a list of splits gives a pair each, from one
+    resolve. For a dataset whose labels are rows (QMNIST: 8 int32 columns,
+    ``DATASETS["qmnist"].label_columns``), the labels are the class column unless ``extended``,
+    which gives all of them. EMNIST's images are returned as stored (transposed, as torchvision
+    returns them); ``upright=True`` gives them turned the way MNIST's are."""
     ds = get(name)
+    if isinstance(split, str):
+        specs = [parse(split)]
+    elif isinstance(split, Sequence) and split:
+        specs = [parse(s) for s in split]
+    else:
+        raise ValueError(f"split must be a split or a non-empty list of them ({GRAMMAR}), not {split!r}")
+    files = list(dict.fromkeys(f for s in specs for f in split_files(ds, s)))
     policy = Policy(root=root, cache=cache, download=download, mirrors=mirrors)
-    images, labels = resolve(ds, split_files(ds, split), policy).arrays()
-    return finish(ds, split, images, labels, extended, upright)
+    arrays = dict(zip((f.name for f in files), resolve(ds, files, policy).arrays()))
+    pairs = []
+    for s in specs:
+        images, labels = (arrays[f.name] for f in split_files(ds, s))
+        pairs.append(finish(ds, s, images, labels, extended, upright))
+    return pairs[0] if isinstance(split, str) else pairs
 
 
 def load_data(
@@ -115,15 +164,19 @@ def download(
     splits: Sequence[str] | None = None,
 ) -> Path:
     """Makes sure ``<root>/<name>/`` holds a verified copy of every file of the dataset as
-    published (of ``splits`` only, when given), downloading what is missing or is fmnist's own
+    published (of ``splits`` only, when given; a sliced split, ``"train[:90%]"``, names its
+    split's files, which download whole), downloading what is missing or is fmnist's own
     and fails verification (a file fmnist did not write is never replaced); returns that folder
     (for a dataset published as an archive, the archive's folder ``<root>/<archive name>/``)."""
     ds = get(name)
     policy = Policy(root, cache=False, discover=False, download=True, mirrors=mirrors, timeout=timeout, retries=retries)
     policy.check(ds)
-    known, wanted = list(ds.splits), list(ds.splits if splits is None else splits)
+    known, given = list(ds.splits), list(ds.splits if splits is None else splits)
+    # A sliced split ("train[:90%]", QMNIST's "test10k") downloads its split's files, whole.
+    bases = [(ds.slices[p.split][0] if p.split in ds.slices else p.split) for p in map(parse, given)]
+    wanted = list(dict.fromkeys(bases))
     if not wanted or any(s not in known for s in wanted):
-        asked = [s for s in wanted if s not in known] or "an empty list"
+        asked = [g for g, b in zip(given, bases) if b not in known] or "an empty list"
         raise ValueError(f"{ds.name} has the splits {', '.join(known)}, not {asked}")
     if ds.archive is not None and set(wanted) != set(known):
         raise ValueError(f"{ds.name} is published as one archive: it downloads whole, with every split")

@@ -9,6 +9,10 @@ Order (fixed by the design, so runs and ranks agree):
    ``perm[rank::world_size]``;
 3. batches of ``batch_size`` in that order, the last one short unless ``drop_last``.
 
+With ``indices`` (a subset of the rows: a validation split, ``split_indices``), steps 1 and 2
+order the subset's positions, and each position names its row: ``order = indices[perm]``. The
+rows are gathered from the arrays as they are; nothing is copied.
+
 Gathering, augmentation (``augment=``, see ``fmnist.augment``), conversion and normalisation
 happen in one pass in Rust with the GIL released, one batch ahead on a background thread.
 """
@@ -71,6 +75,58 @@ def epoch_indices(
     return perm.astype(np.int64, copy=False)
 
 
+def split_indices(
+    n: int, fraction: float, *, seed: int = 0, stratify: npt.ArrayLike | None = None
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """``(train, validation)``: the row numbers of ``n`` rows split at random (seeded by
+    ``seed``), ``round(n * fraction)`` of them for validation, each array sorted. With
+    ``stratify`` (the labels), each class gives the same share of its rows: ``fraction`` of
+    them, rounded, the rounding's remainder going to the classes whose shares were cut most, so
+    that the total is still ``round(n * fraction)``. For ``batches(..., indices=train)``."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 2:
+        raise ValueError(f"n must be a whole number of rows, at least 2, not {n!r}")
+    f = float(fraction)
+    k = int(round(n * f))
+    if not 0 < f < 1 or not 0 < k < n:
+        raise ValueError(f"fraction must leave rows on both sides of the split: {fraction!r} of {n} rows")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a whole number >= 0, not {seed!r}")
+    rng = np.random.default_rng(seed)
+    if stratify is None:
+        chosen = rng.permutation(n)[:k]
+    else:
+        labels = np.asarray(stratify)
+        if labels.shape != (n,):
+            raise ValueError(f"stratify must be the {n} rows' labels, shape ({n},), not shape {labels.shape}")
+        classes, inverse = np.unique(labels, return_inverse=True)
+        counts = np.bincount(inverse, minlength=len(classes))
+        shares = np.floor(counts * f).astype(np.int64)
+        cut = counts * f - shares  # what rounding down took from each class
+        extra = np.argsort(-cut, kind="stable")[: k - int(shares.sum())]
+        shares[extra] += 1
+        members = np.argsort(inverse, kind="stable")
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        chosen = np.concatenate([rng.permutation(members[s : s + c])[:t] for s, c, t in zip(starts, counts, shares)])
+    validation = np.sort(chosen).astype(np.int64)
+    train = np.setdiff1d(np.arange(n, dtype=np.int64), validation, assume_unique=True)
+    return train, validation
+
+
+def row_subset(indices: npt.ArrayLike, rows: int) -> npt.NDArray[np.int64]:
+    """``indices`` as the engine takes them: row numbers of ``rows`` (or a boolean mask of them)."""
+    a = np.asarray(indices)
+    if a.dtype == np.bool_:
+        if a.shape != (rows,):
+            raise ValueError(f"indices as a boolean mask must have one value a row, shape ({rows},), not {a.shape}")
+        return np.flatnonzero(a).astype(np.int64)
+    if a.ndim != 1 or not (np.issubdtype(a.dtype, np.integer) or a.size == 0):
+        raise ValueError(f"indices must be a 1-D array of row numbers (or a boolean mask), not {a.dtype} {a.shape}")
+    if a.size and (int(a.min()) < 0 or int(a.max()) >= rows):
+        bad = int(a.min()) if int(a.min()) < 0 else int(a.max())
+        raise ValueError(f"indices: row {bad} is not one of the {rows} rows (0 to {rows - 1})")
+    return a.astype(np.int64, copy=False)
+
+
 def _rows(a: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """``a`` as the engine reads it in place: native byte order, each row contiguous and aligned.
     Rows may be any distance apart (every other row, reversed, a broadcast view): those are read
@@ -116,6 +172,7 @@ def batches(
     mean: Stat = None,
     std: Stat = None,
     augment: Augment | None = None,
+    indices: npt.ArrayLike | None = None,
 ) -> Batches:
     """One epoch of ``(x, y)`` batches from ``images`` and ``labels`` (same length).
 
@@ -128,6 +185,9 @@ def batches(
     ``augment``: an ``fmnist.Augment``, applied to each example as it is gathered (images of shape
     (N, H, W) or (N, H, W, C)); its draws depend on ``seed``, ``epoch`` and the example's row
     alone (``Augment.draws``).
+
+    ``indices``: only these rows (row numbers, or a boolean mask): a validation split without a
+    copy of the data (``split_indices``); the order and the sharding are over the subset.
 
     The result is an iterator with ``len()`` (batches left) and ``close()``; leaving a loop
     early, closing it or dropping it stops its background thread.
@@ -143,9 +203,17 @@ def batches(
     fused = None if augment is None else (augment, seed, epoch)
     image_shape = x.shape[1:]
     rows = x.shape[0] if x.ndim else 0  # a 0-d array: the engine refuses it, with the reason
+    subset = None if indices is None else row_subset(indices, rows)
     order = epoch_indices(
-        rows, shuffle=shuffle, seed=seed, epoch=epoch, drop_last=drop_last, rank=rank, world_size=world_size
+        rows if subset is None else len(subset),
+        shuffle=shuffle,
+        seed=seed,
+        epoch=epoch,
+        drop_last=drop_last,
+        rank=rank,
+        world_size=world_size,
     )
+    order = order if subset is None else subset[order]
     out_shape = [int(np.prod(image_shape, dtype=np.int64))] if flatten else [int(d) for d in image_shape]
     return _core.Batcher(
         x,

@@ -16,6 +16,8 @@ cache. torchvision's rules hold in torchvision's folder: what torchvision would 
 ``<root>/<ClassName>/raw/`` is loaded, verified when a published or proven digest matches it,
 else with an ``fmnist.UnverifiedDataWarning`` (``ds.verified`` is then False; ``verify=True``
 refuses such files instead). What they download goes to that folder in torchvision's form.
+Each takes ``rows="train[:90%]"`` (a keyword of fmnist's): the rows of a split, sliced as
+``fmnist.load`` slices them (``fmnist.splits``), in place of ``train`` (and QMNIST's ``what``).
 
 ``loader`` serves ``(x, y)`` tensor batches made by ``fmnist.batches`` (gathered, converted and
 normalised in Rust one batch ahead), handed to torch without a copy.
@@ -49,8 +51,9 @@ from .augment import Augment
 from .datasets import FileInfo
 from .errors import UnverifiedDataWarning
 from .loaders import split_files
-from .pipeline import Stat, batches, epoch_indices
+from .pipeline import Stat, batches, epoch_indices, row_subset
 from .resolve import DatasetNotFoundError, Judgment, Policy, Proof, Resolution, Torchvision, resolve
+from .splits import Spec, parse
 
 __all__ = [
     "EMNIST",
@@ -96,6 +99,9 @@ class _Resolved:
     #: torchvision's __init__ calls download, _check_exists and _load_data in turn: the one
     #: resolution passes from the first that resolves to _load_data, which takes it
     _result: Resolution | None = None
+    #: ``rows="train[:90%]"``: the rows of a split this object holds (``fmnist.splits``), in place
+    #: of ``train`` (and QMNIST's ``what``); None: the whole split
+    rows: Spec | None = None
     root: Any
     raw_folder: str
     mirrors: Any
@@ -109,16 +115,31 @@ class _Resolved:
         download: bool = False,
         *,
         verify: bool = False,
+        rows: str | None = None,
     ) -> None:
         self.verify = verify
+        train = self._rows(rows, train)
         super().__init__(root, train=train, transform=transform, target_transform=target_transform, download=download)  # type: ignore[call-arg]
+
+    def _rows(self, rows: str | None, train: bool) -> bool:
+        """Takes the ``rows`` spec (checked now); ``train`` as it then is: the spec's split's."""
+        self.rows = None if rows is None else parse(rows)
+        return train if self.rows is None else self.rows.split == "train"
+
+    def _sliced(self, images: npt.NDArray[Any], labels: npt.NDArray[Any]) -> tuple[Any, Any]:
+        """The rows the ``rows`` spec takes (views)."""
+        if self.rows is None or (self.rows.start is None and self.rows.stop is None):
+            return images, labels
+        cut = self.rows.rows(len(labels))
+        return images[cut], labels[cut]
 
     def _dataset(self) -> datasets.Dataset:
         return datasets.get(self.registry_name)
 
     def _files(self) -> list[FileInfo]:
         """The registry files this object loads: images, then labels."""
-        return split_files(self._dataset(), "train" if getattr(self, "train", True) else "test")
+        split = self.rows or ("train" if getattr(self, "train", True) else "test")
+        return split_files(self._dataset(), split)
 
     def _download_files(self) -> list[FileInfo]:
         """What ``download()`` fetches: what torchvision's would (every file of the dataset)."""
@@ -174,7 +195,7 @@ class _Resolved:
         return images, labels
 
     def _load_data(self) -> tuple[torch.Tensor, torch.Tensor]:
-        images, labels = self._arrays()
+        images, labels = self._sliced(*self._arrays())
         return torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64))
 
 
@@ -200,8 +221,9 @@ class EMNIST(_Resolved, tv.EMNIST):  # type: ignore[misc]  # (torchvision is unt
     """EMNIST: ``torchvision.datasets.EMNIST(root, split, ...)``, its six splits read out of the
     one verified ``gzip.zip`` by fmnist (see ``MNIST``)."""
 
-    def __init__(self, root: Root, split: str, *, verify: bool = False, **kwargs: Any) -> None:
+    def __init__(self, root: Root, split: str, *, verify: bool = False, rows: str | None = None, **kwargs: Any) -> None:
         self.verify = verify
+        kwargs["train"] = self._rows(rows, kwargs.get("train", True))
         super(_Resolved, self).__init__(root, split, **kwargs)  # torchvision's, past the mixin's
 
     @property
@@ -224,9 +246,12 @@ class QMNIST(_Resolved, tv.QMNIST):  # type: ignore[misc]  # (torchvision is unt
         train: bool = True,
         *,
         verify: bool = False,
+        rows: str | None = None,
         **kwargs: Any,
     ) -> None:
         self.verify = verify
+        train = self._rows(rows, train)
+        what = self.rows.split if self.rows is not None else what
         super(_Resolved, self).__init__(root, what=what, compat=compat, train=train, **kwargs)  # torchvision's
 
     def _files(self) -> list[FileInfo]:
@@ -240,6 +265,7 @@ class QMNIST(_Resolved, tv.QMNIST):  # type: ignore[misc]  # (torchvision is unt
         cut = self._dataset().slices.get(self.what)
         if cut is not None:  # test10k, test50k: copies, as torchvision's
             images, labels = np.array(images[cut[1] : cut[2]]), labels[cut[1] : cut[2]]
+        images, labels = self._sliced(images, labels)
         return torch.from_numpy(images), torch.from_numpy(labels.astype(np.int64))
 
 
@@ -258,6 +284,7 @@ class IDXDataset(_Resolved, tv.MNIST):  # type: ignore[misc]  # (torchvision is 
         download: bool = False,
         *,
         verify: bool = False,
+        rows: str | None = None,
     ) -> None:
         ds = datasets.get(name)
         self.registry_name = ds.name  # type: ignore[misc]
@@ -265,6 +292,7 @@ class IDXDataset(_Resolved, tv.MNIST):  # type: ignore[misc]  # (torchvision is 
         self.mirrors = list(ds.mirrors)
         self.resources = [(f.name, f.stored_md5 or "") for f in ds.files]
         self.verify = verify
+        train = self._rows(rows, train)
         super(_Resolved, self).__init__(root, train, transform, target_transform, download)  # torchvision's
 
     @property
@@ -322,6 +350,8 @@ class Loader:
         batches(
             self.images, self.labels, batch_size, rank=self.rank, world_size=self.world_size, **self._options
         ).close()
+        subset = options.get("indices")
+        self._rows = len(images) if subset is None else len(row_subset(subset, len(images)))
 
     def set_epoch(self, epoch: int) -> None:
         """As ``DistributedSampler.set_epoch``: the next iteration serves this epoch's order."""
@@ -331,7 +361,7 @@ class Loader:
         """Batches per epoch for this rank."""
         n = len(
             epoch_indices(
-                len(self.images),
+                self._rows,
                 shuffle=False,
                 drop_last=self._options["drop_last"],
                 rank=self.rank,
@@ -384,6 +414,7 @@ def loader(
     world_size: int | None = None,
     int64_targets: bool = True,
     augment: Augment | None = None,
+    indices: npt.ArrayLike | None = None,
 ) -> Loader:
     """``(x, y)`` tensor batches from ``images`` and ``labels`` (numpy arrays), or from one of this
     module's datasets as the first argument. The order is ``fmnist.batches``'s: the same
@@ -394,6 +425,7 @@ def loader(
     (``int64_targets=False`` keeps the labels' dtype). Tensors share the batches' memory.
     ``augment``: an ``fmnist.Augment``, applied per example as batches are made (its draws
     follow ``seed`` and the epoch, so every epoch augments anew and every rank agrees).
+    ``indices``: only these rows (``fmnist.split_indices``), as ``fmnist.batches`` takes them.
     ``len()`` is the number of batches per epoch for this rank."""
     if isinstance(images, _DATASETS):
         if labels is not None:
@@ -416,6 +448,7 @@ def loader(
         std=std,
         flatten=flatten,
         augment=augment,
+        indices=indices,
     )
     return Loader(
         x,

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::Duration;
 
 use numpy::{PyReadonlyArrayDyn, PyUntypedArray, PyUntypedArrayMethods};
-use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyIndexError, PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyInt, PyWeakrefReference};
 
@@ -384,6 +384,27 @@ impl Batcher {
 
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<(Bound<'py, PyAny>, Bound<'py, PyAny>)>> {
         guarded("Batcher.__next__", || self.next_batch(py))
+    }
+
+    /// Batch `k` of the epoch, made now on the calling thread with the GIL released, apart from
+    /// the iteration (which it neither moves nor waits for): any batch, in any order, from any
+    /// thread, as a keras `PyDataset` asks for them. The arrays iteration gives for it.
+    fn batch<'py>(&self, py: Python<'py>, k: usize) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+        guarded("Batcher.batch", || {
+            let spec = self.progress(py).spec.clone();
+            let spec = spec.ok_or_else(|| PyRuntimeError::new_err("this epoch's batches are closed: make new ones"))?;
+            if k >= spec.len() {
+                return Err(PyIndexError::new_err(format!("batch {k} of an epoch of {} batches", spec.len())));
+            }
+            self.check_memory(py)?;
+            let (x, y, n) = detach(py, || spec.batch(k)).map_err(|e| match e {
+                crate::Error::Memory(m) => PyMemoryError::new_err(m),
+                e => PyRuntimeError::new_err(e.to_string()),
+            })?;
+            let xs = [n].into_iter().chain(self.image_shape.iter().copied()).collect();
+            let ys = [n].into_iter().chain(self.label_shape.iter().copied()).collect();
+            Ok((column_to_numpy(py, x, xs)?, column_to_numpy(py, y, ys)?))
+        })
     }
 
     /// Stops the background thread (it finishes at most the batch in hand) and ends iteration.
