@@ -470,3 +470,13 @@ def test_convert_writes_through_devices_and_fifos_and_refuses_a_folder(tmp_path:
     assert run("convert", str(target), str(back), env=dict(os.environ), cwd=tmp_path).returncode == 0
     assert np.array_equal(np.load(back), np.load(src))
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
+
+
+def test_the_split_options_take_sliced_splits(present: dict[str, str], tmp_path: Path) -> None:
+    out = run("sprite", "--split", "test[:20%]", "-o", str(tmp_path / "s.png"), env=present, cwd=tmp_path)
+    assert out.returncode == 0 and "fashion-mnist test[:20%] split" in out.stdout, out.stderr
+    out = run("sprite", "--split", "test[:1%", env=present, cwd=tmp_path)
+    assert out.returncode == 2 and "argument --split: split 'test[:1%': not a split spec" in out.stderr
+    out = run("download", "--split", "train[90%:]", "--mirror", "http://127.0.0.1:1/", env=present, cwd=tmp_path)
+    assert out.returncode == 1 and "train-images-idx3-ubyte.gz" in out.stderr  # the train files, whole
+    assert "t10k" not in out.stderr

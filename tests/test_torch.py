@@ -390,3 +390,27 @@ def test_a_failed_download_is_torchvisions_runtime_error(tmp_path: Path, server:
     with pytest.raises(RuntimeError, match="^Error downloading ") as e:
         FashionMNIST(str(tmp_path / "fresh"), download=True)
     assert "HTTP 404" in str(e.value) and isinstance(e.value, fmnist.DatasetNotFoundError)
+
+
+def test_rows_slice_a_split_as_load_does_and_the_loader_takes_indices(tv_root: Path) -> None:
+    # rows="train[:90%]" (fmnist's keyword) holds the rows load gives for the same spec, in place
+    # of train; the loader serves a subset of rows from indices, as fmnist.batches does.
+    whole = ft.FashionMNIST(str(tv_root), train=True)
+    head = ft.FashionMNIST(str(tv_root), rows="train[:90%]")
+    tail = ft.FashionMNIST(str(tv_root), train=True, rows="test[-1000:]")  # rows decides, not train
+    assert len(head) == 54000 and torch.equal(head.data, whole.data[:54000]) and head.train
+    assert (
+        len(tail) == 1000
+        and not tail.train
+        and int(tail.targets[-1]) == int(ft.FashionMNIST(str(tv_root), train=False).targets[-1])
+    )
+    assert head[53999][1] == int(whole.targets[53999])
+    with pytest.raises(ValueError, match=r"split 'validation\[:10%\]': fashion-mnist has the splits"):
+        ft.FashionMNIST(str(tv_root), rows="validation[:10%]")
+    with pytest.raises(ValueError, match="mixes rows and percents"):
+        ft.FashionMNIST(str(tv_root), rows="train[1:50%]")
+    train_rows, held = fmnist.split_indices(len(whole), 0.1, seed=0, stratify=whole.targets.numpy())
+    batches = ft.loader(whole, batch_size=500, indices=held, shuffle=False)
+    assert len(batches) == 12
+    seen = torch.cat([y for _, y in batches])
+    assert torch.equal(seen, whole.targets[torch.from_numpy(held)])

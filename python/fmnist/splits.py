@@ -48,9 +48,7 @@ class Spec:
             return None
         row = int(round(bound * n / 100)) if self.percent else int(bound)
         if abs(row) > n:
-            raise ValueError(
-                f"split {self.text!r}: {bound:g}{'%' * self.percent} is past the {n:,} rows of {self.split!r}"
-            )
+            raise _bad(self.text, f"{bound:g}{'%' * self.percent} is past the {n:,} rows of {self.split!r}")
         return row + n if row < 0 else row
 
 
