@@ -26,6 +26,9 @@ BASELINES = (
     "fmnist.batches",
     "lzma.decompress + numpy",
     "zipfile.extractall, then read",
+    "keras model.fit(x, y, batch_size)",
+    "keras preprocessing layers",
+    "fmnist.load",
 )
 
 
