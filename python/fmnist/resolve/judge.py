@@ -38,10 +38,18 @@ def published(item: FileInfo | Archive) -> str:
     return f"stored_md5:{item.stored_md5}" if item.stored_md5 else f"stored_sha256:{item.stored_sha256 or ''}"
 
 
-def proof_key(ds: Dataset, info: FileInfo) -> str:
-    """What a content digest proven for ``info`` is keyed by: its stored form's published digest (the
-    archive's, for a member); it counts only while the registry still publishes that digest."""
+def proof_key(ds: Dataset, info: FileInfo, keras_npz: bool = False) -> str:
+    """What a content digest proven for ``info`` is keyed by: the published digest that proved it
+    (its stored form's, the archive's for a member, keras's for its .npz); it counts only while
+    the registry still publishes that digest (``proof_keys``)."""
+    if keras_npz:
+        return f"keras_npz_sha256:{ds.keras_npz_sha256}"
     return f"archive {ds.archive.name} {published(ds.archive)}" if ds.archive is not None else published(info)
+
+
+def proof_keys(ds: Dataset, info: FileInfo) -> set[str]:
+    """Every key under which a proof of ``info``'s content counts today."""
+    return {proof_key(ds, info)} | ({proof_key(ds, info, keras_npz=True)} if ds.keras_npz_sha256 else set())
 
 
 def accepted(info: FileInfo, proofs: Mapping[str, str]) -> set[str]:

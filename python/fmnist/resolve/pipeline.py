@@ -20,7 +20,7 @@ from functools import partial
 
 from .. import _core, idx
 from ..datasets import Dataset, FileInfo
-from .judge import proof_key
+from .judge import proof_key, proof_keys
 from .policy import Policy, data_root
 from .results import Judgment, Proof, Resolution, Source
 from .sources import Known
@@ -48,11 +48,6 @@ def _sources(known: Known, urls: list[str]) -> list[Callable[[], Base]]:
     )
 
 
-def _by(ds: Dataset, j: Judgment) -> str:
-    """The published digest a judgment proved a content by (keras's own for its .npz)."""
-    return f"keras_npz_sha256:{ds.keras_npz_sha256}" if j.proof == Proof.KERAS_NPZ else proof_key(ds, j.info)
-
-
 def resolve(dataset: Dataset, files: Sequence[FileInfo], policy: Policy | None = None) -> Resolution:
     """The arrays of ``files`` (of ``dataset``) with their provenance, as ``policy`` allows (None:
     ``Policy()``, ``load``'s with ``download=False``)."""
@@ -60,7 +55,7 @@ def resolve(dataset: Dataset, files: Sequence[FileInfo], policy: Policy | None =
     urls = policy.check(dataset)  # before anything is read
     root, cache = data_root(policy.root), policy.caching
     store = Store(root / dataset.name)
-    proofs = {i.name: store.proven(i, proof_key(dataset, i)) for i in files} if cache else {}
+    proofs = {i.name: store.proven(i, proof_keys(dataset, i)) for i in files} if cache else {}
     known = Known(dataset, policy, root, store, cache, proofs)
     every = policy.audit is not None and policy.audit.every_copy
     found: dict[str, Judgment] = {}
@@ -110,7 +105,15 @@ def _keep(known: Known, found: dict[str, Judgment], judgments: list[Judgment]) -
                 for j in adopt:
                     store.mark(j.path, "files", j.info.stem, f"content_sha256:{j.sha}")
                 for j in learnt:
-                    store.record("proven", j.info.name, {"content_sha256": j.sha, "by": _by(ds, j), "where": j.where})
+                    store.record(
+                        "proven",
+                        j.info.name,
+                        {
+                            "content_sha256": j.sha,
+                            "by": proof_key(ds, j.info, j.proof == Proof.KERAS_NPZ),
+                            "where": j.where,
+                        },
+                    )
     except OSError as e:  # a read-only or full root, a lock that cannot be made, ...
         out.append(f"{ds.name}: the warm cache was not written ({e}); the data returned is verified all the same")
     return out

@@ -170,10 +170,10 @@ class Store:
             if idx.TEMPORARY.fullmatch(name) and name not in keep:
                 (self.folder / name).unlink(missing_ok=True)
 
-    def proven(self, info: FileInfo, by: str) -> dict[str, str]:
-        """The content SHA-256 proven here for ``info`` by the published digest ``by``, with what
-        proved it: {digest: where}."""
+    def proven(self, info: FileInfo, by: set[str]) -> dict[str, str]:
+        """The content SHA-256 proven here for ``info`` by one of the published digests ``by``,
+        with what proved it: {digest: where}."""
         e = self.entry("proven", info.name)
-        if e is None or e.get("by") != by or not isinstance(e.get("content_sha256"), str):
+        if e is None or e.get("by") not in by or not isinstance(e.get("content_sha256"), str):
             return {}
         return {e["content_sha256"]: f"{e.get('where', 'a verified copy')} (recorded in {self.folder / RECORDS})"}
