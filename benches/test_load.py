@@ -18,7 +18,7 @@ import pytest
 
 import fmnist
 from fmnist import reference
-from tests.conftest import FILES
+from tests.conftest import FILES, PEAK
 from tests.test_real_data import REAL
 
 from .conftest import record
@@ -87,18 +87,12 @@ def test_libdeflate_alone_on_train_images(measure: Callable[..., Any], data_dir:
     )
 
 
-# VmHWM is the peak RSS of this process's own address space (ru_maxrss would carry the
-# parent's peak across fork + exec).
-PEAK_RSS = """
-import sys
-import numpy, fmnist
-def peak():
-    with open("/proc/self/status") as f:
-        return next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmHWM:"))
-before = peak()
-a = fmnist.read_idx(sys.argv[1])
-print(peak() - before, a.nbytes)
-"""
+# The peak RSS a child grows by over one read_idx of a path, in bytes (tests.conftest.PEAK).
+PEAK_RSS = (
+    "import sys\nimport numpy, fmnist\n"
+    + PEAK
+    + "before = peak()\na = fmnist.read_idx(sys.argv[1])\nprint((peak() - before) * 1024, a.nbytes)\n"
+)
 
 
 def test_peak_memory_of_loading_train_images(data_dir: Path) -> None:

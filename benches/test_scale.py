@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 import fmnist
+from benches.test_load import PEAK_RSS
 from fmnist import reference
-from tests.conftest import FILES
+from tests.conftest import FILES, PEAK
 
 from .conftest import record
 
@@ -38,19 +39,6 @@ def scaled(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str
         out[name] = path
         del tiled
     return out
-
-
-# Peak RSS of the child's own address space (VmHWM) grown over one read_idx of a path.
-PEAK_RSS = """
-import sys
-import fmnist
-def peak():
-    with open("/proc/self/status") as f:
-        return next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmHWM:"))
-before = peak()
-a = fmnist.read_idx(sys.argv[1])
-print(peak() - before, a.nbytes)
-"""
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="peak RSS from /proc")
@@ -121,19 +109,19 @@ def test_reading_a_buffer(measure: Callable[..., Any], raw_100mb: bytes, name: s
 
 
 # The bytearray's pages are all touched (filled in place, no temporary) before the peak is read.
-BUFFER_RSS = """
-import numpy as np, fmnist
-def peak():
-    with open("/proc/self/status") as f:
-        return next(int(l.split()[1]) * 1024 for l in f if l.startswith("VmHWM:"))
+BUFFER_RSS = (
+    "import numpy as np, fmnist\n"
+    + PEAK
+    + """
 n = 100_000_000
 data = bytearray(8 + n)
 data[:8] = bytes([0, 0, 8, 1]) + n.to_bytes(4, "big")
 np.frombuffer(data, np.uint8)[8:] = 7
 before = peak()
 a = fmnist.read_idx(data)
-print(peak() - before, a.nbytes)
+print((peak() - before) * 1024, a.nbytes)
 """
+)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="peak RSS from /proc")

@@ -104,6 +104,14 @@ def registered() -> Iterator[None]:
     datasets.ARCHIVES.update(archive_entries)
 
 
+#: For a child process's code: ``peak()``, its peak RSS in KiB (VmHWM: of its own address space;
+#: ru_maxrss would carry the parent's peak across fork + exec).
+PEAK = (
+    "def peak():\n"
+    "    with open('/proc/self/status') as f:\n"
+    "        return next(int(l.split()[1]) for l in f if l.startswith('VmHWM:'))\n"
+)
+
 #: Tests that read Linux's /proc (thread counts, peak RSS, the overcommit policy).
 linux_only = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc, which only Linux has")
 

@@ -17,7 +17,7 @@ import pytest
 
 import fmnist
 
-from .conftest import linux_only
+from .conftest import PEAK, linux_only
 
 
 def run(code: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -34,11 +34,7 @@ def test_a_huge_sparse_gzip_file_is_refused_without_reading_it(tmp_path: Path) -
         f.write(b"\x1f\x8b\x08\x00")
         f.truncate(64 << 30)
     code = (
-        "import sys, gzip, fmnist\n"
-        "def peak():\n"
-        "    with open('/proc/self/status') as f:\n"
-        "        return next(int(l.split()[1]) for l in f if l.startswith('VmHWM:'))\n"
-        "before = peak()\n"
+        "import sys, gzip, fmnist\n" + PEAK + "before = peak()\n"
         "for max_bytes in (None, 1 << 20):\n"
         "    try:\n"
         "        fmnist.read_idx(sys.argv[1], max_bytes=max_bytes)\n"

@@ -21,7 +21,7 @@ import pytest
 import fmnist
 from fmnist import reference
 
-from .conftest import linux_only
+from .conftest import PEAK, linux_only
 
 GOOD = reference.write_idx(np.arange(12, dtype=np.int16).reshape(3, 4))
 GOOD_GZ = reference.write_idx(np.arange(12, dtype=np.int16).reshape(3, 4), members=1)
@@ -94,11 +94,7 @@ def test_tiny_file_claiming_a_terabyte_fails_without_allocating(tmp_path: Path, 
     path.write_bytes(data)
     # In a child process: a huge allocation would abort or balloon it; we read its peak RSS.
     code = (
-        "import sys, fmnist\n"
-        "def peak():\n"
-        "    with open('/proc/self/status') as f:\n"
-        "        return next(int(l.split()[1]) for l in f if l.startswith('VmHWM:'))\n"
-        "before = peak()\n"
+        "import sys, fmnist\n" + PEAK + "before = peak()\n"
         "try:\n    fmnist.read_idx(sys.argv[1])\nexcept fmnist.IdxFormatError as e:\n    print(e)\n"
         "print(peak() - before)\n"
     )
@@ -348,11 +344,7 @@ def test_a_bytearray_is_read_without_a_copy() -> None:
     # 100 MB of raw IDX in a bytearray: reading it raises the peak RSS by the array it returns
     # (the payload, 100 MB) and not by a second copy of the input.
     code = (
-        "import numpy as np, fmnist\n"
-        "def peak():\n"
-        "    with open('/proc/self/status') as f:\n"
-        "        return next(int(l.split()[1]) for l in f if l.startswith('VmHWM:'))\n"
-        "n = 100 * 1000 * 1000\n"
+        "import numpy as np, fmnist\n" + PEAK + "n = 100 * 1000 * 1000\n"
         "data = bytearray(8 + n)\n"
         "data[:8] = bytes([0, 0, 8, 1]) + n.to_bytes(4, 'big')\n"
         "np.frombuffer(data, np.uint8)[8:] = 7\n"  # every page touched, in place: no temporary

@@ -18,7 +18,7 @@ import pytest
 import fmnist
 from fmnist import reference
 
-from .conftest import linux_only
+from .conftest import PEAK, linux_only
 
 #: The engine's bound: a compressed file larger than this is streamed (src/reader.rs: WHOLE).
 WHOLE = 64 << 20
@@ -120,11 +120,7 @@ def test_reading_a_file_over_the_bound_holds_the_array_and_little_more(
 ) -> None:
     path, content, _ = big[codec]
     code = (
-        "import sys, fmnist\n"
-        "def peak():\n"
-        "    with open('/proc/self/status') as f:\n"
-        "        return next(int(l.split()[1]) for l in f if l.startswith('VmHWM:'))\n"
-        "before = peak()\n"
+        "import sys, fmnist\n" + PEAK + "before = peak()\n"
         "a = fmnist.read_idx(sys.argv[1])\n"
         "print(a.nbytes, (peak() - before) * 1024)\n"
     )
