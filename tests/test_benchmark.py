@@ -546,9 +546,9 @@ def test_one_run_writes_a_results_file_at_a_time_and_a_fifo_is_refused_at_once(
         holder.wait()
     fifo = tmp_path / "fifo.jsonl"
     os.mkfifo(fifo)
-    for args in (("benchmark", "report", str(fifo)), ("benchmark", "run", "--results", str(fifo), "--dry-run")):
+    for argv in (("benchmark", "report", str(fifo)), ("benchmark", "run", "--results", str(fifo), "--dry-run")):
         done = subprocess.run(
-            [sys.executable, "-m", "fmnist", *args], capture_output=True, text=True, env=data, timeout=120
+            [sys.executable, "-m", "fmnist", *argv], capture_output=True, text=True, env=data, timeout=120
         )
         assert done.returncode == 1 and f"{fifo}: not a regular file" in done.stderr, done.stderr
 

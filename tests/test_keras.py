@@ -9,9 +9,11 @@ import os
 os.environ.setdefault("KERAS_BACKEND", "torch")  # before keras is imported (the torch extra's torch)
 
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 import keras  # type: ignore[import-untyped]  # noqa: E402
 import numpy as np  # noqa: E402
+import numpy.typing as npt  # noqa: E402
 import pytest  # noqa: E402
 
 import fmnist  # noqa: E402
@@ -19,14 +21,16 @@ from fmnist.keras import Batches  # noqa: E402
 
 from .conftest import FILES  # noqa: E402
 
+Array = npt.NDArray[Any]
+
 
 @pytest.fixture(scope="module")
-def train(data_dir: Path) -> tuple[np.ndarray, np.ndarray]:  # type: ignore[type-arg]
+def train(data_dir: Path) -> tuple[Array, Array]:
     images, labels = fmnist.read_idx_many([data_dir / FILES[0], data_dir / FILES[1]])
     return images[:2048], labels[:2048]
 
 
-def test_the_batches_are_fmnists_own_epoch_by_epoch_in_any_order(train: tuple[np.ndarray, np.ndarray]) -> None:  # type: ignore[type-arg]
+def test_the_batches_are_fmnists_own_epoch_by_epoch_in_any_order(train: tuple[Array, Array]) -> None:
     x, y = train
     augment = fmnist.Augment(pad=2, hflip=0.5, erase=0.5)
     ds = Batches(x, y, 100, seed=7, augment=augment, mean=0.29, std=0.35)
@@ -48,7 +52,7 @@ def test_the_batches_are_fmnists_own_epoch_by_epoch_in_any_order(train: tuple[np
         Batches(x, y, 0)
 
 
-def test_a_validation_split_without_a_copy(train: tuple[np.ndarray, np.ndarray]) -> None:  # type: ignore[type-arg]
+def test_a_validation_split_without_a_copy(train: tuple[Array, Array]) -> None:
     x, y = train
     rest, held = fmnist.split_indices(len(y), 0.25, seed=1, stratify=y)
     ds = Batches(x, y, 64, indices=held, shuffle=False)
@@ -56,7 +60,7 @@ def test_a_validation_split_without_a_copy(train: tuple[np.ndarray, np.ndarray])
     assert np.array_equal(seen, y[held]) and len(ds) == 8  # 512 rows, in order
 
 
-def test_a_small_model_fits_for_an_epoch_on_the_batches(train: tuple[np.ndarray, np.ndarray]) -> None:  # type: ignore[type-arg]
+def test_a_small_model_fits_for_an_epoch_on_the_batches(train: tuple[Array, Array]) -> None:
     assert keras.backend.backend() == "torch"
     x, y = train
     keras.utils.set_random_seed(0)

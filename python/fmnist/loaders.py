@@ -62,7 +62,7 @@ def finish(
 
 
 @overload
-def load(  # type: ignore[overload-overlap]  # a str is a Sequence[str]: this one is first
+def load(
     name: str = ...,
     split: str = ...,
     *,
@@ -77,8 +77,8 @@ def load(  # type: ignore[overload-overlap]  # a str is a Sequence[str]: this on
 
 @overload
 def load(
-    name: str,
-    split: Sequence[str],
+    name: str = ...,
+    split: list[str] | tuple[str, ...] = ...,
     *,
     root: PathArg = ...,
     download: bool = ...,
