@@ -104,7 +104,7 @@ SLICED = "load one split, warm: whole, or sliced as tfds slices it"
 
 def test_fmnist_load_a_split_warm(measure: Callable[..., Any], fmnist_env: None) -> None:
     fmnist.load(download=False)
-    result = measure(SLICED, "fmnist.load (train, warm)", lambda: fmnist.load(download=False), 47040016, rounds=100)
+    result = measure(SLICED, "fmnist.load (train, warm)", lambda: fmnist.load(download=False), 47040016, rounds=1000)
     assert result[0].shape == (60000, 28, 28)
 
 
@@ -112,6 +112,6 @@ def test_fmnist_load_a_sliced_split_warm(measure: Callable[..., Any], fmnist_env
     fmnist.load(download=False)
     result = measure(
         SLICED, "fmnist.load sliced (train[:90%], warm)", lambda: fmnist.load(split="train[:90%]", download=False),
-        47040016 * 9 // 10, rounds=100,
+        47040016 * 9 // 10, rounds=1000,
     )  # fmt: skip
     assert result[0].shape == (54000, 28, 28)
