@@ -3,6 +3,7 @@ command line; and validation splits without a copy (``split_indices``, ``batches
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -165,3 +166,13 @@ def test_batches_of_a_subset_are_the_subsets_rows_ordered_and_sharded_as_the_who
                      ([0.5], "1-D array of row numbers"), (np.zeros(3, bool), "boolean mask")):  # fmt: skip
         with pytest.raises(ValueError, match=why):
             fmnist.batches(x, y, 8, indices=bad)
+
+
+def test_a_bound_past_the_split_is_refused_before_anything_is_read(env: Path) -> None:
+    # Nothing on the machine and no download: the bound is judged from the registry's shape,
+    # so the error is the spec's, not "no copy found" after a search (or a download).
+    for spec, why in [("train[70000:]", "70000 is past the 60,000 rows"), ("test[:-20000]", "past the 10,000")]:
+        with pytest.raises(ValueError, match=re.escape(why)):  # not DatasetNotFoundError (an OSError)
+            fmnist.load(split=spec, download=False)
+    with pytest.raises(ValueError, match=re.escape("12000 is past the 10,000 rows of 'test10k'")):
+        fmnist.load("qmnist", "test10k[12000:]", download=False)

@@ -37,7 +37,11 @@ def split_files(ds: Dataset, split: str | Spec) -> list[FileInfo]:
     if base not in ds.splits:
         names = " or ".join(repr(s) for s in (*ds.splits, *ds.slices))
         raise ValueError(f"split {spec.text!r}: {ds.name} has the splits {names} (a split is {GRAMMAR})")
-    return [ds.file(base, "images"), ds.file(base, "labels")]
+    files = [ds.file(base, "images"), ds.file(base, "labels")]
+    if spec.start is not None or spec.stop is not None:  # its bounds judged now, before any read
+        _, start, stop = ds.slices.get(spec.split, (base, 0, None))
+        spec.rows(len(range(files[1].shape[0])[start:stop]))
+    return files
 
 
 def finish(
@@ -51,9 +55,7 @@ def finish(
     if spec.split in ds.slices:
         _, start, stop = ds.slices[spec.split]
         images, labels = images[start:stop], labels[start:stop]
-    if spec.start is not None or spec.stop is not None:
-        rows = spec.rows(len(labels))
-        images, labels = images[rows], labels[rows]
+    images, labels = spec.cut(images, labels)
     if upright and ds.transposed:
         images = np.ascontiguousarray(images.transpose(0, 2, 1))
     if labels.ndim == 2 and not extended:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 GRAMMAR = "SPLIT or SPLIT[START:STOP], each bound empty, N rows or P% (e.g. 'train[:90%]', 'train[-5000:]')"
 _SPEC = re.compile(r"(?P<split>[A-Za-z0-9][A-Za-z0-9._+-]*)(?:\[(?P<start>[^\]:]*):(?P<stop>[^\]:]*)\])?")
@@ -42,6 +43,13 @@ class Spec:
         if start >= stop:
             raise _bad(self.text, f"it cuts no row of the {n:,} of {self.split!r}")
         return slice(start, stop)
+
+    def cut(self, images: Any, labels: Any) -> tuple[Any, Any]:
+        """The rows this spec takes of a split's arrays (views; both as they are when it takes all)."""
+        if self.start is None and self.stop is None:
+            return images, labels
+        rows = self.rows(len(labels))
+        return images[rows], labels[rows]
 
     def _row(self, bound: int | float | None, n: int) -> int | None:
         if bound is None:

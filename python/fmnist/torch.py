@@ -128,10 +128,7 @@ class _Resolved:
 
     def _sliced(self, images: npt.NDArray[Any], labels: npt.NDArray[Any]) -> tuple[Any, Any]:
         """The rows the ``rows`` spec takes (views)."""
-        if self.rows is None or (self.rows.start is None and self.rows.stop is None):
-            return images, labels
-        cut = self.rows.rows(len(labels))
-        return images[cut], labels[cut]
+        return (images, labels) if self.rows is None else self.rows.cut(images, labels)
 
     def _dataset(self) -> datasets.Dataset:
         return datasets.get(self.registry_name)
