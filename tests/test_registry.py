@@ -73,17 +73,32 @@ REGISTRY_FAULTS: dict[str, tuple[Any, str]] = {
     "files=5": (lambda d, ds, f: ds.update(files=5), "files: must be a non-empty list"),
     "shape=5": (lambda d, ds, f: f.update(shape=5), r"files\[0\].*\.shape: must be a list of 1 to"),
     "shape=[]": (lambda d, ds, f: f.update(shape=[]), r"\.shape: must be a list of 1 to"),
-    "numeric name": (lambda d, ds, f: ds.update(name=5), "name: must be a string, not int 5"),
+    "numeric name": (lambda d, ds, f: ds.update(name=5), "name: must be one folder or file name .*, not int 5"),
     "numeric md5": (lambda d, ds, f: f.update(stored_md5=5), r"\.stored_md5: must be 32 lowercase hex digits"),
-    "aliases=[1]": (lambda d, ds, f: ds.update(aliases=[1]), r"aliases\[0\]: must be a string"),
+    "aliases=[1]": (
+        lambda d, ds, f: ds.update(aliases=[1]),
+        r"aliases\[0\]: must be one folder or file name .*, not int 1",
+    ),
     "kind=[images]": (lambda d, ds, f: f.update(kind=["images"]), r"\.kind: must be 'images' or 'labels'"),
     "slices=[]": (lambda d, ds, f: ds.update(slices=[]), "slices: must be a table"),
     "bad slice": (lambda d, ds, f: ds.update(slices={"x": ["train", 5, 2]}), "slices.x: start and stop must cut"),
     "slice of nothing": (lambda d, ds, f: ds.update(slices={"x": ["nope", 0, 2]}), "slices.x: must be"),
-    "debian_name path": (lambda d, ds, f: ds.update(debian_name="../../etc"), "debian_name: '../../etc' must be one"),
-    "repo_dir path": (lambda d, ds, f: ds.update(repo_dir="/etc"), "repo_dir: '/etc' must be a relative path"),
-    "keras_npz path": (lambda d, ds, f: ds.update(keras_npz="../shadow"), "keras_npz: '../shadow' must be one"),
-    "torchvision_name path": (lambda d, ds, f: ds.update(torchvision_name="a/b"), "torchvision_name: 'a/b'"),
+    "debian_name path": (
+        lambda d, ds, f: ds.update(debian_name="../../etc"),
+        "debian_name: must be empty or one folder or file name .*, not str '../../etc'",
+    ),
+    "repo_dir path": (
+        lambda d, ds, f: ds.update(repo_dir="/etc"),
+        "repo_dir: must be a relative path of plain folder names, not str '/etc'",
+    ),
+    "keras_npz path": (
+        lambda d, ds, f: ds.update(keras_npz="../shadow"),
+        "keras_npz: must be empty or one folder or file name .*, not str '../shadow'",
+    ),
+    "torchvision_name path": (
+        lambda d, ds, f: ds.update(torchvision_name="a/b"),
+        "torchvision_name: must be empty or one folder .*'a/b'",
+    ),
     "max_size=big": (lambda d, ds, f: d["archive"][0].update(max_size="big"), "max_size: must be a positive whole"),
     "transposed=no": (lambda d, ds, f: ds.update(transposed="no"), "transposed: must be true or false"),
     "named like an archive": (
@@ -101,11 +116,17 @@ REGISTRY_FAULTS: dict[str, tuple[Any, str]] = {
     "names collide": (lambda d, ds, f: ds["files"][2].update(name=f["name"]), "have the same file name"),
     "alias taken": (lambda d, ds, f: ds.update(aliases=["Fashion"]), "'Fashion' already names the registered"),
     "unknown archive": (lambda d, ds, f: ds.update(archive="nope"), "archive: must name an archive"),
-    "archive members path": (lambda d, ds, f: d["archive"][0].update(members="../"), "members: '../' must be"),
+    "archive members path": (
+        lambda d, ds, f: d["archive"][0].update(members="../"),
+        "members: must be a relative path of plain folder names ending in '/', not str '../'",
+    ),
     "an unknown spelling": (lambda d, ds, f: f.update(md5="0" * 32), r"unknown key\(s\) \['md5'\]"),
     "unknown key": (lambda d, ds, f: ds.update(licence="CC0"), "unknown key"),
     "no classes": (lambda d, ds, f: ds.update(classes=[]), "classes: must be a non-empty list"),
-    "bad mirror": (lambda d, ds, f: ds.update(mirrors=["ftp://x/"]), r"mirrors\[0\]: 'ftp://x/' must be an http"),
+    "bad mirror": (
+        lambda d, ds, f: ds.update(mirrors=["ftp://x/"]),
+        r"mirrors\[0\]: must be an http://, https:// or file:// base URL .*, not str 'ftp://x/'",
+    ),
 }
 
 
@@ -157,6 +178,51 @@ def test_the_built_in_datasets_are_a_registry_file_in_the_package() -> None:
     assert fmnist.datasets.BUILTIN.stat().st_size < fmnist.datasets.REGISTRY_MAX_BYTES
     text = fmnist.datasets.BUILTIN.read_text()
     assert '"stored_md5"' in text and '"gz_' not in text and '"md5"' not in text  # field names say what they cover
+
+
+def test_the_schema_is_a_valid_json_schema_holding_the_engines_idx_facts() -> None:
+    jsonschema = pytest.importorskip("jsonschema")  # a dependency of fmnist's: always here
+    schema = json.loads(fmnist.datasets.SCHEMA.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    file = schema["$defs"]["file"]["properties"]
+    assert file["dtype"]["enum"] == [n for code, n, _ in fmnist._core.ELEMENT_TYPES if code is not None]
+    assert (
+        file["shape"]["maxItems"] == fmnist._core.MAX_NDIM and f"1 to {fmnist._core.MAX_NDIM}" in file["shape"]["say"]
+    )
+    # As an editor or another tool reads it (lists as lists): the built-in file's entries pass.
+    builtin = json.loads(fmnist.datasets.BUILTIN.read_text())
+    for entry in builtin["dataset"]:
+        jsonschema.validate(entry, schema)
+    for entry in builtin["archive"]:
+        jsonschema.validate(entry, {**schema, "$ref": "#/$defs/archive"})
+
+
+def test_descriptions_made_in_python_pass_the_same_checks_and_every_problem_is_named(registered: None) -> None:
+    ds = replace(to_python("my-digits"), aliases=())
+    bad_file = replace(ds.files[0], shape=[60000, 28, 28], stored_md5="X")  # type: ignore[arg-type]  # a list, not a tuple
+    with pytest.raises(fmnist.RegistryError) as e:
+        fmnist.register(replace(ds, classes=("a", ""), files=(bad_file, *ds.files[1:]), transposed="no"))  # type: ignore[arg-type]
+    for problem in (
+        "dataset 'my-digits': ",
+        "classes[1]: must be a non-empty string, not str ''",
+        "files[0] ('train-images-idx3-ubyte.gz').shape: must be a list of 1 to 64 positive sizes, not list [60000",
+        "files[0] ('train-images-idx3-ubyte.gz').stored_md5: must be 32 lowercase hex digits, not str 'X'",
+        "transposed: must be true or false, not str 'no'",
+    ):
+        assert problem in str(e.value)
+    with pytest.raises(fmnist.RegistryError, match="archive: must be an fmnist.datasets.Archive, not str 'emnist'"):
+        fmnist.register(replace(ds, archive="emnist"))  # type: ignore[arg-type]
+    unproven = replace(ds.files[0], stored_md5=None, stored_sha256=None, content_md5=None, content_sha256=None)
+    with pytest.raises(fmnist.RegistryError, match=r"files\[0\] .*: no digest .*: nothing could verify it"):
+        fmnist.register(replace(ds, files=(unproven, *ds.files[1:])))
+    assert "my-digits" not in DATASETS
+    assert fmnist.register(ds) is ds and DATASETS["my-digits"] is ds
+
+
+def to_python(name: str) -> fmnist.Dataset:
+    """Fashion-MNIST described anew under ``name``, with no folder of another loader's."""
+    fm = DATASETS["fashion-mnist"]
+    return replace(fm, name=name, torchvision_name="", keras_name="", debian_name="", repo_dir="", keras_npz="")
 
 
 def test_registry_files_are_read_only_when_regular_and_small(tmp_path: Path) -> None:
