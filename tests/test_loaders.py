@@ -56,8 +56,8 @@ def test_load_data_has_the_keras_form(env: Path, server: Server) -> None:
         ({"retries": 0}, ValueError, "retries must be an int >= 1"),
         ({"timeout": 0}, ValueError, "timeout must be a positive number"),
         ({"timeout": float("inf")}, ValueError, "timeout must be a positive number of seconds, finite, not inf"),
-        ({"splits": ["validation"]}, ValueError, r"has the splits train, test, not \['validation'\]"),
-        ({"splits": []}, ValueError, "has the splits train, test, not an empty list"),
+        ({"splits": ["validation"]}, ValueError, "split 'validation': fashion-mnist has the splits 'train' or 'test'"),
+        ({"splits": []}, ValueError, "splits must be None \\(all\\) or a non-empty list of splits"),
     ],
 )
 def test_download_arguments_are_checked_before_any_network(

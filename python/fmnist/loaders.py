@@ -173,14 +173,11 @@ def download(
     ds = get(name)
     policy = Policy(root, cache=False, discover=False, download=True, mirrors=mirrors, timeout=timeout, retries=retries)
     policy.check(ds)
-    known, given = list(ds.splits), list(ds.splits if splits is None else splits)
+    if isinstance(splits, str) or not (splits is None or splits):
+        raise ValueError(f"splits must be None (all) or a non-empty list of splits ({GRAMMAR}), not {splits!r}")
     # A sliced split ("train[:90%]", QMNIST's "test10k") downloads its split's files, whole.
-    bases = [(ds.slices[p.split][0] if p.split in ds.slices else p.split) for p in map(parse, given)]
-    wanted = list(dict.fromkeys(bases))
-    if not wanted or any(s not in known for s in wanted):
-        asked = [g for g, b in zip(given, bases) if b not in known] or "an empty list"
-        raise ValueError(f"{ds.name} has the splits {', '.join(known)}, not {asked}")
-    if ds.archive is not None and set(wanted) != set(known):
+    files = list(dict.fromkeys(f for s in (ds.splits if splits is None else splits) for f in split_files(ds, s)))
+    if ds.archive is not None and len(files) != len(ds.files):
         raise ValueError(f"{ds.name} is published as one archive: it downloads whole, with every split")
-    resolve(ds, [f for f in ds.files if f.split in wanted], policy).arrays()
+    resolve(ds, files, policy).arrays()
     return data_root(root) / (ds.archive.name if ds.archive is not None else ds.name)

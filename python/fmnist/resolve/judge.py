@@ -18,19 +18,18 @@ from typing import Any
 
 import numpy as np
 
-from .. import _core
+from .. import _core, idx
 from ..datasets import Archive, Dataset, FileInfo
 from ..errors import BadZipFile
 from .results import Copy, Judgment, Proof, judged, reason
 
 K, RETURN = _core.Kind, _core.Errors.RETURN
 Proofs = Mapping[str, Mapping[str, str]]  #: file name -> {content SHA-256 proven here: what proved it}
-FORMS = {
-    "stored_md5": K.MD5,
-    "stored_sha256": K.SHA256,
-    "content_sha256": K.CONTENT_SHA256,
-    "content_md5": K.CONTENT_MD5,
-}
+
+
+def form(key: str) -> _core.Kind:
+    """The engine's kind of a registry digest field ("stored_md5", "content_sha256", ...)."""
+    return idx.KINDS[key.removeprefix("stored_")]
 
 
 def published(item: FileInfo | Archive) -> str:
@@ -64,7 +63,7 @@ def expected(info: FileInfo, proofs: Mapping[str, str], stored: bool = True) -> 
         key = next((k for k in pair if getattr(info, k)), None)
         if key is not None:
             what = ("the published stored " if key[0] == "s" else "the known content ") + key.split("_")[1].upper()
-            out.append(_core.Expected(FORMS[key], getattr(info, key), what.replace("SHA256", "SHA-256")))
+            out.append(_core.Expected(form(key), getattr(info, key), what.replace("SHA256", "SHA-256")))
     return out + [
         _core.Expected(K.CONTENT_SHA256, d, f"that of {w}") for d, w in proofs.items() if d != info.content_sha256
     ]
@@ -170,7 +169,7 @@ def read_archive(copy: Copy, a: Archive, infos: Sequence[FileInfo], proofs: Proo
         members = [BadZipFile(f"{where}: not a readable zip archive: {e}")] * len(infos)
     todo = [k for k, m in enumerate(members) if isinstance(m, bytes)]
     kind, hex = published(a).split(":")
-    digest = _core.Expected(FORMS[kind], hex, f"the published archive {'MD5' if kind.endswith('md5') else 'SHA-256'}")
+    digest = _core.Expected(form(kind), hex, f"the published archive {'MD5' if kind.endswith('md5') else 'SHA-256'}")
     requests = [_core.Request(o.stored, _core.Mode.DIGESTS, [digest])] + [
         _core.Request(
             (members[k], f"{where}:{names[k]}"),

@@ -34,7 +34,6 @@ from ..idx import read_json, read_small
 
 RECORDS = ".fmnist-cache.json"
 FIELDS = ("dev", "ino", "size", "mtime_ns", "ctime_ns")
-KINDS = {"md5": _core.Kind.MD5, "sha256": _core.Kind.SHA256, "content_sha256": _core.Kind.CONTENT_SHA256}
 
 #: Each record file's last parsed version: path -> ((inode, size, mtime_ns), records).
 _PARSED: dict[Path, tuple[tuple[int, int, int], dict[str, Any]]] = {}
@@ -122,9 +121,9 @@ class Store:
         if entry.get("ctime_ns") == now["ctime_ns"]:
             return True
         kind, _, hex = str(entry.get("digest", "")).partition(":")
-        if kind not in KINDS:
+        if kind not in idx.KINDS:
             return False
-        request = _core.Request(os.fspath(path), _core.Mode.DIGESTS, [_core.Expected(KINDS[kind], hex)])
+        request = _core.Request(os.fspath(path), _core.Mode.DIGESTS, [_core.Expected(idx.KINDS[kind], hex)])
         (o,) = _core.read([request], strict=False, errors=_core.Errors.RETURN)
         return not isinstance(o, BaseException) and o.verdicts[0].matched
 
