@@ -197,6 +197,18 @@ def test_the_schema_is_a_valid_json_schema_holding_the_engines_idx_facts() -> No
         jsonschema.validate(entry, {**schema, "$ref": "#/$defs/archive"})
 
 
+def test_a_registry_file_of_300_000_bad_values_is_refused_naming_the_first(tmp_path: Path) -> None:
+    path = tmp_path / "many.json"
+    path.write_text(json.dumps(_bad_description(lambda d, ds, f: ds.update(classes=[1] * 300_000))))
+    with pytest.raises(fmnist.RegistryError) as e:
+        fmnist.load_registry(path)
+    message = str(e.value)
+    assert "classes[0]: must be a non-empty string, not int 1" in message and message.endswith(
+        "and more (the first are named)"
+    )
+    assert message.count("classes[") == fmnist.datasets.MOST_PROBLEMS
+
+
 def test_descriptions_made_in_python_pass_the_same_checks_and_every_problem_is_named(registered: None) -> None:
     ds = replace(to_python("my-digits"), aliases=())
     bad_file = replace(ds.files[0], shape=[60000, 28, 28], stored_md5="X")  # type: ignore[arg-type]  # a list, not a tuple

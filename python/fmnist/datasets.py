@@ -13,6 +13,7 @@ which stay the same when a mirror recompresses the file (Debian does). An archiv
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import logging
 import os
@@ -138,6 +139,7 @@ def get(name: str) -> Dataset:
 
 SCHEMA = Path(__file__).parent / "registry" / "schema.json"  #: a registry entry's JSON Schema
 DIGESTS = ("stored_md5", "stored_sha256", "content_md5", "content_sha256")
+MOST_PROBLEMS = 20  #: problems named of one description (300,000 bad names are not 300,000 lines)
 
 
 def _kind(value: Any) -> str:
@@ -158,10 +160,10 @@ def _validator(entry: str) -> Any:
 
 
 def _schema_problems(entry: str, d: Any) -> list[str]:
-    """Everything ``SCHEMA`` refuses of a description (a table, its lists tuples), each as the field
+    """What ``SCHEMA`` refuses of a description (a table, its lists tuples; enough for ``_refuse``), as the field
     (a file by its index and name) and the schema's ``say`` for it."""
     out = []
-    for e in _validator(entry).iter_errors(d):
+    for e in itertools.islice(_validator(entry).iter_errors(d), MOST_PROBLEMS + 1):  # _refuse names 20
         path = list(e.absolute_path)
         where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
         if path[:1] == ["files"] and len(path) > 1 and isinstance(f := d["files"][path[1]], Mapping):
@@ -208,7 +210,8 @@ def _problems(ds: Dataset) -> list[str]:
 
 def _refuse(where: str, found: list[str]) -> None:
     if found:
-        raise RegistryError(f"{where}: " + "; ".join(found))
+        more = ["and more (the first are named)"] * (len(found) > MOST_PROBLEMS)
+        raise RegistryError(f"{where}: " + "; ".join(found[:MOST_PROBLEMS] + more))
 
 
 def _taken(name: str, exclude: str | None) -> str | None:
