@@ -187,6 +187,11 @@ def _problems(ds: Dataset) -> list[str]:
         if ds.archive is None and not any(getattr(f, x) for x in DIGESTS)
     ]
     p += ["keras_npz_sha256: must be given with keras_npz"] * bool(ds.keras_npz and not ds.keras_npz_sha256)
+    p += [  # the schema allows numpy 2's 64 dimensions; numpy 1 holds 32
+        f"files[{k}] ({f.name!r}).shape: {len(f.shape)} dimensions, more than numpy here holds ({_core.MAX_NDIM})"
+        for k, f in enumerate(ds.files)
+        if len(f.shape) > _core.MAX_NDIM
+    ]
     for what, values in (("file name", [f.name for f in ds.files]), ("cache name", [f.stem for f in ds.files])):
         twice = sorted({v for v in values if values.count(v) > 1})
         if twice:  # the cache name: the decompressed file's, <root>/<name>/<stem>
