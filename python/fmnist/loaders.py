@@ -117,13 +117,13 @@ def load(
         specs = [parse(s) for s in split]
     else:
         raise ValueError(f"split must be a split or a non-empty list of them ({GRAMMAR}), not {split!r}")
-    files = list(dict.fromkeys(f for s in specs for f in split_files(ds, s)))
+    each = [split_files(ds, s) for s in specs]  # every spec judged before anything is read
+    files = list(dict.fromkeys(f for pair in each for f in pair))
     policy = Policy(root=root, cache=cache, download=download, mirrors=mirrors)
     arrays = dict(zip((f.name for f in files), resolve(ds, files, policy).arrays()))
     pairs = []
-    for s in specs:
-        images, labels = (arrays[f.name] for f in split_files(ds, s))
-        pairs.append(finish(ds, s, images, labels, extended, upright))
+    for s, (images, labels) in zip(specs, each):
+        pairs.append(finish(ds, s, arrays[images.name], arrays[labels.name], extended, upright))
     return pairs[0] if isinstance(split, str) else pairs
 
 

@@ -51,7 +51,7 @@ from .augment import Augment
 from .datasets import FileInfo
 from .errors import UnverifiedDataWarning
 from .loaders import split_files
-from .pipeline import Stat, batches, epoch_indices, row_subset
+from .pipeline import Stat, batches
 from .resolve import DatasetNotFoundError, Judgment, Policy, Proof, Resolution, Torchvision, resolve
 from .splits import Spec, parse
 
@@ -343,12 +343,11 @@ class Loader:
         self.pin_memory = pin_memory and torch.cuda.is_available()
         if pin_memory and not self.pin_memory:
             warnings.warn("pin_memory=True but no accelerator is available: memory is not pinned", stacklevel=3)
-        # Fails now, not at the first iteration, on bad arguments.
-        batches(
-            self.images, self.labels, batch_size, rank=self.rank, world_size=self.world_size, **self._options
-        ).close()
-        subset = options.get("indices")
-        self._rows = len(images) if subset is None else len(row_subset(subset, len(images)))
+        # Fails now, not at the first iteration, on bad arguments; and says how many batches an
+        # epoch has for this rank (the same for every epoch).
+        probe = batches(self.images, self.labels, batch_size, rank=self.rank, world_size=self.world_size, **options)
+        self._batches = len(probe)
+        probe.close()
 
     def set_epoch(self, epoch: int) -> None:
         """As ``DistributedSampler.set_epoch``: the next iteration serves this epoch's order."""
@@ -356,16 +355,7 @@ class Loader:
 
     def __len__(self) -> int:
         """Batches per epoch for this rank."""
-        n = len(
-            epoch_indices(
-                self._rows,
-                shuffle=False,
-                drop_last=self._options["drop_last"],
-                rank=self.rank,
-                world_size=self.world_size,
-            )
-        )
-        return n // self.batch_size if self._options["drop_last"] else -(-n // self.batch_size)
+        return self._batches
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         it = batches(
