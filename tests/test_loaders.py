@@ -58,6 +58,11 @@ def test_load_data_has_the_keras_form(env: Path, server: Server) -> None:
         ({"timeout": float("inf")}, ValueError, "timeout must be a positive number of seconds, finite, not inf"),
         ({"splits": ["validation"]}, ValueError, "split 'validation': fashion-mnist has the splits 'train' or 'test'"),
         ({"splits": []}, ValueError, "splits must be None \\(all\\) or a non-empty list of splits"),
+        (
+            {"splits": "train"},
+            ValueError,
+            "splits must be None \\(all\\) or a non-empty list of splits .*, not 'train'",
+        ),
     ],
 )
 def test_download_arguments_are_checked_before_any_network(

@@ -123,6 +123,15 @@ REGISTRY_FAULTS: dict[str, tuple[Any, str]] = {
     "an unknown spelling": (lambda d, ds, f: f.update(md5="0" * 32), r"unknown key\(s\) \['md5'\]"),
     "unknown key": (lambda d, ds, f: ds.update(licence="CC0"), "unknown key"),
     "no classes": (lambda d, ds, f: ds.update(classes=[]), "classes: must be a non-empty list"),
+    "no files key": (lambda d, ds, f: ds.pop("files"), "'files' is a required property"),
+    "slice named as a split": (
+        lambda d, ds, f: ds.update(slices={"test": ["train", 0, 5]}),
+        r"slices.test: must be \[split, start, stop\] of one of the splits \['train', 'test'\], named otherwise",
+    ),
+    "npz without its digest": (
+        lambda d, ds, f: ds.update(keras_npz="digits.npz", keras_npz_sha256=""),
+        "keras_npz_sha256: must be given with keras_npz",
+    ),
     "bad mirror": (
         lambda d, ds, f: ds.update(mirrors=["ftp://x/"]),
         r"mirrors\[0\]: must be an http://, https:// or file:// base URL .*, not str 'ftp://x/'",
@@ -279,6 +288,11 @@ def test_registry_api_misuse_is_a_clear_error(tmp_path: Path, registered: None) 
         with pytest.raises(fmnist.RegistryError, match=message) as e:
             fmnist.load_registry(path)
         assert str(path) in str(e.value)
+    with pytest.raises(fmnist.RegistryError, match=r"register_archive\(\) takes an fmnist.datasets.Archive, not dict"):
+        fmnist.datasets.register_archive({"name": "x"})  # type: ignore[arg-type]
+    unproven = fmnist.datasets.Archive("my-zip", "a.zip", 10)
+    with pytest.raises(fmnist.RegistryError, match="archive 'my-zip': no digest \\(stored_md5, stored_sha256\\)"):
+        fmnist.datasets.register_archive(unproven)
     taken = fmnist.datasets.Archive("fashion-mnist", "a.zip", 10, stored_md5="0" * 32)
     with pytest.raises(
         fmnist.RegistryError, match="its folder name is taken by the registered dataset 'fashion-mnist'"

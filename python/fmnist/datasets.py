@@ -171,8 +171,10 @@ def _schema_problems(entry: str, d: Any) -> list[str]:
         if e.validator == "additionalProperties" and "properties" in e.schema:
             unknown = sorted(map(str, set(e.instance) - set(e.schema["properties"])))
             problem = f"unknown key(s) {unknown}; known: {', '.join(e.schema['properties'])}"
+        elif e.validator == "required" or "say" not in e.schema:  # "'files' is a required property"
+            problem = e.message
         else:
-            problem = e.schema["say"].format(kind=_kind(e.instance)) if "say" in e.schema else e.message
+            problem = e.schema["say"].format(kind=_kind(e.instance))
         out.append(f"{where}: {problem}" if where else problem)
     if entry == "archive" and not out and not (d.get("stored_md5") or d.get("stored_sha256")):
         out.append("no digest (stored_md5, stored_sha256): nothing could verify it")
