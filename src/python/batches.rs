@@ -8,7 +8,7 @@
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::Duration;
 
-use numpy::{PyReadonlyArrayDyn, PyUntypedArray, PyUntypedArrayMethods};
+use numpy::{PyArrayDescr, PyArrayDescrMethods, PyReadonlyArrayDyn, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyIndexError, PyMemoryError, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyInt, PyWeakrefReference};
@@ -170,12 +170,13 @@ pub fn batch_args<'py>(
     let dtype = if dtype.is_none() {
         None
     } else {
-        let np = py.import("numpy")?;
-        let as_dtype =
-            np.call_method1("dtype", (dtype,)).ok().and_then(|d| d.getattr("name").ok()?.extract::<String>().ok());
-        match as_dtype.as_deref() {
-            Some("uint8") => Some("uint8"),
-            Some("float32") => Some("float32"),
+        // The descriptor's own fields, not `dtype.name`: numpy 1's `name` is Python code, whose
+        // eval loop may hand the GIL over, and at interpreter exit a daemon thread asking for it
+        // back is ended with pthread_exit, unwinding through these frames (a crash, src/python/exit.rs).
+        let kind = PyArrayDescr::new(py, dtype).ok().map(|d| (d.kind(), d.itemsize()));
+        match kind {
+            Some((b'u', 1)) => Some("uint8"),
+            Some((b'f', 4)) => Some("float32"),
             _ => {
                 return Err(PyValueError::new_err(format!(
                     "dtype must be 'uint8', 'float32' or None, not {}",
