@@ -7,6 +7,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import lzma
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -61,7 +62,7 @@ def test_a_file_over_the_bound_reads_as_its_bytes_with_its_digests(
     assert from_path.shape == array.shape and np.array_equal(from_path, array)
     assert np.array_equal(fmnist.read_idx(stored), array)
     for kind in digests:
-        with pytest.raises(fmnist.ChecksumError, match=str(path)) as e:
+        with pytest.raises(fmnist.ChecksumError, match=re.escape(str(path))) as e:
             wrong: dict[str, Any] = {kind: "0" * len(digests[kind])}
             fmnist.read_idx(path, **wrong)
         assert e.value.actual == digests[kind] and e.value.covers == ("content" if "content" in kind else "stored")
@@ -80,7 +81,7 @@ def test_a_file_over_the_bound_corrupt_near_its_end_is_the_same_error_as_its_byt
     bad = tmp_path / f"bad.{codec}"
     bad.write_bytes(data)
     error = {"gzip": gzip.BadGzipFile, "xz": fmnist.XzError}[codec]
-    with pytest.raises(error, match=str(bad)):
+    with pytest.raises(error, match=re.escape(str(bad))):
         fmnist.read_idx(bad)
     with pytest.raises(error):
         fmnist.read_idx(bytes(data))
@@ -109,7 +110,7 @@ def test_trailing_content_and_a_bad_header_over_the_bound(tmp_path: Path) -> Non
     path.write_bytes(data)
     with pytest.raises(gzip.BadGzipFile):
         reference.read_idx(bytes(data))
-    with pytest.raises(gzip.BadGzipFile, match=str(path)):
+    with pytest.raises(gzip.BadGzipFile, match=re.escape(str(path))):
         fmnist.read_idx(path)
 
 
