@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -57,8 +58,29 @@ def test_the_command_lines_page_covers_every_command_and_the_readme_every_prereq
     script = (REPO / "scripts" / "test").read_text()
     checked = " ".join(re.findall(r'missing\+=\("([^"]+)"\)', script))
     named = {"shellcheck": "shellcheck", "chromium": "chromium", "a C compiler": "C compiler", "nightly": "nightly",
-             "Python 3.9": "Python 3.9", "3.13": "Python 3.13", "venv": "venv", "Rust 1.88": "1.88"}  # fmt: skip
+             "Python 3.9": "Python 3.9", "3.13": "Python 3.13", "venv": "venv", "Rust 1.88": "1.88",
+             "10 GB of free disk": "GB of free disk"}  # fmt: skip
     for in_readme, in_script in named.items():
         assert in_readme in readme and in_script in checked, (in_readme, in_script)
     targets = re.search(r"cross=\(([^)]*)\)", script)
     assert targets and all(f"`{t}`" in readme for t in targets[1].split())
+
+
+def test_scripts_test_refuses_at_once_a_disk_that_cannot_hold_the_suites() -> None:
+    # A need no disk meets: the suites' step is refused among the prerequisites, naming the need
+    # and what there is, before anything is written.
+    before = sorted((REPO / "target").glob("*")) if (REPO / "target").is_dir() else []
+    out = subprocess.run(
+        [str(REPO / "scripts" / "test"), "suites"],
+        env={**os.environ, "FMNIST_SUITES_DISK_GB": "1000000"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "scripts/test: missing prerequisites" in out.stderr
+    assert re.search(
+        r"^  1000000 GB of free disk where target/ is, for the suites \(there are \d+ GB\)$", out.stderr, re.M
+    )
+    assert "=== " not in out.stdout  # no step began
+    assert (sorted((REPO / "target").glob("*")) if (REPO / "target").is_dir() else []) == before
