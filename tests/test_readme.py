@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .conftest import REPO
 
 
@@ -66,21 +68,26 @@ def test_the_command_lines_page_covers_every_command_and_the_readme_every_prereq
     assert targets and all(f"`{t}`" in readme for t in targets[1].split())
 
 
-def test_scripts_test_refuses_at_once_a_disk_that_cannot_hold_the_suites() -> None:
-    # A need no disk meets: the suites' step is refused among the prerequisites, naming the need
-    # and what there is, before anything is written.
+@pytest.mark.parametrize(
+    ("need", "line"),
+    [
+        ("1000000", r"1000000 GB of free disk where target/ is, for the suites \(there are \d+ GB\)"),
+        ("ten", r"FMNIST_SUITES_DISK_GB as a whole number of GB, not 'ten'"),
+    ],
+)
+def test_scripts_test_refuses_at_once_a_disk_that_cannot_hold_the_suites(need: str, line: str) -> None:
+    # A need no disk meets, or no need at all: the suites' step is refused among the
+    # prerequisites, naming the need and what there is, before anything is written.
     before = sorted((REPO / "target").glob("*")) if (REPO / "target").is_dir() else []
     out = subprocess.run(
         [str(REPO / "scripts" / "test"), "suites"],
-        env={**os.environ, "FMNIST_SUITES_DISK_GB": "1000000"},
+        env={**os.environ, "FMNIST_SUITES_DISK_GB": need},
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert out.returncode == 1, out.stdout + out.stderr
     assert "scripts/test: missing prerequisites" in out.stderr
-    assert re.search(
-        r"^  1000000 GB of free disk where target/ is, for the suites \(there are \d+ GB\)$", out.stderr, re.M
-    )
+    assert re.search(f"^  {line}$", out.stderr, re.M), out.stderr
     assert "=== " not in out.stdout  # no step began
     assert (sorted((REPO / "target").glob("*")) if (REPO / "target").is_dir() else []) == before
